@@ -1,0 +1,3 @@
+from mcptool.cli import main
+
+main()
