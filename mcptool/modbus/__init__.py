@@ -4,6 +4,17 @@ Public API (each block is owned by the module named in its comment).
 """
 
 # --- data types and byte/word orders (mcptool.modbus.datatypes) ---
+from mcptool.modbus.datatypes import ORDERS as ORDERS
+from mcptool.modbus.datatypes import TYPES as TYPES
+from mcptool.modbus.datatypes import Codec as Codec
+from mcptool.modbus.datatypes import DataTypeError as DataTypeError
+from mcptool.modbus.datatypes import codec as codec
+from mcptool.modbus.datatypes import decode as decode
+from mcptool.modbus.datatypes import encode as encode
+from mcptool.modbus.datatypes import normalize_order as normalize_order
+from mcptool.modbus.datatypes import normalize_type as normalize_type
+from mcptool.modbus.datatypes import register_count as register_count
+from mcptool.modbus.datatypes import swap_bytes as swap_bytes
 
 # --- probe and scan (mcptool.modbus.probe, mcptool.modbus.scan) ---
 
