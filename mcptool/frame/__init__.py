@@ -1,0 +1,106 @@
+"""The MCP wire format: frames, the stream decoder, typed messages, the JSON envelope.
+
+The construct definitions in ``mcptool.frame.spec`` are the source of truth; the codec
+and the messages use struct fast paths proven identical to them. docs/PROTOCOL.md is the
+normative spec. Everything here is sans-IO: bytes in, values out.
+"""
+
+from mcptool.frame.codec import Frame, decode_frame, encode_frame
+from mcptool.frame.decoder import FrameDecoder
+from mcptool.frame.envelope import (
+    BAD_REQUEST,
+    INTERNAL_ERROR,
+    NOT_FOUND,
+    OK,
+    TIMEOUT,
+    RequestEnvelope,
+    ResponseEnvelope,
+    parse_request,
+    parse_response,
+)
+from mcptool.frame.errors import (
+    BadMagic,
+    BadPayload,
+    EnvelopeError,
+    FrameError,
+    FrameTooLarge,
+    TrailingBytes,
+    TruncatedFrame,
+    UnknownType,
+    UnsupportedVersion,
+)
+from mcptool.frame.messages import (
+    Accept,
+    Ack,
+    Auth,
+    Challenge,
+    Close,
+    Data,
+    ErrorMessage,
+    Event,
+    Hello,
+    Message,
+    Ping,
+    Pong,
+    Reject,
+    Request,
+    Response,
+    parse_message,
+)
+from mcptool.frame.types import (
+    HEADER_SIZE,
+    MAGIC,
+    MAX_LENGTH_DEFAULT,
+    MAX_LENGTH_LIMIT,
+    SUPPORTED_VERSIONS,
+    VERSION,
+    MessageType,
+)
+
+__all__ = [
+    "BAD_REQUEST",
+    "HEADER_SIZE",
+    "INTERNAL_ERROR",
+    "MAGIC",
+    "MAX_LENGTH_DEFAULT",
+    "MAX_LENGTH_LIMIT",
+    "NOT_FOUND",
+    "OK",
+    "SUPPORTED_VERSIONS",
+    "TIMEOUT",
+    "VERSION",
+    "Accept",
+    "Ack",
+    "Auth",
+    "BadMagic",
+    "BadPayload",
+    "Challenge",
+    "Close",
+    "Data",
+    "EnvelopeError",
+    "ErrorMessage",
+    "Event",
+    "Frame",
+    "FrameDecoder",
+    "FrameError",
+    "FrameTooLarge",
+    "Hello",
+    "Message",
+    "MessageType",
+    "Ping",
+    "Pong",
+    "Reject",
+    "Request",
+    "RequestEnvelope",
+    "Response",
+    "ResponseEnvelope",
+    "TrailingBytes",
+    "TruncatedFrame",
+    "UnknownType",
+    "UnsupportedVersion",
+    "decode_frame",
+    "encode_frame",
+    "parse_message",
+    "parse_request",
+    "parse_response",
+]

@@ -1,0 +1,152 @@
+"""The JSON envelope of REQUEST and RESPONSE frames, with validation that names the field.
+
+Request:  {"header": {"traceId", "service", "timestamp"}, "payload": {"action", "data"}}
+Response: {"code", "message", "data", "timestamp"}   (code 200 = success)
+
+``timestamp`` is Unix time in milliseconds (an integer). Validation is written out by
+hand rather than with jsonschema: it runs once per RPC on the link's hot path, and its
+messages name the exact field (``header.traceId: missing``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcptool.frame.errors import EnvelopeError
+
+# Response codes the router uses; they follow HTTP where HTTP has a word for it.
+OK = 200
+BAD_REQUEST = 400
+NOT_FOUND = 404
+INTERNAL_ERROR = 500
+TIMEOUT = 504
+
+_MISSING = object()
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def new_trace_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class RequestEnvelope:
+    action: str
+    data: Any = None
+    service: str = "mcptool"
+    trace_id: str = field(default_factory=new_trace_id)
+    timestamp: int = field(default_factory=now_ms)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "header": {
+                "traceId": self.trace_id,
+                "service": self.service,
+                "timestamp": self.timestamp,
+            },
+            "payload": {"action": self.action, "data": self.data},
+        }
+
+    def to_json(self) -> bytes:
+        return _dumps(self.to_dict(), "request")
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseEnvelope:
+    code: int
+    message: str = "OK"
+    data: Any = None
+    timestamp: int = field(default_factory=now_ms)
+
+    @property
+    def ok(self) -> bool:
+        return self.code == OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "data": self.data,
+            "timestamp": self.timestamp,
+        }
+
+    def to_json(self) -> bytes:
+        return _dumps(self.to_dict(), "response")
+
+
+def _dumps(obj: dict[str, Any], what: str) -> bytes:
+    try:
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise EnvelopeError(f"{what} envelope: data is not JSON-serialisable: {exc}") from None
+
+
+def _load_object(payload: bytes, what: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(payload)
+    except UnicodeDecodeError:
+        raise EnvelopeError(f"{what} envelope: payload is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise EnvelopeError(f"{what} envelope: invalid JSON at char {exc.pos}: {exc.msg}") from None
+    if not isinstance(obj, dict):
+        raise EnvelopeError(f"{what} envelope: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _get(obj: dict[str, Any], key: str, path: str, kind: type | tuple[type, ...]) -> Any:
+    value = obj.get(key, _MISSING)
+    if value is _MISSING:
+        raise EnvelopeError(f"{path}: missing")
+    # bool is an int in Python but never a valid number here
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+        expected = " or ".join(k.__name__ for k in _as_tuple(kind))
+        raise EnvelopeError(f"{path}: expected {expected}, got {type(value).__name__}")
+    return value
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _timestamp(obj: dict[str, Any], path: str) -> int:
+    value = _get(obj, "timestamp", path, int)
+    if value < 0:
+        raise EnvelopeError(f"{path}: must be >= 0 (Unix time in milliseconds)")
+    return int(value)
+
+
+def parse_request(payload: bytes) -> RequestEnvelope:
+    obj = _load_object(payload, "request")
+    header = _get(obj, "header", "request.header", dict)
+    body = _get(obj, "payload", "request.payload", dict)
+    trace_id = _get(header, "traceId", "request.header.traceId", str)
+    if not trace_id:
+        raise EnvelopeError("request.header.traceId: must not be empty")
+    service = _get(header, "service", "request.header.service", str)
+    timestamp = _timestamp(header, "request.header.timestamp")
+    action = _get(body, "action", "request.payload.action", str)
+    if not action:
+        raise EnvelopeError("request.payload.action: must not be empty")
+    data = body.get("data")
+    return RequestEnvelope(action, data, service, trace_id, timestamp)
+
+
+def parse_response(payload: bytes) -> ResponseEnvelope:
+    obj = _load_object(payload, "response")
+    code = _get(obj, "code", "response.code", int)
+    if not 100 <= code <= 599:
+        raise EnvelopeError(f"response.code: {code} is not a status code (100..599)")
+    message = _get(obj, "message", "response.message", str)
+    timestamp = _timestamp(obj, "response.timestamp")
+    return ResponseEnvelope(code, message, obj.get("data"), timestamp)
+
+
+def parse_event(payload: bytes) -> dict[str, Any]:
+    return _load_object(payload, "event")
