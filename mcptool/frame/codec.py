@@ -8,6 +8,7 @@ reject and produce exactly what ``spec.Frame`` does.
 
 from __future__ import annotations
 
+import struct
 from typing import NamedTuple
 
 from mcptool.frame.errors import (
@@ -52,14 +53,19 @@ _unpack_header = HEADER_STRUCT.unpack_from
 
 def encode_frame(frame: Frame, *, max_length: int = MAX_LENGTH_LIMIT) -> bytes:
     """The bytes of ``frame`` on the wire: the 5-byte header, then the payload."""
-    payload = frame.payload
-    if len(payload) > max_length:
-        raise FrameTooLarge(f"payload of {len(payload)} bytes exceeds the limit of {max_length}")
-    if TYPE_TABLE[frame.type & 0xFF] is None or not 0 <= frame.type <= 0xFF:
-        raise UnknownType(f"cannot encode unknown message type {frame.type!r}")
-    if not 0 <= frame.version <= 0xFF:
-        raise UnsupportedVersion(f"version {frame.version} does not fit in a byte")
-    return _pack_header(MAGIC, frame.version, len(payload), frame.type) + payload
+    message_type, payload, version = frame
+    length = len(payload)
+    if length > max_length:
+        raise FrameTooLarge(f"payload of {length} bytes exceeds the limit of {max_length}")
+    try:
+        header = _pack_header(MAGIC, version, length, message_type)
+    except struct.error:
+        if not 0 <= version <= 0xFF:
+            raise UnsupportedVersion(f"version {version} does not fit in a byte") from None
+        raise UnknownType(f"cannot encode unknown message type {message_type!r}") from None
+    if TYPE_TABLE[message_type] is None:
+        raise UnknownType(f"cannot encode unknown message type {message_type!r}")
+    return header + payload
 
 
 def check_header(
