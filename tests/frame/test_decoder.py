@@ -153,3 +153,23 @@ def test_resync_recovers_every_frame_after_garbage_without_magic(
     received = [f for piece in data.draw(splits(wire)) for f in decoder.feed(piece)]
     assert received == sent
     assert decoder.skipped_bytes == len(garbage)
+
+
+@settings(max_examples=300)
+@given(st.lists(frames(40), min_size=1, max_size=6), st.data())
+def test_mutated_streams_raise_only_frame_errors_and_keep_memory_bounded(
+    sent: list[Frame], data: st.DataObject
+) -> None:
+    wire = bytearray(b"".join(encode_frame(f) for f in sent))
+    for _ in range(data.draw(st.integers(1, 4))):
+        index = data.draw(st.integers(0, len(wire) - 1))
+        wire[index] = data.draw(st.integers(0, 255))
+    mode = data.draw(st.sampled_from(["raise", "resync"]))
+    decoder = FrameDecoder(max_length=64, on_garbage=mode)
+    try:
+        for piece in data.draw(splits(bytes(wire))):
+            decoder.feed(piece)
+            assert decoder.buffered < 5 + 64
+        decoder.close()
+    except FrameError:
+        pass
