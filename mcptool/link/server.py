@@ -1,0 +1,360 @@
+"""The hub: an asyncio server that puts :class:`ServerConnection` machines on sockets.
+
+One ``asyncio.Protocol`` per connection (no stream reader/writer layer: at tens of
+thousands of frames a second the callbacks are what is cheapest), one lazily moved timer
+per connection, and limits that make an unauthenticated peer cheap to refuse: a cap on
+connections and on handshakes in progress, a small frame limit and a deadline before
+authentication, and reading paused while a peer does not read what we write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import ssl as ssl_module
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mcptool.frame import MAX_LENGTH_DEFAULT, SUPPORTED_VERSIONS, Reject
+from mcptool.link.codes import CloseCode, RejectCode
+from mcptool.link.delivery import Ledger, MemoryLedger
+from mcptool.link.events import (
+    CloseTransport,
+    DataReceived,
+    EventReceived,
+    HandshakeFailed,
+    PeerErrorReceived,
+    RequestReceived,
+    SessionEstablished,
+    StateChanged,
+)
+from mcptool.link.router import Handler, Router
+from mcptool.link.server_state import ServerConnection, ServerState
+
+log = logging.getLogger(__name__)
+
+OnData = Callable[[str, int, bytes], None]
+OnEvent = Callable[[str, dict[str, Any]], None]
+OnSession = Callable[[str, bool, str], None]
+
+
+@dataclass
+class ServerStats:
+    connections_accepted: int = 0
+    refused_busy: int = 0
+    handshakes_failed: int = 0
+    sessions: int = 0
+    frames_delivered: int = 0
+
+
+class _Connection(asyncio.Protocol):
+    __slots__ = ("closed", "conn", "loop", "server", "timer", "timer_at", "transport")
+
+    def __init__(self, server: LinkServer) -> None:
+        self.server = server
+        self.loop = server.loop
+        self.transport: asyncio.Transport | None = None
+        self.conn: ServerConnection | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
+        self.closed = False
+
+    # -- asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        server = self.server
+        if len(server._connections) >= server.max_connections or (
+            server._handshaking >= server.max_handshakes
+        ):
+            server.stats.refused_busy += 1
+            transport.write(Reject(RejectCode.BUSY, "hub busy, try later").encode())
+            transport.close()
+            self.closed = True
+            return
+        server._connections.add(self)
+        server._handshaking += 1
+        server.stats.connections_accepted += 1
+        self.conn = server._new_connection(self.loop.time())
+        self._reschedule()
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is None or self.closed:
+            return
+        conn.receive_data(data, self.loop.time())
+        self._process()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.server._connections.discard(self)
+        conn = self.conn
+        if conn is None:
+            return
+        self.closed = True
+        conn.connection_lost(self.loop.time(), str(exc) if exc else "connection closed")
+        self._process()
+
+    def pause_writing(self) -> None:
+        # The peer does not read: stop reading from it too, so it cannot make us buffer.
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    # -- driving the machine
+
+    def close(self, code: CloseCode, reason: str) -> None:
+        if self.conn is not None and not self.closed:
+            self.conn.close(code, reason)
+            self._process()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _process(self) -> None:
+        conn = self.conn
+        assert conn is not None and self.transport is not None
+        server = self.server
+        close_reason = None
+        for event in conn.events():
+            match event:
+                case DataReceived(seq=seq, body=body):
+                    server.stats.frames_delivered += 1
+                    if server.on_data is not None:
+                        server.on_data(conn.node_id or "", seq, body)
+                case RequestReceived(payload=payload):
+                    server._spawn(self._answer(payload))
+                case CloseTransport(reason=reason):
+                    close_reason = reason
+                case StateChanged():
+                    self._state_changed(event)
+                case SessionEstablished():
+                    server._session_up(self, event)
+                case HandshakeFailed(reason=reason):
+                    server.stats.handshakes_failed += 1
+                    peer = self.transport.get_extra_info("peername")
+                    log.warning("handshake from %s failed: %s", peer, reason)
+                case EventReceived(body=body):
+                    if server.on_event is not None:
+                        server.on_event(conn.node_id or "", body)
+                case PeerErrorReceived(code=code, message=message):
+                    log.warning("node %s reports error %s: %s", conn.node_id, code, message)
+        out = conn.data_to_send()
+        if out and not self.closed:
+            self.transport.write(out)
+        if close_reason is not None and not self.closed:
+            self.closed = True
+            self.transport.close()
+        self._reschedule()
+
+    def _state_changed(self, event: StateChanged) -> None:
+        server = self.server
+        if event.old in (ServerState.AWAIT_HELLO, ServerState.CHALLENGED) and event.new in (
+            ServerState.ESTABLISHED,
+            ServerState.CLOSED,
+        ):
+            server._handshaking -= 1
+        if event.new is ServerState.CLOSED:
+            server._connections.discard(self)
+            if event.old is ServerState.ESTABLISHED:
+                server._session_down(self, event.reason)
+
+    async def _answer(self, payload: bytes) -> None:
+        response = await self.server.router.dispatch(payload)
+        conn = self.conn
+        if conn is not None and not self.closed and conn.send_response(response):
+            self._process()
+
+    def _reschedule(self) -> None:
+        conn = self.conn
+        deadline = None if conn is None or self.closed else conn.next_deadline()
+        if deadline is None:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            return
+        # Deadlines mostly move later (each frame received pushes the heartbeat on): a
+        # timer that fires early just ticks and re-arms, which is cheaper than moving it.
+        if self.timer is None or deadline < self.timer_at:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer_at = deadline
+            self.timer = self.loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self.timer = None
+        conn = self.conn
+        if conn is None or self.closed:
+            return
+        conn.tick(self.loop.time())
+        self._process()
+
+
+class LinkServer:
+    """An MCP hub on ``host:port`` (port 0: any free port; read :attr:`address`)."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        keys: Mapping[str, bytes] | None = None,
+        *,
+        on_data: OnData | None = None,
+        handlers: Mapping[str, Handler] | Router | None = None,
+        on_event: OnEvent | None = None,
+        on_session: OnSession | None = None,
+        ledger: Ledger | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+        heartbeat_interval: float = 10.0,
+        dead_after: int = 3,
+        window: int = 256,
+        handshake_timeout: float = 5.0,
+        max_connections: int = 10_000,
+        max_handshakes: int = 256,
+        max_frame: int = MAX_LENGTH_DEFAULT,
+        versions: Collection[int] = SUPPORTED_VERSIONS,
+        backlog: int = 1024,
+    ) -> None:
+        if not keys:
+            raise ValueError("a hub needs at least one node key")
+        self.host = host
+        self.port = port
+        self.keys = keys
+        self.on_data = on_data
+        self.on_event = on_event
+        self.on_session = on_session
+        self.router = handlers if isinstance(handlers, Router) else Router(handlers)
+        self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
+        self.ssl = ssl
+        self.heartbeat_interval = heartbeat_interval
+        self.dead_after = dead_after
+        self.window = window
+        self.handshake_timeout = handshake_timeout
+        self.max_connections = max_connections
+        self.max_handshakes = max_handshakes
+        self.max_frame = max_frame
+        self.versions = versions
+        self.backlog = backlog
+        self.stats = ServerStats()
+        self.sessions: dict[str, _Connection] = {}
+        self._connections: set[_Connection] = set()
+        self._handshaking = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None, "start() the server first"
+        return self._loop
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The (host, port) the hub listens on, with the real port when 0 was asked for."""
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError("the hub is not listening: call start() first")
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return host, port
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        scheme = "mcps" if self.ssl is not None else "mcp"
+        return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+    @property
+    def connections(self) -> int:
+        return len(self._connections)
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._server = await self._loop.create_server(
+            lambda: _Connection(self),
+            self.host,
+            self.port,
+            ssl=self.ssl,
+            backlog=self.backlog,
+            ssl_handshake_timeout=self.handshake_timeout if self.ssl is not None else None,
+        )
+
+    async def stop(self, *, abort: bool = False) -> None:
+        """Stop listening and end every connection: with CLOSE, or (``abort``) as a crash would."""
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self._connections):
+            if abort:
+                connection.abort()
+            else:
+                connection.close(CloseCode.GOING_AWAY, "hub shutting down")
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+            self._server = None
+
+    async def __aenter__(self) -> LinkServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # -- used by connections
+
+    def _new_connection(self, now: float) -> ServerConnection:
+        return ServerConnection(
+            self.keys,
+            now,
+            ledger=self.ledger,
+            versions=self.versions,
+            heartbeat_interval=self.heartbeat_interval,
+            dead_after=self.dead_after,
+            window=self.window,
+            handshake_timeout=self.handshake_timeout,
+            max_frame=self.max_frame,
+        )
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _session_up(self, connection: _Connection, event: SessionEstablished) -> None:
+        self.stats.sessions += 1
+        old = self.sessions.get(event.node_id)
+        self.sessions[event.node_id] = connection
+        if old is not None and old is not connection:
+            # Like an MQTT session takeover: the newest connection of a node wins, and the
+            # old one (often half-dead after a network change) is closed.
+            old.close(CloseCode.REPLACED, "replaced by a newer session of this node")
+        log.info("node %s up (session %s)", event.node_id, event.session_id.hex()[:8])
+        self._notify(event.node_id, True, f"resuming after seq {event.resume_seq}")
+
+    def _session_down(self, connection: _Connection, reason: str) -> None:
+        assert connection.conn is not None
+        node_id = connection.conn.node_id
+        if node_id is None:
+            return
+        if self.sessions.get(node_id) is connection:
+            del self.sessions[node_id]
+        log.info("node %s down: %s", node_id, reason)
+        self._notify(node_id, False, reason)
+
+    def _notify(self, node_id: str, up: bool, reason: str) -> None:
+        if self.on_session is not None:
+            result = self.on_session(node_id, up, reason)
+            if inspect.isawaitable(result):
+                self._spawn(result)
