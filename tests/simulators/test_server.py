@@ -1,0 +1,138 @@
+"""The simulator is a real Modbus/TCP server: independent masters read it, pipelining works."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import struct
+
+from pymodbus.client import AsyncModbusTcpClient
+from pyModbusTCP.client import ModbusClient
+
+from mcptool.modbus.datatypes import decode
+from simulators.modbus import DeviceProfile, ModbusSimulator, Point, load_profile
+from tests.conftest import require_program
+from tests.simulators.conftest import FIXTURES, FakeClock, RawClient, read_holding
+
+
+def _const_profile() -> DeviceProfile:
+    return DeviceProfile(
+        name="plain",
+        points=[Point("holding", i, "uint16", value=100 + i) for i in range(10)]
+        + [Point("coil", 0, value=True), Point("coil", 1), Point("coil", 2, value=True)],
+    )
+
+
+async def test_mbpoll_reads_holding_registers() -> None:
+    mbpoll = require_program("mbpoll")
+    async with ModbusSimulator([_const_profile()]) as sim:
+        host, port = sim.address
+        proc = await asyncio.create_subprocess_exec(
+            mbpoll, "-m", "tcp", "-p", str(port), "-a", "1", "-r", "1", "-c", "5", "-1", host,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0, err.decode()
+    # mbpoll references are 1-based: [1] is address 0.
+    values = {
+        int(ref): int(v) for ref, v in re.findall(r"^\[(\d+)\]:\s+(-?\d+)", out.decode(), re.M)
+    }
+    assert values == {1: 100, 2: 101, 3: 102, 4: 103, 5: 104}
+
+
+async def test_pymodbus_client_reads_floats_coils_and_identification() -> None:
+    async with ModbusSimulator([load_profile(FIXTURES / "boiler.toml")]) as sim:
+        host, port = sim.address
+        client = AsyncModbusTcpClient(host, port=port, timeout=2, retries=0)
+        await client.connect()
+        try:
+            regs = await client.read_holding_registers(8, count=2, device_id=1)
+            coils = await client.read_coils(0, count=1, device_id=1)
+            info = await client.read_device_information(device_id=1)
+        finally:
+            client.close()
+    assert decode(regs.registers, "float32") == 70.0
+    assert coils.bits[0] is True
+    assert info.information[0] == b"Acme Heating"
+    assert info.information[1] == b"BX-200"
+
+
+async def test_pymodbustcp_client_reads_and_writes() -> None:
+    async with ModbusSimulator([_const_profile()]) as sim:
+        host, port = sim.address
+
+        def talk() -> tuple[list[int] | None, bool, list[int] | None, list[bool] | None]:
+            c = ModbusClient(host=host, port=port, unit_id=1, timeout=2.0, auto_open=True)
+            try:
+                before = c.read_holding_registers(0, 3)
+                wrote = c.write_multiple_registers(1, [7, 8])
+                after = c.read_holding_registers(0, 3)
+                coils = c.read_coils(0, 3)
+            finally:
+                c.close()
+            return before, wrote, after, coils
+
+        before, wrote, after, coils = await asyncio.to_thread(talk)
+    assert before == [100, 101, 102]
+    assert wrote is True
+    assert after == [100, 7, 8]
+    assert coils == [True, False, True]
+
+
+async def test_pipelined_requests_get_replies_in_order_with_their_own_tids() -> None:
+    async with ModbusSimulator([_const_profile()]) as sim:
+        client = await RawClient.connect(sim.address)
+        tids = [0xFFFF, 3, 1000, 7, 42]
+        client.writer.write(b"".join(
+            struct.pack(">HHHB", tid, 0, 6, 1) + read_holding(i, 1) for i, tid in enumerate(tids)
+        ))  # fmt: skip
+        replies = [await client.frame() for _ in tids]
+        await client.close()
+    assert [r[0] for r in replies] == tids
+    assert [struct.unpack(">H", r[2][2:4])[0] for r in replies] == [100, 101, 102, 103, 104]
+
+
+async def test_requests_split_across_reads_are_reassembled() -> None:
+    async with ModbusSimulator([_const_profile()]) as sim:
+        client = await RawClient.connect(sim.address)
+        frame = struct.pack(">HHHB", 9, 0, 6, 1) + read_holding(2, 2)
+        for byte in frame:
+            client.writer.write(bytes([byte]))
+            await client.writer.drain()
+        tid, unit, pdu = await client.frame()
+        await client.close()
+    assert (tid, unit, pdu) == (9, 1, bytes([3, 4, 0, 102, 0, 103]))
+
+
+async def test_values_advance_with_the_injected_clock() -> None:
+    clock = FakeClock()
+    profile = DeviceProfile(
+        points=[Point("holding", 0, "uint16", value={"kind": "ramp", "start": 5, "rate": 2})]
+    )
+    async with ModbusSimulator([profile], clock=clock) as sim:
+        client = await RawClient.connect(sim.address)
+        first = await client.request(1, read_holding(0, 1))
+        clock.advance(10)
+        later = await client.request(1, read_holding(0, 1))
+        await client.close()
+    assert first == bytes([3, 2, 0, 5])
+    assert later == bytes([3, 2, 0, 25])
+
+
+async def test_several_devices_listen_on_several_ports() -> None:
+    profiles = [_const_profile(), load_profile(FIXTURES / "digital_io.toml")]
+    async with ModbusSimulator(profiles) as sim:
+        addresses = sim.addresses
+        a = await RawClient.connect(addresses[0])
+        b = await RawClient.connect(addresses[1])
+        from_a = await a.request(1, read_holding(0, 1))
+        from_b = await b.request(1, bytes([1, 0, 0, 0, 16]))
+        await a.close()
+        await b.close()
+        counters = sim.counters
+    assert len({port for _, port in addresses}) == 2
+    assert from_a == bytes([3, 2, 0, 100])
+    assert from_b == bytes([1, 2, 0, 0])
+    assert counters.requests[(1, 3)] == 1 and counters.requests[(1, 1)] == 1
+    assert counters.connections == 2
