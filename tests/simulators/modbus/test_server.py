@@ -12,7 +12,7 @@ from pyModbusTCP.client import ModbusClient
 from mcptool.modbus.datatypes import decode
 from simulators.modbus import DeviceProfile, ModbusSimulator, Point, load_profile
 from tests.conftest import require_program
-from tests.simulators.conftest import FIXTURES, FakeClock, RawClient, read_holding
+from tests.simulators.modbus.conftest import FIXTURES, FakeClock, RawClient, read_holding
 
 
 def _const_profile() -> DeviceProfile:

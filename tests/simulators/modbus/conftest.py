@@ -16,7 +16,7 @@ import pytest
 
 from simulators.modbus import DeviceProfile, ModbusSimulator, load_profile
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "devices"
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "devices"
 
 
 class FakeClock:
