@@ -17,6 +17,20 @@ from mcptool.modbus.datatypes import register_count as register_count
 from mcptool.modbus.datatypes import swap_bytes as swap_bytes
 
 # --- probe and scan (mcptool.modbus.probe, mcptool.modbus.scan) ---
+# isort: split
+from mcptool.modbus.connection import ModbusConnection as ModbusConnection
+from mcptool.modbus.connection import Outcome as Outcome
+from mcptool.modbus.pdu import MalformedField as MalformedField
+from mcptool.modbus.pdu import ProbeRequest as ProbeRequest
+from mcptool.modbus.pdu import ReadOnlyError as ReadOnlyError
+from mcptool.modbus.probe import Identity as Identity
+from mcptool.modbus.probe import ProbeResult as ProbeResult
+from mcptool.modbus.probe import ResolveError as ResolveError
+from mcptool.modbus.probe import probe as probe
+from mcptool.modbus.probe import probe_sync as probe_sync
+
+# isort: split
+
 
 # --- register maps and the poller (mcptool.modbus.registermap, mcptool.modbus.poller) ---
 
