@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-FaultKind = Literal["status", "disconnect", "error_line", "drop", "stall", "invalid_output"]
+FaultKind = Literal[
+    "status", "disconnect", "error_line", "drop", "stall", "invalid_output", "blank_lines"
+]
 
 GENERATION_PATHS = ("/api/generate", "/api/chat")
 
@@ -24,6 +26,8 @@ class Fault:
         ``after_chunks`` chunks; 0 stalls before the headers, like a model load.
       - ``invalid_output``: answer with ``output`` instead of the generated text (to test
         structured-output validation and repair).
+      - ``blank_lines``: put an empty line before every NDJSON line (Ollama does not; some
+        proxies do, and a client should cope).
     """
 
     kind: FaultKind

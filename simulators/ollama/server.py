@@ -461,7 +461,10 @@ class OllamaSimulator:
             kind, body, state, prompt, keep_alive, options, fault, started, ticket
         )
         if stream:
-            return Response(200, content_type=_NDJSON, stream=self._ndjson(chunks, ticket))
+            blank = fault is not None and fault.kind == "blank_lines"
+            return Response(
+                200, content_type=_NDJSON, stream=self._ndjson(chunks, ticket, blank=blank)
+            )
         return await self._collect(kind, chunks, ticket)
 
     async def _load_or_unload(
@@ -612,11 +615,12 @@ class OllamaSimulator:
             await asyncio.sleep(fault.seconds)
 
     async def _ndjson(
-        self, chunks: AsyncGenerator[dict[str, Any], None], ticket: _Ticket
+        self, chunks: AsyncGenerator[dict[str, Any], None], ticket: _Ticket, *, blank: bool = False
     ) -> AsyncIterator[bytes]:
+        prefix = b"\r\n\n" if blank else b""
         try:
             async for chunk in chunks:
-                yield _dump(chunk) + b"\n"
+                yield prefix + _dump(chunk) + b"\n"
         except _MidStreamError as exc:
             yield _dump({"error": str(exc)}) + b"\n"
         finally:

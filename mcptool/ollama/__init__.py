@@ -1,0 +1,63 @@
+"""Async client for a local Ollama server: deadlines, retries, a bound, a circuit breaker.
+
+``async with OllamaClient("http://127.0.0.1:11434") as ollama:`` then
+``await ollama.generate("llama3.2", "Why is the sky blue?")``; see docs/OLLAMA.md.
+"""
+
+from mcptool.ollama.admission import Admission
+from mcptool.ollama.breaker import BreakerState, CircuitBreaker
+from mcptool.ollama.client import (
+    DEFAULT_URL,
+    OllamaClient,
+    ResponseStream,
+    RetryPolicy,
+    Timeouts,
+    check_structured,
+    normalize_url,
+)
+from mcptool.ollama.errors import (
+    CircuitOpen,
+    InvalidStructuredOutput,
+    ModelNotFound,
+    OllamaBackpressure,
+    OllamaBadRequest,
+    OllamaBusy,
+    OllamaError,
+    OllamaHTTPError,
+    OllamaProtocolError,
+    OllamaStreamError,
+    OllamaTimeout,
+    OllamaUnreachable,
+)
+from mcptool.ollama.models import Chunk, Embeddings, Message, Metrics, ModelInfo, Result
+
+__all__ = [
+    "DEFAULT_URL",
+    "Admission",
+    "BreakerState",
+    "Chunk",
+    "CircuitBreaker",
+    "CircuitOpen",
+    "Embeddings",
+    "InvalidStructuredOutput",
+    "Message",
+    "Metrics",
+    "ModelInfo",
+    "ModelNotFound",
+    "OllamaBackpressure",
+    "OllamaBadRequest",
+    "OllamaBusy",
+    "OllamaClient",
+    "OllamaError",
+    "OllamaHTTPError",
+    "OllamaProtocolError",
+    "OllamaStreamError",
+    "OllamaTimeout",
+    "OllamaUnreachable",
+    "ResponseStream",
+    "Result",
+    "RetryPolicy",
+    "Timeouts",
+    "check_structured",
+    "normalize_url",
+]
