@@ -31,7 +31,19 @@ from mcptool.modbus.probe import probe_sync as probe_sync
 
 # isort: split
 
-
 # --- register maps and the poller (mcptool.modbus.registermap, mcptool.modbus.poller) ---
+from mcptool.modbus.poller import DeviceSpec as DeviceSpec
+from mcptool.modbus.poller import DeviceStatus as DeviceStatus
+from mcptool.modbus.poller import ErrorKind as ErrorKind
+from mcptool.modbus.poller import Poller as Poller
+from mcptool.modbus.poller import PollerHooks as PollerHooks
+from mcptool.modbus.poller import PollError as PollError
+from mcptool.modbus.poller import PollResult as PollResult
+from mcptool.modbus.registermap import ByteOrder as ByteOrder
+from mcptool.modbus.registermap import DataType as DataType
+from mcptool.modbus.registermap import Point as Point
+from mcptool.modbus.registermap import ReadRequest as ReadRequest
+from mcptool.modbus.registermap import Table as Table
+from mcptool.modbus.registermap import plan_reads as plan_reads
 
 __all__: list[str] = []

@@ -1,0 +1,140 @@
+"""The poller against simulated devices: merged reads, bad points isolated, dead devices
+backed off and reported, and no device ever holding up another."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from mcptool.modbus.poller import (
+    DeviceSpec,
+    DeviceStatus,
+    ErrorKind,
+    Poller,
+    PollerHooks,
+    PollResult,
+)
+from mcptool.modbus.registermap import DataType, Point, Table
+from simulators.modbus import DeviceProfile, Fault, ModbusSimulator
+from simulators.modbus import Point as SimPoint
+
+
+class Recorder(PollerHooks):
+    def __init__(self) -> None:
+        self.results: list[PollResult] = []
+        self.statuses: list[DeviceStatus] = []
+        self.errors: list[tuple[str, ErrorKind]] = []
+
+    def on_result(self, result: PollResult) -> None:
+        self.results.append(result)
+
+    def on_status(self, status: DeviceStatus) -> None:
+        self.statuses.append(status)
+
+    def on_error(self, device: str, kind: ErrorKind) -> None:
+        self.errors.append((device, kind))
+
+    def of(self, device: str) -> list[PollResult]:
+        return [r for r in self.results if r.device == device]
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+def floats_profile(name: str, count: int, skip: tuple[int, ...] = ()) -> DeviceProfile:
+    points = [
+        SimPoint("holding", i * 2, "float32", value=float(i), name=f"p{i}")
+        for i in range(count)
+        if i not in skip
+    ]
+    return DeviceProfile(name=name, points=points)
+
+
+def floats_spec(name: str, address: tuple[str, int], count: int, **kw: object) -> DeviceSpec:
+    points = tuple(Point(f"p{i}", Table.HOLDING, i * 2, DataType.FLOAT32) for i in range(count))
+    settings: dict[str, object] = {"interval": 0.05, "timeout": 0.5, "backoff_initial": 0.05}
+    settings.update(kw)
+    return DeviceSpec(name, address[0], points, port=address[1], **settings)  # type: ignore[arg-type]
+
+
+async def test_a_poll_reads_every_point_with_as_few_requests_as_possible() -> None:
+    async with ModbusSimulator([floats_profile("d", 100)]) as sim:
+        hooks = Recorder()
+        async with Poller([floats_spec("d", sim.address, 100)], hooks):
+            await until(lambda: len(hooks.results) >= 3)
+        polls = len(hooks.results)
+        assert hooks.results[0].values == [float(i) for i in range(100)]
+        assert not hooks.results[0].errors
+        # 100 float32 = 200 registers: two reads a poll (124 + 76), not 100
+        assert sim.counters.total(function=3) in (2 * polls, 2 * polls + 1, 2 * polls + 2)
+
+
+async def test_an_illegal_address_marks_that_point_bad_and_keeps_the_rest() -> None:
+    async with ModbusSimulator([floats_profile("d", 20, skip=(7,))]) as sim:
+        hooks = Recorder()
+        async with Poller([floats_spec("d", sim.address, 20)], hooks) as poller:
+            await until(lambda: len(hooks.results) >= 3)
+            reads, polls = sim.counters.total(function=3), len(hooks.results)
+            await until(lambda: len(hooks.results) >= polls + 5)
+            reads_later, polls_later = sim.counters.total(function=3), len(hooks.results)
+        first, last = hooks.results[0], hooks.results[-1]
+        for result in (first, last):
+            assert result.values[7] is None
+            assert "illegal data address" in result.errors[7]
+            assert set(result.errors) == {7}
+            assert result.values[:7] + result.values[8:] == [float(i) for i in range(20) if i != 7]
+        assert poller.devices["d"].status.bad_points == ("p7",)
+        assert ("d", ErrorKind.ILLEGAL_ADDRESS) in hooks.errors
+        # once isolated, a poll is the few reads around the bad point, not a new split
+        assert reads_later - reads <= 4 * (polls_later - polls + 1)
+
+
+async def test_a_device_that_goes_silent_goes_offline_then_comes_back() -> None:
+    async with ModbusSimulator([floats_profile("d", 4)]) as sim:
+        hooks = Recorder()
+        spec = floats_spec("d", sim.address, 4, timeout=0.2, backoff_max=0.3)
+        async with Poller([spec], hooks):
+            await until(lambda: len(hooks.results) >= 2)
+            silence = sim.add_fault(Fault(kind="silence"))
+            await until(lambda: any(not s.online for s in hooks.statuses))
+            offline = next(s for s in hooks.statuses if not s.online)
+            assert offline.reason.startswith("timeout")
+            polls_while_silent = len(hooks.results)
+            sim.remove_fault(silence)
+            await until(
+                lambda: hooks.statuses[-1].online and len(hooks.results) > polls_while_silent
+            )
+        assert ("d", ErrorKind.TIMEOUT) in hooks.errors
+
+
+async def test_a_refused_connection_is_reported_and_retried_with_backoff() -> None:
+    sim = ModbusSimulator([floats_profile("d", 2)])
+    await sim.start()
+    address = sim.address
+    await sim.stop()
+    hooks = Recorder()
+    async with Poller([floats_spec("d", address, 2, backoff_max=0.2)], hooks):
+        await until(lambda: len(hooks.errors) >= 3)
+        assert {kind for _, kind in hooks.errors} == {ErrorKind.REFUSED}
+        assert hooks.statuses and not hooks.statuses[-1].online
+        restarted = ModbusSimulator([floats_profile("d", 2)], port=address[1])
+        async with restarted:
+            await until(lambda: len(hooks.results) >= 1)
+    assert hooks.statuses[-1].online
+
+
+async def test_a_slow_device_never_delays_the_others() -> None:
+    async with ModbusSimulator([floats_profile("slow", 2), floats_profile("fast", 2)]) as sim:
+        sim.add_fault(Fault(kind="latency", seconds=30.0, device="slow"))
+        slow_address, fast_address = sim.addresses
+        hooks = Recorder()
+        specs = [
+            floats_spec("slow", slow_address, 2, timeout=60.0),
+            floats_spec("fast", fast_address, 2),
+        ]
+        async with Poller(specs, hooks):
+            await until(lambda: len(hooks.of("fast")) >= 10)
+        assert hooks.of("slow") == []
