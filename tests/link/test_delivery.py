@@ -1,0 +1,81 @@
+"""The sender's outbox: numbering, the window, cumulative ACKs and the resume rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from mcptool.link import MemoryLedger, Outbox, OutboxFull
+
+
+def sent(outbox: Outbox, limit: int = 100) -> list[int]:
+    return [item.seq for item in outbox.take(limit)]
+
+
+def test_frames_are_numbered_when_first_sent_from_the_resume_point() -> None:
+    outbox = Outbox()
+    outbox.push(b"a")
+    outbox.push(b"b")
+    outbox.resume(10, first_session=True)
+    assert sent(outbox) == [11, 12]
+
+
+def test_take_respects_the_limit_and_continues_where_it_stopped() -> None:
+    outbox = Outbox()
+    for body in b"abcde":
+        outbox.push(bytes([body]))
+    outbox.resume(0, first_session=True)
+    assert sent(outbox, 2) == [1, 2]
+    assert outbox.in_flight == 2
+    assert sent(outbox, 2) == [3, 4]
+
+
+def test_a_cumulative_ack_drops_every_frame_up_to_it() -> None:
+    outbox = Outbox()
+    ids = [outbox.push(b"x") for _ in range(4)]
+    outbox.resume(0, first_session=True)
+    sent(outbox)
+    assert outbox.acknowledge(3) == ids[2]
+    assert len(outbox) == 1
+    assert outbox.in_flight == 1
+
+
+def test_an_ack_for_nothing_new_acknowledges_nothing() -> None:
+    outbox = Outbox()
+    outbox.push(b"x")
+    outbox.resume(0, first_session=True)
+    sent(outbox)
+    assert outbox.acknowledge(0) == 0
+
+
+def test_after_a_lost_connection_everything_unacked_goes_out_again_same_numbers() -> None:
+    outbox = Outbox()
+    for _ in range(3):
+        outbox.push(b"x")
+    outbox.resume(0, first_session=True)
+    sent(outbox)
+    outbox.connection_lost()
+    assert outbox.resume(1, first_session=False) > 0
+    assert sent(outbox) == [2, 3]
+
+
+def test_a_receiver_ahead_of_this_outbox_gets_renumbered_frames() -> None:
+    outbox = Outbox()
+    outbox.push(b"x")
+    outbox.resume(0, first_session=True)
+    sent(outbox)
+    outbox.connection_lost()
+    assert outbox.resume(50, first_session=False) == 0  # acknowledges nothing of ours
+    assert sent(outbox) == [51]
+
+
+def test_the_capacity_is_the_backpressure() -> None:
+    outbox = Outbox(capacity=1)
+    outbox.push(b"x")
+    with pytest.raises(OutboxFull):
+        outbox.push(b"y")
+
+
+def test_the_memory_ledger_starts_at_zero_per_node() -> None:
+    ledger = MemoryLedger()
+    ledger.advance("a", 5)
+    assert (ledger.last("a"), ledger.last("b")) == (5, 0)

@@ -1,0 +1,257 @@
+"""The hub machine: handshake, refusal of bad peers, heartbeat, dedupe, on a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from mcptool.frame import (
+    Ack,
+    Auth,
+    Challenge,
+    Close,
+    Data,
+    FrameDecoder,
+    Hello,
+    Ping,
+    Pong,
+    Reject,
+    RequestEnvelope,
+    ResponseEnvelope,
+    parse_message,
+)
+from mcptool.link import (
+    CloseCode,
+    LinkStateError,
+    MemoryLedger,
+    RejectCode,
+    ServerConnection,
+    ServerState,
+    auth_mac,
+)
+from mcptool.link.events import (
+    CloseTransport,
+    DataReceived,
+    HandshakeFailed,
+    RequestReceived,
+    SessionEstablished,
+)
+from tests.link.conftest import KEY, NODE
+
+S = ServerState
+CLIENT_NONCE = b"c" * 16
+SERVER_NONCE = b"s" * 16
+
+
+def frames(data: bytes) -> list:
+    return [parse_message(f) for f in FrameDecoder().feed(data)]
+
+
+def hub(**options: object) -> ServerConnection:
+    options.setdefault("heartbeat_interval", 1.0)
+    return ServerConnection(
+        {NODE: KEY},
+        0.0,
+        nonce=lambda: SERVER_NONCE,
+        session_id=lambda: b"i" * 16,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def mac(key: bytes = KEY, server_nonce: bytes = SERVER_NONCE, node: str = NODE) -> bytes:
+    return auth_mac(
+        key,
+        client_nonce=CLIENT_NONCE,
+        server_nonce=server_nonce,
+        version=1,
+        offered=(1,),
+        node_id=node,
+    )
+
+
+def established(**options: object) -> ServerConnection:
+    server = hub(**options)
+    server.receive_data(Hello(NODE, (1,), CLIENT_NONCE).encode(), 0.0)
+    server.receive_data(Auth(mac()).encode(), 0.0)
+    assert server.state is S.ESTABLISHED
+    server.data_to_send()
+    server.events()
+    return server
+
+
+def test_hello_is_answered_with_a_challenge_for_the_highest_common_version() -> None:
+    server = hub(versions={1, 2, 3})
+    server.receive_data(Hello(NODE, (2, 1), CLIENT_NONCE).encode(), 0.0)
+    assert frames(server.data_to_send()) == [Challenge(2, SERVER_NONCE)]
+    assert server.state is S.CHALLENGED
+
+
+def test_no_common_version_is_rejected_with_the_versions_named() -> None:
+    server = hub()
+    server.receive_data(Hello(NODE, (9,), CLIENT_NONCE).encode(), 0.0)
+    (reject,) = frames(server.data_to_send())
+    assert reject.code == RejectCode.UNSUPPORTED_VERSION
+    assert "hub speaks version 1, client offered 9" in reject.reason
+    assert server.state is S.CLOSED
+
+
+def test_a_correct_auth_is_accepted_followed_by_the_resume_ack() -> None:
+    ledger = MemoryLedger()
+    ledger.advance(NODE, 41)
+    server = hub(ledger=ledger)
+    server.receive_data(Hello(NODE, (1,), CLIENT_NONCE).encode(), 0.0)
+    server.data_to_send()
+    server.receive_data(Auth(mac()).encode(), 0.0)
+    accept, ack = frames(server.data_to_send())
+    assert accept.session_id == b"i" * 16
+    assert (accept.heartbeat_ms, accept.dead_after, accept.window) == (1000, 3, 256)
+    assert ack == Ack(41)
+    assert any(isinstance(e, SessionEstablished) for e in server.events())
+
+
+@pytest.mark.parametrize(
+    ("node", "key", "why"),
+    [(NODE, b"w" * 32, "wrong key"), ("stranger", KEY, "unknown node id")],
+)
+def test_a_wrong_key_or_unknown_node_is_rejected_with_the_same_answer(
+    node: str, key: bytes, why: str
+) -> None:
+    server = hub()
+    server.receive_data(Hello(node, (1,), CLIENT_NONCE).encode(), 0.0)
+    assert isinstance(frames(server.data_to_send())[0], Challenge)  # no hint either way
+    server.receive_data(Auth(mac(key, node=node)).encode(), 0.0)
+    assert frames(server.data_to_send()) == [
+        Reject(RejectCode.AUTHENTICATION_FAILED, "authentication failed")
+    ]
+    failed = [e for e in server.events() if isinstance(e, HandshakeFailed)]
+    assert why in failed[0].reason
+    assert server.state is S.CLOSED
+
+
+def test_a_replayed_auth_fails_because_the_hub_nonce_is_fresh() -> None:
+    first = ServerConnection({NODE: KEY}, 0.0)  # real random nonces
+    second = ServerConnection({NODE: KEY}, 0.0)
+    hello = Hello(NODE, (1,), CLIENT_NONCE).encode()
+    first.receive_data(hello, 0.0)
+    (challenge,) = frames(first.data_to_send())
+    recorded = Auth(mac(server_nonce=challenge.nonce)).encode()
+    first.receive_data(recorded, 0.0)
+    assert first.state is S.ESTABLISHED
+    # The eavesdropper replays the whole exchange on a new connection.
+    second.receive_data(hello, 0.0)
+    second.data_to_send()
+    second.receive_data(recorded, 0.0)
+    assert second.state is S.CLOSED
+    assert frames(second.data_to_send())[0].code == RejectCode.AUTHENTICATION_FAILED
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        Hello(NODE, (1,), CLIENT_NONCE).encode() * 2,  # a HELLO flood on one connection
+        Ping(1).encode(),  # session traffic before authenticating
+        b"GET / HTTP/1.1\r\n\r\n",  # garbage
+        bytes([0x5A, 1, 0xFF, 0xFF, 0x01]),  # a frame far over the pre-auth limit
+    ],
+    ids=["second-hello", "ping-first", "garbage", "oversized"],
+)
+def test_an_unauthenticated_peer_that_misbehaves_is_closed_at_once(data: bytes) -> None:
+    server = hub()
+    server.receive_data(data, 0.0)
+    assert server.state is S.CLOSED
+    assert any(isinstance(e, CloseTransport) for e in server.events())
+
+
+def test_the_pre_auth_frame_limit_is_lifted_once_authenticated() -> None:
+    server = established()
+    server.receive_data(Data(1, b"x" * 4000).encode(), 0.0)
+    assert next(e for e in server.events() if isinstance(e, DataReceived)).body == b"x" * 4000
+
+
+def test_an_oversized_frame_in_a_session_closes_it_with_a_protocol_error() -> None:
+    server = established(max_frame=1024)
+    server.receive_data(Data(1, b"x" * 2000).encode(), 0.0)
+    assert server.state is S.CLOSED
+    (close,) = frames(server.data_to_send())
+    assert close.code == CloseCode.PROTOCOL_ERROR
+
+
+@pytest.mark.parametrize("sent", [b"", Hello(NODE, (1,), CLIENT_NONCE).encode(), b"\x5a\x01"])
+def test_a_slow_handshake_is_dropped_at_the_deadline(sent: bytes) -> None:
+    server = hub(handshake_timeout=2.0)
+    server.receive_data(sent, 0.5)
+    server.tick(1.999)
+    assert server.state is not S.CLOSED
+    assert server.next_deadline() == 2.0
+    server.tick(2.0)
+    assert server.state is S.CLOSED
+    assert frames(server.data_to_send())[-1].code == CloseCode.HANDSHAKE_TIMEOUT
+
+
+def test_the_hub_pings_an_idle_node_and_declares_it_dead_after_n_intervals() -> None:
+    server = established()
+    server.tick(1.0)
+    (ping,) = frames(server.data_to_send())
+    assert isinstance(ping, Ping)
+    server.tick(2.0)
+    server.tick(2.999)
+    assert server.state is S.ESTABLISHED
+    server.tick(3.0)
+    assert server.state is S.CLOSED
+    assert frames(server.data_to_send())[-1].code == CloseCode.PEER_DEAD
+
+
+def test_duplicates_are_acked_but_not_delivered_again() -> None:
+    server = established()
+    server.receive_data(b"".join(Data(n, b"%d" % n).encode() for n in (1, 2, 3)), 0.0)
+    server.receive_data(b"".join(Data(n, b"%d" % n).encode() for n in (2, 3, 4)), 0.0)
+    delivered = [e.seq for e in server.events() if isinstance(e, DataReceived)]
+    assert delivered == [1, 2, 3, 4]
+    assert frames(server.data_to_send()) == [Ack(3), Ack(4)]
+
+
+def test_one_cumulative_ack_answers_a_whole_read() -> None:
+    server = established()
+    server.receive_data(b"".join(Data(n, b"").encode() for n in range(1, 101)), 0.0)
+    assert frames(server.data_to_send()) == [Ack(100)]
+
+
+def test_the_ledger_is_shared_so_a_replaced_session_cannot_deliver_twice() -> None:
+    ledger = MemoryLedger()
+    old, new = established(ledger=ledger), established(ledger=ledger)
+    new.receive_data(Data(1, b"a").encode(), 0.0)
+    old.receive_data(Data(1, b"a").encode(), 0.0)
+    assert not [e for e in old.events() if isinstance(e, DataReceived)]
+
+
+def test_requests_are_handed_to_the_driver_and_answered_with_response_frames() -> None:
+    server = established()
+    payload = RequestEnvelope("status").to_json()
+    server.receive_data(b"\x5a\x01" + len(payload).to_bytes(2, "big") + b"\x30" + payload, 0.0)
+    assert next(e for e in server.events() if isinstance(e, RequestReceived)).payload == payload
+    response = ResponseEnvelope(200).to_json()
+    assert server.send_response(response)
+    assert FrameDecoder().feed(server.data_to_send())[0].payload == response
+
+
+def test_a_node_close_is_answered_and_ends_the_connection() -> None:
+    server = established()
+    server.receive_data(Close(0, "bye").encode(), 0.0)
+    assert server.state is S.CLOSED
+    assert frames(server.data_to_send())[0].code == CloseCode.NORMAL
+
+
+def test_ping_is_answered_with_pong() -> None:
+    server = established()
+    server.receive_data(Ping(7).encode(), 0.0)
+    assert frames(server.data_to_send()) == [Pong(7)]
+
+
+def test_responding_before_authentication_is_an_illegal_operation() -> None:
+    with pytest.raises(LinkStateError):
+        hub().send_response(b"{}")
+
+
+def test_after_close_a_response_is_dropped_quietly() -> None:
+    server = established()
+    server.close()
+    assert server.send_response(b"{}") is False
