@@ -13,6 +13,7 @@ device-information constants, so the codes match what its clients expect.
 
 from __future__ import annotations
 
+import copy
 import math
 import struct
 from bisect import bisect_right
@@ -358,6 +359,9 @@ class DeviceState:
     """One listener's units, and the rule for unit ids it does not have."""
 
     def __init__(self, profile: DeviceProfile, clock: Callable[[], float]) -> None:
+        # A private copy: generators keep state and writes pin points, and one profile
+        # object may back several devices (``--devices N``) or several tests.
+        profile = copy.deepcopy(profile)
         self.profile = profile
         self.clock = clock
         self.started = clock()
