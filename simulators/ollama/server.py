@@ -360,8 +360,10 @@ class OllamaSimulator:
         )
 
     # -- scheduling ----------------------------------------------------------------------
-    def _admit(self) -> _Ticket:
-        if self.counters.waiting >= self.queue:
+    def _admit(self, state: _ModelState) -> _Ticket:
+        # Like OLLAMA_MAX_QUEUE: a request that cannot run now waits, unless `queue`
+        # requests wait already.
+        if state.slots.locked() and self.counters.waiting >= self.queue:
             self.counters.rejected_busy += 1
             raise _Reply(503, BUSY_MESSAGE)
         self.counters.waiting += 1
@@ -455,7 +457,7 @@ class OllamaSimulator:
                 return None
         if empty:
             return await self._load_or_unload(state, kind, name, keep_alive, options, started)
-        ticket = self._admit()
+        ticket = self._admit(state)
         stream = body.get("stream", True) is not False
         chunks = self._chunks(
             kind, body, state, prompt, keep_alive, options, fault, started, ticket
@@ -480,7 +482,7 @@ class OllamaSimulator:
             self._unload(state)
             reason = "unload"
         else:
-            ticket = self._admit()
+            ticket = self._admit(state)
             try:
                 await self._load(state, keep_alive, int(options.get("num_ctx") or 0))
             finally:
@@ -663,7 +665,7 @@ class OllamaSimulator:
         if not inputs:
             return Response(200, _dump({"model": body["model"], "embeddings": []}))
         keep_alive = keep_alive_seconds(body.get("keep_alive"))
-        ticket = self._admit()
+        ticket = self._admit(state)
         try:
             load_s = await self._load(state, keep_alive, 0)
         except BaseException:
