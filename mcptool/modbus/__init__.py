@@ -20,6 +20,7 @@ from mcptool.modbus.datatypes import swap_bytes as swap_bytes
 # isort: split
 from mcptool.modbus.connection import ModbusConnection as ModbusConnection
 from mcptool.modbus.connection import Outcome as Outcome
+from mcptool.modbus.identify import identify as identify
 from mcptool.modbus.pdu import MalformedField as MalformedField
 from mcptool.modbus.pdu import ProbeRequest as ProbeRequest
 from mcptool.modbus.pdu import ReadOnlyError as ReadOnlyError
@@ -28,6 +29,14 @@ from mcptool.modbus.probe import ProbeResult as ProbeResult
 from mcptool.modbus.probe import ResolveError as ResolveError
 from mcptool.modbus.probe import probe as probe
 from mcptool.modbus.probe import probe_sync as probe_sync
+from mcptool.modbus.scan import Scanner as Scanner
+from mcptool.modbus.scan import ScanOptions as ScanOptions
+from mcptool.modbus.scan import ScanSummary as ScanSummary
+from mcptool.modbus.scan import scan as scan
+from mcptool.modbus.targets import Target as Target
+from mcptool.modbus.targets import TargetError as TargetError
+from mcptool.modbus.targets import parse_units as parse_units
+from mcptool.modbus.targets import resolve_targets as resolve_targets
 
 # isort: split
 

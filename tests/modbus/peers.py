@@ -159,3 +159,42 @@ def banner_service(banner: bytes = b"SSH-2.0-OpenSSH_9.2\r\n") -> Iterator[int]:
         stop.set()
         thread.join(2)
         listener.close()
+
+
+class Tally:
+    """Connections a server saw: how many in all, and the most open at once."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.open = 0
+        self.max_open = 0
+
+
+@asynccontextmanager
+async def tallying_server(
+    reply: Reply | None = None, host: str = "127.0.0.1", tally: Tally | None = None
+) -> AsyncIterator[tuple[int, Tally]]:
+    """``raw_server`` that counts connections (several servers may share one ``tally``)."""
+    tally = tally or Tally()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tally.accepted += 1
+        tally.open += 1
+        tally.max_open = max(tally.max_open, tally.open)
+        try:
+            while True:
+                request = await _read_frame(reader)
+                answer = reply(request) if reply is not None else None
+                if answer:
+                    writer.write(answer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            tally.open -= 1
+            writer.close()
+
+    server = await asyncio.start_server(handle, host, 0)
+    try:
+        yield server.sockets[0].getsockname()[1], tally
+    finally:
+        server.close()

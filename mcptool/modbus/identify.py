@@ -1,0 +1,94 @@
+"""Device identification over an open connection: 0x2B/0x0E objects and 0x11 server id.
+
+Both are reads by the specification. Object lists are followed across "more follows"
+replies; a device that does not implement a function answers with an exception, which
+is recorded rather than treated as a failure of the probe.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pymodbus.pdu.mei_message import ReadDeviceInformationResponse
+from pymodbus.pdu.other_message import ReportDeviceIdResponse
+
+from mcptool.modbus.connection import Failure, ModbusConnection
+from mcptool.modbus.pdu import (
+    decode_pdu,
+    exception_name,
+    identification_request_pdu,
+    report_server_id_pdu,
+)
+from mcptool.modbus.probe import Identity
+
+BASIC, REGULAR = 0x01, 0x02
+_MAX_ROUNDS: Final = 32  # a device that keeps saying "more follows" cannot hold a scan
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", errors="replace").rstrip("\x00")
+
+
+async def _read_objects(
+    connection: ModbusConnection, unit: int, read_code: int, timeout: float
+) -> tuple[dict[int, str], int | None, str | None]:
+    """Objects of one read code, following "more follows"; and an error text if any."""
+    objects: dict[int, str] = {}
+    conformity: int | None = None
+    object_id = 0
+    for _ in range(_MAX_ROUNDS):
+        reply, _ms = await connection.exchange(
+            unit, identification_request_pdu(read_code, object_id), timeout=timeout
+        )
+        if isinstance(reply, Failure):
+            return objects, conformity, f"identification: {reply.outcome.value}: {reply.reason}"
+        if reply.exception_code is not None:
+            code = reply.exception_code
+            return (
+                objects,
+                conformity,
+                f"identification: exception {code:#04x} {exception_name(code)}",
+            )
+        decoded = decode_pdu(reply.pdu)
+        if not isinstance(decoded, ReadDeviceInformationResponse):
+            return objects, conformity, "identification: reply could not be decoded"
+        conformity = decoded.conformity
+        for key, value in decoded.information.items():
+            values = value if isinstance(value, list) else [value]
+            objects[key] = " ".join(_text(v) for v in values)
+        if decoded.more_follows != 0xFF:
+            return objects, conformity, None
+        if decoded.next_object_id <= object_id:
+            return objects, conformity, "identification: 'more follows' without progress"
+        object_id = decoded.next_object_id
+    return objects, conformity, f"identification: still 'more follows' after {_MAX_ROUNDS} reads"
+
+
+async def identify(connection: ModbusConnection, unit: int, *, timeout: float) -> Identity:
+    """Ask ``unit`` who it is: basic and regular identification objects, then server id."""
+    errors: list[str] = []
+    objects, conformity, error = await _read_objects(connection, unit, BASIC, timeout)
+    if error:
+        errors.append(error)
+    elif conformity is not None and conformity & 0x7F >= REGULAR:
+        more, _, error = await _read_objects(connection, unit, REGULAR, timeout)
+        objects.update(more)
+        if error:
+            errors.append(error.replace("identification", "regular identification"))
+    server_id: str | None = None
+    running: bool | None = None
+    if connection.usable:
+        reply, _ms = await connection.exchange(unit, report_server_id_pdu(), timeout=timeout)
+        if isinstance(reply, Failure):
+            errors.append(f"server id: {reply.outcome.value}: {reply.reason}")
+        elif reply.exception_code is not None:
+            code = reply.exception_code
+            errors.append(f"server id: exception {code:#04x} {exception_name(code)}")
+        else:
+            decoded = decode_pdu(reply.pdu)
+            if isinstance(decoded, ReportDeviceIdResponse):
+                server_id = _text(decoded.identifier)
+                running = bool(decoded.status)
+            else:
+                errors.append("server id: reply could not be decoded")
+    return Identity(objects, conformity, server_id, running, tuple(errors))
