@@ -1,0 +1,308 @@
+"""``mcptool ollama``: check a local Ollama, list its models, generate and chat."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from mcptool.errors import UsageError
+
+if TYPE_CHECKING:
+    from mcptool.ollama import Chunk, OllamaClient, Result
+
+T = TypeVar("T")
+DEFAULT_MODEL = "llama3.2"
+
+url_option = click.option(
+    "--url",
+    envvar="OLLAMA_HOST",
+    default="http://127.0.0.1:11434",
+    show_default=True,
+    help="Ollama's address (or set OLLAMA_HOST).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON, not text.")
+
+
+@click.group("ollama")
+def ollama() -> None:
+    """Talk to a local Ollama: health, models, generate, chat."""
+
+
+def _run(url: str, work: Callable[[OllamaClient], Awaitable[T]], **client_options: Any) -> T:
+    from mcptool.ollama import OllamaClient, RetryPolicy
+
+    async def main() -> T:
+        options: dict[str, Any] = {"retry": RetryPolicy(attempts=2, base=0.2, cap=1.0)}
+        options.update(client_options)
+        async with OllamaClient(url, **options) as client:
+            return await work(client)
+
+    return asyncio.run(main())
+
+
+@ollama.command()
+@url_option
+@json_option
+def health(url: str, as_json: bool) -> int:
+    """Is Ollama running? Its version, pulled and loaded models."""
+
+    async def check(client: OllamaClient) -> dict[str, Any]:
+        version = await client.version()
+        pulled = await client.list_models()
+        loaded = await client.running_models()
+        return {
+            "url": client.url,
+            "running": True,
+            "version": version,
+            "models": [m.name for m in pulled],
+            "loaded": [m.name for m in loaded],
+        }
+
+    report = _run(url, check)
+    if as_json:
+        click.echo(json.dumps(report))
+    else:
+        loaded = ", ".join(report["loaded"]) or "none"
+        click.echo(
+            f"Ollama {report['version']} is running at {report['url']}: "
+            f"{len(report['models'])} models pulled, loaded: {loaded}"
+        )
+    return 0
+
+
+@ollama.command()
+@url_option
+@json_option
+@click.option("--running", is_flag=True, help="Only models loaded in memory now (/api/ps).")
+def models(url: str, as_json: bool, running: bool) -> int:
+    """List pulled models (or, with --running, loaded ones)."""
+
+    async def fetch(client: OllamaClient) -> tuple[list[Any], set[str]]:
+        loaded = await client.running_models()
+        if running:
+            return loaded, {m.name for m in loaded}
+        return await client.list_models(), {m.name for m in loaded}
+
+    listed, loaded = _run(url, fetch)
+    if as_json:
+        from dataclasses import asdict
+
+        click.echo(json.dumps([asdict(m) | {"loaded": m.name in loaded} for m in listed]))
+        return 0
+    if not listed:
+        hint = "none loaded" if running else "none pulled: run `ollama pull llama3.2`"
+        click.echo(f"no models ({hint})")
+        return 0
+    width = max(len(m.name) for m in listed)
+    click.echo(f"{'NAME':<{width}}  {'SIZE':>8}  {'PARAMS':>7}  {'QUANT':<8}  LOADED")
+    for m in listed:
+        until = (m.expires_at or "yes") if m.name in loaded else ""
+        click.echo(
+            f"{m.name:<{width}}  {_size(m.size):>8}  {m.parameter_size:>7}  "
+            f"{m.quantization_level:<8}  {until}"
+        )
+    return 0
+
+
+def _generation_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for decorator in reversed(
+        [
+            url_option,
+            click.option(
+                "--model",
+                "-m",
+                default=DEFAULT_MODEL,
+                show_default=True,
+                envvar="MCPTOOL_OLLAMA_MODEL",
+                help="Model name.",
+            ),
+            click.option(
+                "--format",
+                "format_",
+                metavar="SCHEMA_FILE|json",
+                help="Structured output: a JSON-schema file, or `json`. The answer is "
+                "validated (one repair retry) and printed as JSON.",
+            ),
+            click.option("--system", help="System prompt."),
+            click.option(
+                "--option",
+                "-o",
+                "options",
+                multiple=True,
+                metavar="KEY=VALUE",
+                help="Model option, e.g. -o temperature=0 -o num_ctx=8192 (repeatable).",
+            ),
+            click.option(
+                "--keep-alive",
+                help="How long the model stays loaded, e.g. 10m; 0 unloads it after the answer.",
+            ),
+            click.option(
+                "--timeout",
+                type=click.FloatRange(min=0, min_open=True),
+                default=900.0,
+                show_default=True,
+                help="Total deadline, seconds.",
+            ),
+            click.option(
+                "--load-timeout",
+                type=click.FloatRange(min=0, min_open=True),
+                default=300.0,
+                show_default=True,
+                help="Deadline for the first token (covers a cold model load).",
+            ),
+            click.option("--stats", is_flag=True, help="Print the call's figures to stderr."),
+            json_option,
+            click.argument("prompt"),
+        ]
+    ):
+        f = decorator(f)
+    return f
+
+
+@ollama.command()
+@_generation_options
+def generate(**kwargs: Any) -> int:
+    """Generate a completion for PROMPT (`-` reads it from stdin), streamed as it comes."""
+    return _generation("generate", **kwargs)
+
+
+@ollama.command()
+@_generation_options
+def chat(**kwargs: Any) -> int:
+    """Ask PROMPT as one chat turn (`-` reads it from stdin), streamed as it comes."""
+    return _generation("chat", **kwargs)
+
+
+def _generation(
+    kind: str,
+    *,
+    url: str,
+    model: str,
+    format_: str | None,
+    system: str | None,
+    options: tuple[str, ...],
+    keep_alive: str | None,
+    timeout: float,
+    load_timeout: float,
+    stats: bool,
+    as_json: bool,
+    prompt: str,
+) -> int:
+    from mcptool.ollama import Timeouts
+
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        raise UsageError("PROMPT is empty: give the text to send, or `-` to read stdin")
+    schema = _load_format(format_)
+    model_options = _parse_options(options)
+    keep: float | str | None = keep_alive
+    if keep_alive is not None and keep_alive.lstrip("-").replace(".", "", 1).isdigit():
+        keep = float(keep_alive)
+    streaming = not (as_json or schema)
+    wrote = False
+
+    def show(chunk: Chunk) -> None:
+        nonlocal wrote
+        if chunk.text:
+            sys.stdout.write(chunk.text)
+            sys.stdout.flush()
+            wrote = True
+
+    async def work(client: OllamaClient) -> Result:
+        on_chunk = show if streaming else None
+        if kind == "generate":
+            return await client.generate(
+                model,
+                prompt,
+                system=system,
+                format=schema,
+                options=model_options,
+                keep_alive=keep,
+                on_chunk=on_chunk,
+            )
+        messages = [{"role": "system", "content": system}] if system else []
+        messages.append({"role": "user", "content": prompt})
+        return await client.chat(
+            model,
+            messages,
+            format=schema,
+            options=model_options,
+            keep_alive=keep,
+            on_chunk=on_chunk,
+        )
+
+    try:
+        result = _run(url, work, timeouts=Timeouts(load=load_timeout, total=timeout))
+    finally:
+        if wrote:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+    if as_json:
+        click.echo(json.dumps(result.as_dict()))
+    elif schema:
+        click.echo(json.dumps(result.data, indent=2, ensure_ascii=False))
+    if stats:
+        m = result.metrics
+        click.echo(
+            f"load {m.load_s:.2f}s, prompt {m.prompt_eval_count} tokens in {m.prompt_eval_s:.2f}s, "
+            f"{m.eval_count} tokens in {m.eval_s:.2f}s ({m.tokens_per_s:.1f} tokens/s), "
+            f"queue {m.queue_wait_s:.2f}s, total {m.wall_s:.2f}s, attempts {m.attempts}",
+            err=True,
+        )
+    return 0
+
+
+def _load_format(value: str | None) -> Any:
+    if value is None or value == "":
+        return None
+    if value == "json":
+        return "json"
+    path = Path(value)
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(
+            f"--format {value}: no such file (give a JSON-schema file or `json`)"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"--format {value}: cannot read it: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--format {value}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    import jsonschema
+
+    if not isinstance(schema, dict):
+        raise UsageError(f"--format {value}: a JSON schema must be an object")
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise UsageError(f"--format {value}: not a valid JSON schema: {exc.message}") from None
+    return schema
+
+
+def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    parsed: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--option {pair}: expected KEY=VALUE, e.g. temperature=0")
+        try:
+            parsed[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            parsed[key.strip()] = raw
+    return parsed
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"

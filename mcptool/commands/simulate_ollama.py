@@ -1,0 +1,123 @@
+"""``mcptool simulate ollama``: a simulated Ollama API server until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+
+import click
+
+from mcptool.errors import UsageError
+
+
+@click.command("ollama")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=11434,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (Ollama's own by default). 0: any free port.",
+)
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="NAME",
+    help="A model to offer (repeatable). Default: llama3.2 and nomic-embed-text.",
+)
+@click.option(
+    "--load-delay",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds a cold model takes to load.",
+)
+@click.option(
+    "--token-delay",
+    default=0.02,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds between streamed tokens.",
+)
+@click.option(
+    "--parallel",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Requests one model runs at once (OLLAMA_NUM_PARALLEL).",
+)
+@click.option(
+    "--queue",
+    default=512,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Requests allowed to wait before 503 server busy (OLLAMA_MAX_QUEUE).",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the deterministic answers.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop after this many seconds (default: run until Ctrl-C).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the address as one JSON object.")
+def ollama(
+    host: str,
+    port: int,
+    models: tuple[str, ...],
+    load_delay: float,
+    token_delay: float,
+    parallel: int,
+    queue: int,
+    seed: int,
+    duration: float | None,
+    as_json: bool,
+) -> int:
+    """Run a simulated Ollama server (deterministic answers, real wire format)."""
+    # Imported here so `mcptool --help` stays fast.
+    from simulators.ollama import OllamaSimulator
+
+    names = list(models) or ["llama3.2", "nomic-embed-text"]
+
+    async def run() -> None:
+        sim = OllamaSimulator(
+            names,
+            host=host,
+            port=port,
+            seed=seed,
+            load_delay=load_delay,
+            token_delay=token_delay,
+            parallel=parallel,
+            queue=queue,
+        )
+        try:
+            await sim.start()
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UsageError(
+                    f"port {port} on {host} is in use (a real Ollama?): "
+                    "pick another with --port (0: any free port)"
+                ) from None
+            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        try:
+            if as_json:
+                click.echo(json.dumps({"url": sim.url, "models": sim.models}))
+            else:
+                click.echo(
+                    f"Ollama simulator listening on {sim.url} (models: {', '.join(sim.models)})"
+                )
+            click.echo(f"OLLAMA_HOST={sim.url} points clients at it; Ctrl-C to stop", err=True)
+            if duration is None:
+                await asyncio.Event().wait()
+            else:
+                await asyncio.sleep(duration)
+        finally:
+            await sim.stop()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+    return 0

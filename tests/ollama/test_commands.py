@@ -1,0 +1,154 @@
+"""``mcptool ollama ...`` and ``mcptool simulate ollama``, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+FINDING = {
+    "type": "object",
+    "properties": {
+        "severity": {"enum": ["normal", "warning", "critical"]},
+        "summary": {"type": "string"},
+    },
+    "required": ["severity", "summary"],
+}
+
+
+def mcptool(
+    *args: str, url: str | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env.pop("OLLAMA_HOST", None)
+    if url:
+        env["OLLAMA_HOST"] = url
+    return subprocess.run(
+        [sys.executable, "-m", "mcptool", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        input=stdin,
+    )
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    """`mcptool simulate ollama` on an ephemeral port, for the whole module."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mcptool",
+            "simulate",
+            "ollama",
+            "--port",
+            "0",
+            "--json",
+            "--token-delay",
+            "0",
+            "--model",
+            "llama3.2",
+            "--model",
+            "nomic-embed-text",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line, process.stderr.read() if process.stderr else "simulator did not start"
+        yield json.loads(line)["url"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_health_reports_version_and_models(url: str) -> None:
+    result = mcptool("ollama", "health", "--url", url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"Ollama 0.12.6 is running at {url}: 2 models pulled")
+
+
+def test_models_lists_pulled_models_as_a_table_or_json(url: str) -> None:
+    table = mcptool("ollama", "models", url=url)
+    assert table.returncode == 0
+    assert table.stdout.splitlines()[0].split() == ["NAME", "SIZE", "PARAMS", "QUANT", "LOADED"]
+    listed = json.loads(mcptool("ollama", "models", "--json", url=url).stdout)
+    assert [m["name"] for m in listed] == ["llama3.2:latest", "nomic-embed-text:latest"]
+
+
+def test_generate_prints_the_streamed_answer(url: str) -> None:
+    result = mcptool("ollama", "generate", "--url", url, "Hello there")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith(".") and result.stdout.endswith("\n")
+
+
+def test_chat_reads_the_prompt_from_stdin_and_prints_figures(url: str) -> None:
+    result = mcptool("ollama", "chat", "--stats", "-o", "num_predict=4", "-", url=url, stdin="hi")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.split()) == 4
+    assert "4 tokens in" in result.stderr and "tokens/s" in result.stderr
+
+
+def test_format_with_a_schema_file_prints_validated_json(url: str, tmp_path: Path) -> None:
+    schema = tmp_path / "finding.json"
+    schema.write_text(json.dumps(FINDING))
+    result = mcptool("ollama", "chat", "--format", str(schema), "pump 3?", url=url)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["severity"] in ("normal", "warning", "critical")
+
+
+def test_json_prints_text_and_metrics(url: str) -> None:
+    result = mcptool("ollama", "generate", "--json", "x", url=url)
+    data = json.loads(result.stdout)
+    assert data["text"] and data["metrics"]["eval_count"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (
+            ("generate", "-m", "qwen3", "x"),
+            1,
+            "error: model qwen3 is not pulled: run `ollama pull qwen3`",
+        ),
+        (
+            ("generate", "--format", "/no/such.json", "x"),
+            2,
+            "error: --format /no/such.json: no such file",
+        ),
+        (("chat", "-o", "temperature", "x"), 2, "error: --option temperature: expected KEY=VALUE"),
+        (("generate", " "), 2, "error: PROMPT is empty"),
+    ],
+)
+def test_user_errors_are_one_line_with_an_exit_code(
+    url: str, args: tuple[str, ...], code: int, message: str
+) -> None:
+    result = mcptool("ollama", *args, url=url)
+    assert result.returncode == code
+    assert result.stderr.startswith(message)
+    assert result.stderr.count("\n") == 1
+
+
+def test_an_unreachable_server_is_one_line() -> None:
+    result = mcptool("ollama", "health", "--url", "http://127.0.0.1:9")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: cannot reach Ollama at http://127.0.0.1:9: is `ollama serve` running?\n"
+    )
+
+
+def test_simulating_on_a_busy_port_is_one_line(url: str) -> None:
+    port = url.rsplit(":", 1)[1]
+    result = mcptool("simulate", "ollama", "--port", port)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: port {port} on 127.0.0.1 is in use")
