@@ -229,9 +229,11 @@ def _as_tuple(t: type | tuple[type, ...]) -> tuple[type, ...]:
 
 
 def _type_name(t: type | tuple[type, ...]) -> str:
-    names = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true/false"}
-    names["list"] = "a list"
-    return " or ".join(dict.fromkeys(names.get(x.__name__, x.__name__) for x in _as_tuple(t)))
+    kinds = _as_tuple(t)
+    if float in kinds:
+        return "a number"
+    names = {"int": "an integer", "str": "a string", "bool": "true/false", "list": "a list"}
+    return " or ".join(names.get(x.__name__, x.__name__) for x in kinds)
 
 
 def _bad(where: str, why: str) -> Generator:
