@@ -10,7 +10,7 @@ from mcptool.link.backoff import Backoff
 from mcptool.link.client import LinkClient, LinkURL, parse_url
 from mcptool.link.client_state import CLIENT_TRANSITIONS, ClientConnection, ClientState
 from mcptool.link.codes import CloseCode, ErrorCode, RejectCode
-from mcptool.link.delivery import Ledger, MemoryLedger, Outbox, OutboxFull
+from mcptool.link.delivery import JournalLedger, Ledger, MemoryLedger, Outbox, OutboxFull
 from mcptool.link.errors import (
     AuthenticationFailed,
     ConnectionLost,
@@ -39,6 +39,7 @@ __all__ = [
     "Handler",
     "HandlerError",
     "Heartbeat",
+    "JournalLedger",
     "KeysFileError",
     "Ledger",
     "LinkClient",

@@ -426,7 +426,7 @@ class LinkClient:
         if self.failure is not None:
             raise self.failure
         if self.machine.state in (ClientState.CLOSING, ClientState.CLOSED):
-            raise LinkClosed(f"the link to {self.url} is closed")
+            raise LinkClosed(f"link to {self.url} closed: {self.last_reason}")
 
     def _require_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:

@@ -126,9 +126,11 @@ class _Connection(asyncio.Protocol):
         assert conn is not None and self.transport is not None
         server = self.server
         close_reason = None
+        delivered = False
         for event in conn.events():
             match event:
                 case DataReceived(seq=seq, body=body):
+                    delivered = True
                     server.stats.frames_delivered += 1
                     if server.on_data is not None:
                         server.on_data(conn.node_id or "", seq, body)
@@ -149,6 +151,8 @@ class _Connection(asyncio.Protocol):
                         server.on_event(conn.node_id or "", body)
                 case PeerErrorReceived(code=code, message=message):
                     log.warning("node %s reports error %s: %s", conn.node_id, code, message)
+        if delivered and server.before_ack is not None:
+            server.before_ack()  # e.g. flush a journal: nothing is acknowledged unrecorded
         out = conn.data_to_send()
         if out and not self.closed:
             self.transport.write(out)
@@ -213,6 +217,7 @@ class LinkServer:
         handlers: Mapping[str, Handler] | Router | None = None,
         on_event: OnEvent | None = None,
         on_session: OnSession | None = None,
+        before_ack: Callable[[], None] | None = None,
         ledger: Ledger | None = None,
         ssl: ssl_module.SSLContext | None = None,
         heartbeat_interval: float = 10.0,
@@ -233,6 +238,7 @@ class LinkServer:
         self.on_data = on_data
         self.on_event = on_event
         self.on_session = on_session
+        self.before_ack = before_ack
         self.router = handlers if isinstance(handlers, Router) else Router(handlers)
         self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
         self.ssl = ssl

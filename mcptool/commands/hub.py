@@ -1,0 +1,190 @@
+"""``mcptool hub``: accept MCP links from edge nodes and log what they deliver."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import ssl
+import sys
+import time
+from typing import Any
+
+import click
+
+from mcptool.errors import UsageError
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[IPv6]:PORT`` (port 0: any free port)."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise UsageError(f"--listen {text!r}: use HOST:PORT, e.g. 127.0.0.1:7878")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise UsageError(f"--listen {text!r}: port {port_text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--listen {text!r}: port must be 0..65535")
+    return host, port
+
+
+def server_tls(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    if cert is None and key is None:
+        return None
+    if cert is None:
+        raise UsageError("--tls-key needs --tls-cert too")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"--tls-cert {cert}: cannot load certificate and key: {exc}") from None
+    return context
+
+
+def show(body: bytes) -> str:
+    try:
+        return json.dumps(body.decode("utf-8"), ensure_ascii=False)
+    except UnicodeDecodeError:
+        return "0x" + body.hex()
+
+
+def stamp() -> str:
+    return time.strftime("%H:%M:%S", time.localtime())
+
+
+@click.command("hub")
+@click.option(
+    "--listen", default="127.0.0.1:7878", show_default=True, help="HOST:PORT to listen on."
+)
+@click.option(
+    "--keys",
+    "keys_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Keys file: one `NODE_ID SECRET` a line, `#` comments, mode 600.",
+)
+@click.option("--tls-cert", type=click.Path(dir_okay=False), help="PEM certificate: serve mcps://.")
+@click.option("--tls-key", type=click.Path(dir_okay=False), help="PEM private key of --tls-cert.")
+@click.option(
+    "--heartbeat",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.01, 3600),
+    help="Seconds of silence before a PING.",
+)
+@click.option(
+    "--dead-after",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 255),
+    help="Silent heartbeat intervals before a node is declared dead.",
+)
+@click.option("--window", default=256, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--max-connections", default=10_000, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False),
+    help="Append every delivered frame to this JSON Lines file and resume from it after a "
+    "restart: exactly-once delivery even across a hub crash.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Log one JSON object a line.")
+@click.option("--quiet", is_flag=True, help="Do not log each data frame.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after N s.")
+def hub(
+    listen: str,
+    keys_file: str,
+    tls_cert: str | None,
+    tls_key: str | None,
+    heartbeat: float,
+    dead_after: int,
+    window: int,
+    max_connections: int,
+    journal: str | None,
+    as_json: bool,
+    quiet: bool,
+    duration: float | None,
+) -> int:
+    """Run an MCP hub: authenticate edge nodes, acknowledge their data, answer requests.
+
+    Requests it answers: echo (returns its data), time (hub clock), status (nodes up).
+    """
+    from mcptool.link import JournalLedger, LinkServer, MemoryLedger, load_keys
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    host, port = parse_listen(listen)
+    keys = load_keys(keys_file)
+    context = server_tls(tls_cert, tls_key)
+    ledger = JournalLedger(journal) if journal else MemoryLedger()
+
+    def log(kind: str, node: str, **fields: Any) -> None:
+        if as_json:
+            line = json.dumps({"time": time.time(), "event": kind, "node": node, **fields})
+        else:
+            details = " ".join(f"{k}={v}" for k, v in fields.items())
+            line = f"{stamp()} {node} {kind} {details}".rstrip()
+        click.echo(line)
+        sys.stdout.flush()
+
+    def on_data(node: str, seq: int, body: bytes) -> None:
+        if isinstance(ledger, JournalLedger):
+            ledger.record(node, seq, body)
+        if not quiet:
+            if as_json:
+                log("data", node, seq=seq, size=len(body), data=show(body))
+            else:
+                log("data", node, seq=seq, bytes=len(body), data=show(body))
+
+    def on_session(node: str, up: bool, reason: str) -> None:
+        log("up" if up else "down", node, reason=json.dumps(reason))
+
+    def on_event(node: str, body: dict[str, Any]) -> None:
+        log("event", node, body=json.dumps(body))
+
+    async def run() -> None:
+        server = LinkServer(
+            host,
+            port,
+            keys,
+            on_data=on_data,
+            on_session=on_session,
+            on_event=on_event,
+            before_ack=ledger.flush if isinstance(ledger, JournalLedger) else None,
+            handlers={
+                "echo": lambda data, request: data,
+                "time": lambda data, request: {"unix_ms": time.time_ns() // 1_000_000},
+                "status": lambda data, request: {"nodes": sorted(server.sessions)},
+            },
+            ledger=ledger,
+            ssl=context,
+            heartbeat_interval=heartbeat,
+            dead_after=dead_after,
+            window=window,
+            max_connections=max_connections,
+        )
+        try:
+            await server.start()
+        except OSError as exc:
+            raise UsageError(f"--listen {listen}: cannot listen there: {exc.strerror}") from None
+        resumed = f", journal {journal} ({ledger.snapshot()})" if journal else ""
+        click.echo(f"hub listening on {server.url} ({len(keys)} node keys{resumed})")
+        sys.stdout.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            await asyncio.wait_for(stop.wait(), duration)
+        except TimeoutError:
+            pass
+        finally:
+            await server.stop()
+            if isinstance(ledger, JournalLedger):
+                ledger.close()
+
+    asyncio.run(run())
+    return 0

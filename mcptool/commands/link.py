@@ -1,0 +1,199 @@
+"""``mcptool link``: talk to a hub as an edge node: ``ping`` it, ``send`` it data."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mcptool.errors import UsageError
+
+# The most a DATA frame can carry at the default 16 KiB frame limit (8 bytes are its seq).
+MAX_BODY = 16384 - 8
+
+
+def common(command: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.argument("url"),
+        click.option("--node-id", required=True, help="This node's id, as in the hub's keys file."),
+        click.option(
+            "--key-file",
+            required=True,
+            type=click.Path(dir_okay=False),
+            help="File with this node's secret (just the secret, or `NODE_ID SECRET` lines).",
+        ),
+        click.option("--ca", type=click.Path(dir_okay=False), help="mcps://: trust this CA file."),
+        click.option("--insecure", is_flag=True, help="mcps://: do not verify the certificate."),
+        click.option(
+            "--timeout",
+            default=10.0,
+            show_default=True,
+            type=click.FloatRange(min=0, min_open=True),
+            help="Seconds to wait for the link (and for acknowledgements).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def client_tls(url: str, ca: str | None, insecure: bool) -> ssl.SSLContext | None:
+    if not url.startswith("mcps://"):
+        if ca or insecure:
+            raise UsageError("--ca and --insecure are for mcps:// URLs only")
+        return None
+    context = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def open_link(
+    url: str,
+    node_id: str,
+    key_file: str,
+    ca: str | None,
+    insecure: bool,
+    *,
+    states_to_stdout: bool = False,
+    **options: Any,
+) -> Any:
+    from mcptool.link import LinkClient, load_secret
+
+    key = load_secret(key_file, node_id)
+    context = client_tls(url, ca, insecure)
+
+    def on_state(event: Any) -> None:
+        click.echo(f"state {event.new.value}: {event.reason}", err=not states_to_stdout)
+
+    try:
+        return LinkClient(url, node_id, key, ssl=context, on_state_change=on_state, **options)
+    except ValueError as exc:
+        raise UsageError(f"--node-id {node_id!r}: {exc}") from None
+
+
+@click.group("link")
+def link() -> None:
+    """Act as an edge node on an MCP link (mcp:// or mcps:// URLs)."""
+
+
+@link.command("ping")
+@common
+@click.option("--count", default=4, show_default=True, type=click.IntRange(1))
+@click.option("--interval", default=0.2, show_default=True, type=click.FloatRange(0))
+def ping(
+    url: str,
+    node_id: str,
+    key_file: str,
+    ca: str | None,
+    insecure: bool,
+    timeout: float,
+    count: int,
+    interval: float,
+) -> int:
+    """Connect, authenticate, and print round-trip times of PINGs."""
+
+    async def run() -> None:
+        client = open_link(
+            url, node_id, key_file, ca, insecure, states_to_stdout=True, reconnect=False
+        )
+        await client.start(timeout)
+        session = client.session
+        click.echo(
+            f"session up with {client.url}: version {session.version},"
+            f" heartbeat {session.heartbeat_interval:g} s x {session.dead_after},"
+            f" window {session.window}"
+        )
+        rtts = []
+        try:
+            for n in range(1, count + 1):
+                rtt = await client.ping(timeout)
+                rtts.append(rtt * 1000)
+                click.echo(f"pong {n}: {rtt * 1000:.3f} ms")
+                if n < count:
+                    await asyncio.sleep(interval)
+        finally:
+            await client.close()
+        click.echo(
+            f"{len(rtts)} pongs, rtt min/avg/max = "
+            f"{min(rtts):.3f}/{sum(rtts) / len(rtts):.3f}/{max(rtts):.3f} ms"
+        )
+
+    asyncio.run(run())
+    return 0
+
+
+def read_bodies(data: tuple[str, ...], lines: bool) -> list[bytes]:
+    bodies = []
+    for item in data:
+        if item.startswith("@"):
+            path = Path(item[1:])
+            try:
+                content = path.read_bytes()
+            except OSError as exc:
+                raise UsageError(f"--data {item}: cannot read {path}: {exc.strerror}") from None
+            if lines:
+                bodies.extend(line for line in content.splitlines() if line)
+            else:
+                bodies.extend(content[i : i + MAX_BODY] for i in range(0, len(content), MAX_BODY))
+        else:
+            bodies.append(item.encode("utf-8"))
+    for body in bodies:
+        if len(body) > MAX_BODY:
+            raise UsageError(f"a data frame of {len(body)} bytes exceeds {MAX_BODY}")
+    return bodies
+
+
+@link.command("send")
+@common
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    required=True,
+    help="TEXT to send, or @FILE for a file's bytes (split into 16 KiB frames). Repeatable.",
+)
+@click.option("--lines", is_flag=True, help="With @FILE: one frame per non-empty line.")
+def send(
+    url: str,
+    node_id: str,
+    key_file: str,
+    ca: str | None,
+    insecure: bool,
+    timeout: float,
+    data: tuple[str, ...],
+    lines: bool,
+) -> int:
+    """Deliver data frames and wait until the hub has acknowledged every one."""
+    bodies = read_bodies(data, lines)
+
+    async def run() -> None:
+        from mcptool.link import LinkError
+
+        client = open_link(url, node_id, key_file, ca, insecure)
+        await client.start(timeout)
+        started = time.perf_counter()
+        try:
+            futures = [await client.submit(body) for body in bodies]
+            if futures:
+                await asyncio.wait_for(asyncio.gather(*futures), timeout)
+        except TimeoutError:
+            raise LinkError(
+                f"{client.pending} of {len(bodies)} frames not acknowledged within {timeout:g} s"
+            ) from None
+        finally:
+            await client.close()
+        elapsed = (time.perf_counter() - started) * 1000
+        size = sum(map(len, bodies))
+        click.echo(
+            f"delivered {len(bodies)} frames ({size} bytes), all acknowledged, {elapsed:.1f} ms"
+        )
+
+    asyncio.run(run())
+    return 0
