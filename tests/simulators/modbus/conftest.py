@@ -2,6 +2,13 @@
 
 The raw client speaks bytes so tests can see exactly what a fault did on the wire
 (a wrong transaction id, a reset, a reply in pieces), which a Modbus library would hide.
+
+Other areas reuse these by importing them into their own conftest::
+
+    from tests.simulators.modbus.conftest import RawClient, modbus_simulator  # noqa: F401
+
+``modbus_simulator`` is a factory: ``sim = await modbus_simulator("boiler", faults=[...])``
+starts a simulator on an ephemeral loopback port and stops it after the test.
 """
 
 from __future__ import annotations
@@ -9,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 
 import pytest
 
-from simulators.modbus import DeviceProfile, ModbusSimulator, load_profile
+from simulators.modbus import DeviceProfile, Fault, ModbusSimulator, load_profile
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "devices"
 
@@ -94,3 +101,27 @@ async def client(sim: ModbusSimulator) -> AsyncIterator[RawClient]:
     raw = await RawClient.connect(sim.address)
     yield raw
     await raw.close()
+
+
+StartSimulator = Callable[..., Awaitable[ModbusSimulator]]
+
+
+@pytest.fixture
+async def modbus_simulator() -> AsyncIterator[StartSimulator]:
+    """Start simulators from profiles (objects, paths or bundled names); all stop at teardown."""
+    started: list[ModbusSimulator] = []
+
+    async def start(
+        *profiles: DeviceProfile | str | Path,
+        faults: Iterable[Fault] = (),
+        clock: Callable[[], float] | None = None,
+    ) -> ModbusSimulator:
+        loaded = [p if isinstance(p, DeviceProfile) else load_profile(p) for p in profiles]
+        kwargs = {"clock": clock} if clock is not None else {}
+        sim = ModbusSimulator(loaded or [load_profile("boiler")], faults=faults, **kwargs)
+        started.append(await sim.start())
+        return sim
+
+    yield start
+    for sim in started:
+        await sim.stop()

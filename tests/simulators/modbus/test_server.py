@@ -6,13 +6,20 @@ import asyncio
 import re
 import struct
 
+import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from pyModbusTCP.client import ModbusClient
 
 from mcptool.modbus.datatypes import decode
-from simulators.modbus import DeviceProfile, ModbusSimulator, Point, load_profile
+from simulators.modbus import DeviceProfile, ModbusSimulator, Point, SimulatorError, load_profile
 from tests.conftest import require_program
-from tests.simulators.modbus.conftest import FIXTURES, FakeClock, RawClient, read_holding
+from tests.simulators.modbus.conftest import (
+    FIXTURES,
+    FakeClock,
+    RawClient,
+    StartSimulator,
+    read_holding,
+)
 
 
 def _const_profile() -> DeviceProfile:
@@ -136,3 +143,63 @@ async def test_several_devices_listen_on_several_ports() -> None:
     assert from_b == bytes([1, 2, 0, 0])
     assert counters.requests[(1, 3)] == 1 and counters.requests[(1, 1)] == 1
     assert counters.connections == 2
+
+
+async def test_pymodbustcp_follows_more_follows_through_long_identification() -> None:
+    from simulators.modbus import Identity
+
+    identity = Identity(
+        vendor_name="V" * 100, product_code="P" * 100, product_name="N" * 120, model_name="M"
+    )
+    async with ModbusSimulator([DeviceProfile(identity=identity)]) as sim:
+        host, port = sim.address
+
+        def read_all() -> dict[int, bytes]:
+            c = ModbusClient(host=host, port=port, timeout=2.0)
+            objects: dict[int, bytes] = {}
+            next_id = 0
+            try:
+                for _ in range(5):
+                    reply = c.read_device_identification(read_code=2, object_id=next_id)
+                    assert reply is not None, c.last_error_as_txt
+                    objects.update(reply.objects_by_id)
+                    if reply.more_follows != 0xFF:
+                        break
+                    next_id = reply.next_object_id
+            finally:
+                c.close()
+            return objects
+
+        objects = await asyncio.to_thread(read_all)
+    assert objects == identity.objects()
+
+
+async def test_fixture_factory_starts_bundled_profiles_on_ipv4(
+    modbus_simulator: StartSimulator,
+) -> None:
+    sim = await modbus_simulator("power_meter", "digital_io")
+    assert [host for host, _ in sim.addresses] == ["127.0.0.1", "127.0.0.1"]
+    client = await RawClient.connect(sim.addresses[1])
+    assert await client.request(1, bytes([1, 0, 0, 0, 16])) == bytes([1, 2, 0, 0])
+    await client.close()
+
+
+async def test_listens_on_ipv6_loopback() -> None:
+    try:
+        sim = await ModbusSimulator([_const_profile()], host="::1").start()
+    except SimulatorError as exc:  # a host without IPv6 at all
+        pytest.skip(str(exc))
+    try:
+        host, port = sim.address
+        client = await RawClient.connect((host, port))
+        assert await client.request(1, read_holding(0, 1)) == bytes([3, 2, 0, 100])
+        await client.close()
+    finally:
+        await sim.stop()
+
+
+async def test_a_port_in_use_is_one_clear_error() -> None:
+    async with ModbusSimulator([_const_profile()]) as first:
+        busy = first.address[1]
+        with pytest.raises(SimulatorError, match=f"cannot listen on 127.0.0.1:{busy}"):
+            await ModbusSimulator([_const_profile()], port=busy).start()
