@@ -133,8 +133,9 @@ async def _resolve(host: str, spec: str) -> str:
     try:
         infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
+        where = "" if spec == host else f" in {spec!r}"
         raise TargetError(
-            f"cannot resolve host {host!r} in {spec!r} ({exc.strerror}): "
+            f"cannot resolve host {host!r}{where} ({exc.strerror}): "
             "check the name or use an IP address"
         ) from None
     return str(infos[0][4][0])
@@ -145,9 +146,14 @@ async def resolve_targets(texts: Sequence[str], default_port: int = 502) -> list
     if not texts:
         raise TargetError("no targets: give a host, host:port, a CIDR range or @file")
     specs = [parse_target(text, default_port) for text in texts]
-    names = {s.host for s in specs if s.network is None}
+    texts_by_host = {s.host: s.text for s in specs if s.network is None}
+    names = list(texts_by_host)
     addresses = dict(
-        zip(names, await asyncio.gather(*(_resolve(n, n) for n in names)), strict=True)
+        zip(
+            names,
+            await asyncio.gather(*(_resolve(n, texts_by_host[n]) for n in names)),
+            strict=True,
+        )
     )
     seen: set[tuple[str, int]] = set()
     targets: list[Target] = []
