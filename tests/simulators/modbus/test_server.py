@@ -203,3 +203,27 @@ async def test_a_port_in_use_is_one_clear_error() -> None:
         busy = first.address[1]
         with pytest.raises(SimulatorError, match=f"cannot listen on 127.0.0.1:{busy}"):
             await ModbusSimulator([_const_profile()], port=busy).start()
+
+
+async def test_mbpoll_decodes_cdab_counters_and_abcd_floats_like_the_profile_says() -> None:
+    mbpoll = require_program("mbpoll")
+    clock = FakeClock()
+    async with ModbusSimulator([load_profile(FIXTURES / "gateway.toml")], clock=clock) as sim:
+        host, port = sim.address
+
+        async def poll(*args: str) -> dict[int, str]:
+            proc = await asyncio.create_subprocess_exec(
+                mbpoll, "-m", "tcp", "-p", str(port), *args, "-1", host,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await asyncio.wait_for(proc.communicate(), 20)
+            assert proc.returncode == 0, err.decode()
+            return {int(r): v for r, v in re.findall(r"^\[(\d+)\]:\s+(\S+)", out.decode(), re.M)}
+
+        # unit 2 is the power meter: export energy, uint32 CDAB at address 2 (mbpoll: CDAB)
+        meter = await poll("-a", "2", "-r", "3", "-c", "1", "-t", "4:int")
+        # unit 1 is the boiler: setpoint 70.0 float32 ABCD at address 8 (mbpoll -B: ABCD)
+        boiler = await poll("-a", "1", "-r", "9", "-c", "1", "-t", "4:float", "-B")
+    assert meter == {3: "1000"}
+    assert float(boiler[9]) == 70.0
