@@ -1,0 +1,427 @@
+"""The analysis pipeline: readings in, trigger events and findings out to a sink.
+
+``observe`` is synchronous and cheap (the gateway calls it for every poll); a window
+that closes with triggers becomes a job in the durable backlog, and worker tasks (at
+most ``max_in_flight``, calls at least ``min_call_interval_s`` apart) ask the model,
+oldest job first. While the model is busy or down, jobs stay in the backlog and a
+statistics-only finding is published for each, so the technician still hears about the
+window; the model's finding follows when it answers. A finding leaves the backlog only
+after the sink accepted it.
+
+Records handed to the sink (``async def sink(record: dict)``) have a ``type``:
+``trigger`` (a rule fired), ``finding`` (``source`` model or statistics),
+``analysis_error`` (an answer that stayed invalid after one repair, or a request the
+model refused), ``backlog_dropped`` (the backlog was full and dropped its oldest job).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from mcptool.analysis.analyzer import Analyzer, WindowReport
+from mcptool.analysis.backlog import Backlog, Job
+from mcptool.analysis.config import AnalysisConfig
+from mcptool.analysis.findings import (
+    Finding,
+    InvalidAnswer,
+    finding_schema,
+    parse_answer,
+    statistics_finding,
+    window_statistics,
+)
+from mcptool.analysis.model import AnalysisModel, ModelAnswer, ModelRejected, ModelUnavailable
+from mcptool.analysis.prompting import Prompts
+from mcptool.analysis.triggers import signature
+
+__all__ = ["AnalysisPipeline", "Sink"]
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[dict[str, Any]], Awaitable[None]]
+
+_MAX_BACKOFF_S = 60.0
+
+
+class AnalysisPipeline:
+    """Statistics, triggers, model calls and publishing, for a gateway or a hub."""
+
+    def __init__(
+        self,
+        config: AnalysisConfig,
+        *,
+        sink: Sink,
+        model: AnalysisModel | None,
+        prompts: Prompts | None = None,
+        backlog: Backlog | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.sink = sink
+        self.model = model
+        self.prompts = prompts if prompts is not None else Prompts.load(config.prompts_dir)
+        self.backlog = (
+            backlog if backlog is not None else Backlog(config.queue_path, config.queue_max)
+        )
+        self.analyzer = Analyzer(config)
+        self.clock = clock
+        self.counters: dict[str, int] = dict.fromkeys(
+            ("windows", "windows_triggered", "trigger_events", "model_calls", "repairs",
+             "findings_model", "findings_statistics", "invalid_answers", "suppressed",
+             "backlog_dropped", "sink_errors", "model_unavailable", "model_rejected"),
+            0,
+        )  # fmt: skip
+        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._in_flight: set[int] = set()
+        self._sending = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_call = -float("inf")
+        self._call_lock = asyncio.Lock()
+        self._resume_at = 0.0
+        self._backoff = config.retry_after_s
+        self._down_reason: str | None = None
+        self._recent: dict[str, tuple[frozenset[tuple[str, str]], float]] = {}
+
+    # -- set-up and life cycle -------------------------------------------------------
+    def add_device(self, device: str, points: Iterable[Any] = (), description: str = "") -> None:
+        """Declare a device's points (register-map ``Point``s or ``PointInfo``s)."""
+        self.analyzer.add_device(device, points, description)
+
+    async def start(self) -> AnalysisPipeline:
+        if self._tasks:
+            return self
+        self._tasks.append(asyncio.create_task(self._publisher(), name="analysis-publisher"))
+        self._tasks.append(asyncio.create_task(self._ticker(), name="analysis-ticker"))
+        if self.model is not None:
+            for i in range(self.config.max_in_flight):
+                self._tasks.append(asyncio.create_task(self._worker(), name=f"analysis-{i}"))
+        if len(self.backlog):
+            self._wake.set()
+            if self.model is None:
+                for job in self.backlog.pending():
+                    self._statistics_for(job, "no model configured")
+                    self.backlog.remove(job.id)
+        return self
+
+    async def close(self) -> None:
+        """Stop the tasks; pending jobs stay in the backlog for the next start."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        while not self._outbox.empty():  # hand over what was already decided
+            await self._send(self._outbox.get_nowait())
+        self.backlog.close()
+
+    async def __aenter__(self) -> AnalysisPipeline:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def model_down(self) -> str | None:
+        """Why the model cannot be asked right now, or None when it answers."""
+        return self._down_reason
+
+    def stats(self) -> dict[str, int]:
+        return {**self.counters, "backlog": len(self.backlog), "in_flight": len(self._in_flight)}
+
+    async def wait_idle(self) -> None:
+        """Until the backlog is empty and every record was handed to the sink."""
+        while len(self.backlog) or not self._outbox.empty() or self._in_flight or self._sending:
+            self._idle.clear()
+            await self._idle.wait()
+
+    # -- input (synchronous, the gateway's hot path) ---------------------------------
+    def observe(self, device: str, t: float, values: Mapping[str, Any]) -> None:
+        """One poll of ``device`` read at Unix time ``t`` (point name -> value)."""
+        reports = self.analyzer.observe(device, t, values)
+        if reports:
+            self._handle(reports)
+
+    def observe_failure(self, device: str, t: float) -> None:
+        """A poll of ``device`` failed at ``t``."""
+        reports = self.analyzer.observe_failure(device, t)
+        if reports:
+            self._handle(reports)
+
+    def tick(self, now: float | None = None) -> None:
+        """Close windows that are over and notice silent devices (the ticker calls this)."""
+        reports = self.analyzer.tick(self.clock() if now is None else now)
+        if reports:
+            self._handle(reports)
+
+    # -- windows to jobs ---------------------------------------------------------------
+    def _handle(self, reports: Iterable[WindowReport]) -> None:
+        for report in reports:
+            self.counters["windows"] += 1
+            if not report.events:
+                continue
+            self.counters["windows_triggered"] += 1
+            self._enqueue(report)
+
+    def _enqueue(self, report: WindowReport) -> None:
+        window = report.window
+        device = window.device
+        sig = signature(report.events)
+        last = self._recent.get(device)
+        # the same rules on the same points again soon: the model would only repeat itself
+        suppressed = (
+            not self.config.every_window
+            and last is not None
+            and last[0] == sig
+            and window.end - last[1] < self.config.cooldown_s
+        )
+        for event in report.events:
+            self.counters["trigger_events"] += 1
+            self._emit({"type": "trigger", **event.as_dict(), "model_call": not suppressed})
+        if suppressed:
+            self.counters["suppressed"] += 1
+            return
+        self._recent[device] = (sig, window.end)
+        info = self.analyzer.point_info(device)
+        names = list(dict.fromkeys([*window.points, *info]))
+        prompt = self.prompts.window_prompt(
+            window, report.events, info, report.usual, self.analyzer.description(device)
+        )
+        data = {
+            "device": device,
+            "window": {"start": window.start, "end": window.end},
+            "triggers": [e.as_dict() for e in report.events],
+            "statistics": window_statistics(window),
+            "point_names": names,
+            "messages": [
+                {"role": "system", "content": self.prompts.system},
+                {"role": "user", "content": prompt},
+            ],
+            "schema": finding_schema(names),
+        }
+        if self.model is None:
+            self._statistics_from(data, "no model configured")
+            return
+        for dropped in self.backlog.push(device, window.start, data):
+            self.counters["backlog_dropped"] += 1
+            self._emit(
+                {
+                    "type": "backlog_dropped",
+                    "device": dropped.device,
+                    "window": dropped.data["window"],
+                    "reason": f"analysis backlog full ({self.config.queue_max} windows): "
+                    "dropped the oldest; raise analysis.queue_max or add model capacity",
+                }
+            )
+        if self._down_reason is not None:
+            for pending in self.backlog.pending():
+                if not pending.statistics_sent:
+                    self._statistics_for(pending, self._queued_reason())
+        self._wake.set()
+
+    def _queued_reason(self) -> str:
+        return f"model unavailable: {self._down_reason}; window queued for analysis"
+
+    # -- publishing --------------------------------------------------------------------
+    def _emit(self, record: dict[str, Any]) -> None:
+        self._outbox.put_nowait(record)
+
+    def _statistics_from(self, data: Mapping[str, Any], reason: str) -> None:
+        window = data["window"]
+        finding = statistics_finding(
+            data["device"], window["start"], window["end"], data["triggers"],
+            data["statistics"], reason,
+        )  # fmt: skip
+        self.counters["findings_statistics"] += 1
+        self._emit(finding.as_dict())
+
+    def _statistics_for(self, job: Job, reason: str) -> None:
+        if self.config.statistics_findings:
+            self._statistics_from(job.data, reason)
+        self.backlog.mark_statistics_sent(job.id)
+        job.statistics_sent = True
+
+    async def _send(self, record: dict[str, Any]) -> bool:
+        try:
+            await self.sink(record)
+        except Exception as exc:  # the sink is the gateway's: keep analysing whatever it does
+            self.counters["sink_errors"] += 1
+            log.warning("analysis sink failed for a %s record: %s", record.get("type"), exc)
+            return False
+        return True
+
+    async def _publisher(self) -> None:
+        while True:
+            record = await self._outbox.get()
+            self._sending = True
+            try:
+                await self._send(record)
+            finally:
+                self._sending = False
+            if self._outbox.empty():
+                self._idle.set()
+
+    async def _ticker(self) -> None:
+        period = min(1.0, self.config.window_s / 4)
+        while True:
+            await asyncio.sleep(period)
+            self.tick()
+
+    # -- model calls -------------------------------------------------------------------
+    async def _worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            wait = self._resume_at - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            self._wake.clear()
+            job = self.backlog.oldest(exclude=self._in_flight)
+            if job is None:
+                self._idle.set()
+                await self._wake.wait()
+                continue
+            self._in_flight.add(job.id)
+            try:
+                await self._run(job)
+            except Exception:  # a bug must not stop the analysis; the job stays queued
+                log.exception("analysis of %s failed", job.device)
+                self._pause(max(1.0, self.config.retry_after_s))
+            finally:
+                self._in_flight.discard(job.id)
+                self._idle.set()
+
+    def _pause(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._resume_at = max(self._resume_at, loop.time() + seconds)
+
+    async def _run(self, job: Job) -> None:
+        if job.finding is None:
+            finding = await self._analyse(job)
+            if finding is None:
+                return
+            self.backlog.store_finding(job.id, finding.as_dict())
+            record = finding.as_dict()
+        else:
+            record = job.finding
+        if await self._send(record):
+            if record.get("source") == "model":
+                self.counters["findings_model"] += 1
+            self.backlog.remove(job.id)
+        else:
+            self._pause(self.config.retry_after_s)
+
+    async def _ask(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> ModelAnswer:
+        assert self.model is not None
+        async with self._call_lock:  # spaces call starts; calls themselves may overlap
+            loop = asyncio.get_running_loop()
+            wait = self._last_call + self.config.min_call_interval_s - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._last_call = loop.time()
+        self.counters["model_calls"] += 1
+        try:
+            async with asyncio.timeout(self.config.request_timeout_s):
+                return await self.model.ask(messages, schema)
+        except TimeoutError:
+            raise ModelUnavailable(
+                f"no answer within analysis.request_timeout_s = {self.config.request_timeout_s:g}"
+            ) from None
+
+    async def _analyse(self, job: Job) -> Finding | None:
+        """The model's finding for ``job``, or None (job kept, or reported and removed)."""
+        data = job.data
+        messages = list(data["messages"])
+        schema = data["schema"]
+        self.backlog.mark_attempt(job.id)
+        started = time.monotonic()
+        try:
+            answer = await self._ask(messages, schema)
+            repaired = False
+            try:
+                result = parse_answer(answer.text, schema)
+            except InvalidAnswer as first:
+                self.counters["repairs"] += 1
+                repair = self.prompts.repair_prompt(first.reason, data["point_names"])
+                messages += [
+                    {"role": "assistant", "content": answer.text},
+                    {"role": "user", "content": repair},
+                ]
+                answer = await self._ask(messages, schema)
+                repaired = True
+                result = parse_answer(answer.text, schema)
+        except ModelUnavailable as exc:
+            self._unavailable(str(exc) or type(exc).__name__)
+            return None
+        except (InvalidAnswer, ModelRejected) as exc:
+            self._give_up(job, exc)
+            return None
+        self._available()
+        window = data["window"]
+        timings = {
+            **answer.timings,
+            "wall_ms": round((time.monotonic() - started) * 1000, 1),
+            "queued_ms": round(max(0.0, self.clock() - window["end"]) * 1000, 1),
+        }
+        return Finding(
+            device=data["device"],
+            window_start=window["start"],
+            window_end=window["end"],
+            severity=result["severity"],
+            summary=result["summary"],
+            suspected_causes=tuple(result["suspected_causes"]),
+            recommended_actions=tuple(result["recommended_actions"]),
+            points=tuple(result["points"]),
+            source="model",
+            model=answer.model,
+            timings=timings,
+            triggers=tuple(data["triggers"]),
+            statistics=data["statistics"],
+            repaired=repaired,
+        )
+
+    def _give_up(self, job: Job, exc: Exception) -> None:
+        invalid = isinstance(exc, InvalidAnswer)
+        self.counters["invalid_answers" if invalid else "model_rejected"] += 1
+        reason = (
+            f"model answer invalid after one repair: {exc}"
+            if invalid
+            else f"model refused the request: {exc}"
+        )
+        self._emit(
+            {
+                "type": "analysis_error",
+                "device": job.device,
+                "window": job.data["window"],
+                "model": getattr(self.model, "name", None),
+                "reason": reason,
+                "answer": exc.raw[:500] if isinstance(exc, InvalidAnswer) else None,
+            }
+        )
+        if not job.statistics_sent:
+            self._statistics_for(job, reason)
+        self.backlog.remove(job.id)
+
+    def _unavailable(self, reason: str) -> None:
+        self.counters["model_unavailable"] += 1
+        first = self._down_reason is None
+        self._down_reason = reason
+        if first:
+            log.warning("model unavailable, windows wait in the backlog: %s", reason)
+        for job in self.backlog.pending():
+            if not job.statistics_sent:
+                self._statistics_for(job, self._queued_reason())
+        self._pause(self._backoff)
+        self._backoff = min(_MAX_BACKOFF_S, self._backoff * 2 or 1.0)
+
+    def _available(self) -> None:
+        if self._down_reason is not None:
+            log.info("model answers again; working through %d queued windows", len(self.backlog))
+        self._down_reason = None
+        self._backoff = self.config.retry_after_s

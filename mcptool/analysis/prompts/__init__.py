@@ -1,0 +1,2 @@
+"""Default prompt files of the analysis (loaded by ``mcptool.analysis.prompting``; a user's
+``prompts_dir`` overrides any of them by file name)."""

@@ -1,0 +1,278 @@
+"""Windowed statistics per point, updated in O(1) per reading.
+
+The hot path is ``DeviceWindow.add``: a gateway feeds it every reading, so its per-reading
+work is a handful of float operations on ``__slots__`` attributes, inlined in one loop
+(no method call per reading). Mean and variance use Welford's update (numerically stable,
+no stored series); the rate of change is the least-squares slope over the window, from
+running sums of time offsets, so it is robust to noise at the window's ends. Everything
+else (std, slope, the snapshot) is computed once, when the window closes.
+
+Values that are not numbers (strings, ``None`` for a failed read) are counted apart and
+never reach the arithmetic; ``bool`` is a number (0/1) here, like in Python.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["DeviceWindow", "PointStats", "WindowStats"]
+
+_INF = math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class PointStats:
+    """One point over one window. ``rate_per_s`` is the least-squares slope (unit/s)."""
+
+    name: str
+    count: int
+    min: float | None
+    max: float | None
+    mean: float | None
+    std: float | None
+    rate_per_s: float | None
+    last: Any
+    gaps: int
+    unit: str = ""
+    discrete: bool = False
+    missing: int = 0
+
+    @property
+    def varied(self) -> bool:
+        return self.count > 1 and self.max is not None and self.max != self.min
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "unit": self.unit,
+            "count": self.count,
+            "min": self.min,
+            "max": self.max,
+            "mean": self.mean,
+            "std": self.std,
+            "rate_per_s": self.rate_per_s,
+            "last": self.last,
+            "gaps": self.gaps,
+            "missing": self.missing,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStats:
+    """A closed window of one device: ``[start, end)`` in Unix seconds."""
+
+    device: str
+    start: float
+    end: float
+    points: dict[str, PointStats] = field(default_factory=dict)
+    readings: int = 0
+    failed_polls: int = 0
+    last_seen: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+class _Point:
+    """Running sums of one point in the open window (mutable, slots: this is the hot path)."""
+
+    __slots__ = (
+        "discrete",
+        "gaps",
+        "hi",
+        "last",
+        "lo",
+        "m2",
+        "mean",
+        "missing",
+        "n",
+        "name",
+        "st",
+        "stt",
+        "stv",
+        "tl",
+    )
+
+    def __init__(self, name: str, discrete: bool) -> None:
+        self.name = name
+        self.discrete = discrete
+        self.tl: float | None = None  # time of the last reading, kept across windows
+        self.last: Any = None
+        self.reset()
+
+    def reset(self) -> None:
+        self.n = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+        self.lo = _INF
+        self.hi = -_INF
+        self.st = 0.0
+        self.stt = 0.0
+        self.stv = 0.0
+        self.gaps = 0
+        self.missing = 0
+
+    def snapshot(self, unit: str) -> PointStats:
+        n = self.n
+        if n == 0:
+            return PointStats(
+                self.name,
+                0,
+                None,
+                None,
+                None,
+                None,
+                None,
+                self.last,
+                self.gaps,
+                unit,
+                self.discrete,
+                self.missing,
+            )
+        std = math.sqrt(self.m2 / (n - 1)) if n > 1 else 0.0
+        denominator = n * self.stt - self.st * self.st
+        rate = None
+        if n > 1 and denominator > 1e-12:
+            rate = (n * self.stv - self.st * self.mean * n) / denominator
+        return PointStats(
+            self.name,
+            n,
+            float(self.lo),
+            float(self.hi),
+            self.mean,
+            std,
+            rate,
+            self.last,
+            self.gaps,
+            unit,
+            self.discrete,
+            self.missing,
+        )
+
+
+class DeviceWindow:
+    """The open window of one device; windows are aligned to multiples of ``window_s``.
+
+    ``add`` returns the window it closed when a reading belongs to a later window, so a
+    caller never needs a clock for devices that keep answering; ``close_if_due`` closes a
+    window of a device that went silent.
+    """
+
+    __slots__ = (
+        "device",
+        "end",
+        "failed",
+        "gap_s",
+        "last_seen",
+        "points",
+        "readings",
+        "start",
+        "units",
+        "window_s",
+    )
+
+    def __init__(
+        self,
+        device: str,
+        window_s: float,
+        gap_s: float,
+        units: Mapping[str, str] | None = None,
+        discrete: Mapping[str, bool] | None = None,
+    ) -> None:
+        self.device = device
+        self.window_s = window_s
+        self.gap_s = gap_s
+        self.units: dict[str, str] = dict(units or {})
+        self.points: dict[str, _Point] = {}
+        for name, is_bits in (discrete or {}).items():
+            self.points[name] = _Point(name, is_bits)
+        self.start = -_INF
+        self.end = -_INF  # no window open: the first reading opens one
+        self.readings = 0
+        self.failed = 0
+        self.last_seen: float | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.end != -_INF
+
+    def _open(self, t: float) -> None:
+        self.start = math.floor(t / self.window_s) * self.window_s
+        self.end = self.start + self.window_s
+
+    def add(self, t: float, values: Mapping[str, Any]) -> WindowStats | None:
+        """Take one poll's values (point name -> value) read at Unix time ``t``."""
+        closed = None
+        if t >= self.end:
+            if self.end != -_INF:
+                closed = self.close()
+            self._open(t)
+        rel = t - self.start
+        points = self.points
+        gap = self.gap_s
+        for name, v in values.items():
+            p = points.get(name)
+            if p is None:
+                p = points[name] = _Point(name, type(v) is bool)
+            try:
+                d = v - p.mean  # TypeError for str / None: not a number
+            except TypeError:
+                if v is None:
+                    p.missing += 1
+                else:
+                    p.last = v
+                continue
+            n = p.n + 1
+            p.n = n
+            mean = p.mean + d / n
+            p.mean = mean
+            p.m2 += d * (v - mean)
+            if v < p.lo:
+                p.lo = v
+            if v > p.hi:
+                p.hi = v
+            tl = p.tl
+            if tl is not None and t - tl > gap:
+                p.gaps += 1
+            p.tl = t
+            p.last = v
+            p.st += rel
+            p.stt += rel * rel
+            p.stv += rel * v
+        self.readings += len(values)
+        self.last_seen = t
+        return closed
+
+    def failed_poll(self, t: float) -> WindowStats | None:
+        """A poll of the device failed at ``t`` (timeout, refused, exception)."""
+        closed = None
+        if t >= self.end:
+            if self.end != -_INF:
+                closed = self.close()
+            self._open(t)
+        self.failed += 1
+        return closed
+
+    def close_if_due(self, now: float, grace_s: float) -> WindowStats | None:
+        """Close the open window when ``now`` is past its end by ``grace_s`` (late readings)."""
+        if self.end != -_INF and now >= self.end + grace_s:
+            closed = self.close()
+            self.start = self.end = -_INF
+            return closed
+        return None
+
+    def close(self) -> WindowStats:
+        units = self.units
+        stats = {name: p.snapshot(units.get(name, "")) for name, p in self.points.items()}
+        window = WindowStats(
+            self.device, self.start, self.end, stats, self.readings, self.failed, self.last_seen
+        )
+        for p in self.points.values():
+            p.reset()
+        self.readings = 0
+        self.failed = 0
+        return window

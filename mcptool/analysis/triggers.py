@@ -1,0 +1,274 @@
+"""Triggers: the rules that decide a window is worth a model call.
+
+Every rule runs once per closed window, on the window's statistics, never per reading:
+a threshold looks at the window's min and max (so one reading past the limit is enough),
+the z-score compares the window's mean with the means of the past windows, stuck and
+flat-line compare the window's spread with the spread the point used to have. So the
+hot path pays nothing for triggers, and a rule sees the same numbers the model is shown.
+
+Why z-score on window means (not on single readings): the mean of a window is what the
+prompt talks about, and a single noisy reading must not cost a model call.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from mcptool.analysis.config import AnalysisConfig, ThresholdRule
+from mcptool.analysis.stats import PointStats, WindowStats
+
+__all__ = ["RULES", "Baseline", "TriggerEngine", "TriggerEvent", "Usual", "signature"]
+
+RULES = ("threshold", "zscore", "stuck", "flatline", "offline", "every_window")
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerEvent:
+    """One rule fired for one device window; ``points`` are the points it concerns."""
+
+    rule: str
+    device: str
+    points: tuple[str, ...]
+    detail: str
+    severity: str = "warning"
+    window_start: float = 0.0
+    window_end: float = 0.0
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "device": self.device,
+            "points": list(self.points),
+            "detail": self.detail,
+            "severity": self.severity,
+            "window": {"start": self.window_start, "end": self.window_end},
+            "values": self.values,
+        }
+
+
+class Usual(NamedTuple):
+    """A point's past windows: its usual level and spread of readings, and how many windows."""
+
+    mean: float
+    sd: float
+    windows: int
+
+
+@dataclass(slots=True)
+class _History:
+    means: deque[float]
+    stds: deque[float]
+    varied: deque[bool]
+
+
+class Baseline:
+    """The past ``size`` windows of each point: their means, spreads, and if they moved.
+
+    Every window joins the baseline after it was judged, anomalies included, so a lasting
+    change of operating point (a new setpoint) stops firing after a while instead of
+    firing forever; the model-call cooldown covers the windows in between.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._points: dict[tuple[str, str], _History] = {}
+
+    def get(self, device: str, point: str) -> _History | None:
+        return self._points.get((device, point))
+
+    def add(self, window: WindowStats) -> None:
+        for name, stats in window.points.items():
+            if stats.count == 0 or stats.mean is None:
+                continue
+            history = self._points.get((window.device, name))
+            if history is None:
+                size = self.size
+                history = _History(deque(maxlen=size), deque(maxlen=size), deque(maxlen=size))
+                self._points[(window.device, name)] = history
+            history.means.append(stats.mean)
+            history.stds.append(stats.std or 0.0)
+            history.varied.append(stats.varied)
+
+
+class TriggerEngine:
+    """Evaluates the configured rules on closed windows and keeps the baseline."""
+
+    def __init__(self, config: AnalysisConfig) -> None:
+        self.config = config
+        self.baseline = Baseline(config.baseline_windows)
+        self._rules: dict[tuple[str, str], tuple[ThresholdRule, ...]] = {}
+
+    def _thresholds(self, device: str, point: str) -> tuple[ThresholdRule, ...]:
+        key = (device, point)
+        rules = self._rules.get(key)
+        if rules is None:
+            rules = tuple(r for r in self.config.thresholds if r.matches(device, point))
+            self._rules[key] = rules
+        return rules
+
+    def evaluate(self, window: WindowStats) -> tuple[list[TriggerEvent], dict[str, Usual]]:
+        """The events of ``window``, and (when any fired) the points' usual values, both
+        judged before the window joins the baseline; then learn from it."""
+        events: list[TriggerEvent] = []
+        for stats in window.points.values():
+            if stats.count == 0:
+                continue
+            events.extend(self._point_events(window, stats))
+        if self.config.every_window and window.readings:
+            events.append(
+                self._event(
+                    window,
+                    "every_window",
+                    [p for p in window.points],
+                    "analysis runs on every window",
+                    "normal",
+                )
+            )
+        usual = self.usual(window) if events else {}
+        self.baseline.add(window)
+        return _merge(events), usual
+
+    def usual(self, window: WindowStats) -> dict[str, Usual]:
+        out = {}
+        for name in window.points:
+            history = self.baseline.get(window.device, name)
+            if history is not None and history.means:
+                mean, sd = _level(history)
+                out[name] = Usual(mean, sd, len(history.means))
+        return out
+
+    def offline(self, window: WindowStats, silent_s: float) -> TriggerEvent:
+        detail = f"no reading for {silent_s:.0f} s"
+        if window.failed_polls:
+            detail += f" ({window.failed_polls} failed polls in the window)"
+        return self._event(window, "offline", list(window.points), detail, "critical")
+
+    def _point_events(self, window: WindowStats, s: PointStats) -> Iterable[TriggerEvent]:
+        config = self.config
+        unit = f" {s.unit}" if s.unit else ""
+        assert s.min is not None and s.max is not None and s.mean is not None
+        for rule in self._thresholds(window.device, s.name):
+            if rule.above is not None and s.max > rule.above:
+                yield self._event(
+                    window,
+                    "threshold",
+                    [s.name],
+                    f"{s.name} reached {s.max:g}{unit}, above {rule.above:g}{unit}",
+                    rule.severity,
+                    {s.name: s.max},
+                )
+            if rule.below is not None and s.min < rule.below:
+                yield self._event(
+                    window,
+                    "threshold",
+                    [s.name],
+                    f"{s.name} fell to {s.min:g}{unit}, below {rule.below:g}{unit}",
+                    rule.severity,
+                    {s.name: s.min},
+                )
+        if s.discrete:
+            return  # on/off states: a change is an event, not a statistical anomaly
+        history = self.baseline.get(window.device, s.name)
+        if history is None or len(history.means) < config.min_baseline_windows:
+            return
+        if config.zscore is not None:
+            mean, spread = _level(history)
+            z = (s.mean - mean) / max(spread, config.zscore_min_std)
+            if abs(z) >= config.zscore:
+                yield self._event(
+                    window,
+                    "zscore",
+                    [s.name],
+                    f"{s.name} mean {s.mean:.4g}{unit} is {z:+.1f} sd from its usual "
+                    f"level {mean:.4g}{unit} (past {len(history.means)} windows)",
+                    "warning",
+                    {s.name: round(z, 2)},
+                )
+        # "used to move": it varied in most past windows (a live analog signal does)
+        used_to_move = 2 * sum(history.varied) >= len(history.varied)
+        if config.stuck and used_to_move and s.count >= config.stuck_min_count and not s.varied:
+            yield self._event(
+                window,
+                "stuck",
+                [s.name],
+                f"{s.name} stuck at {s.max:g}{unit} for {s.count} readings; "
+                "it moved in earlier windows",
+                "warning",
+                {s.name: s.max},
+            )
+        elif (
+            config.flatline_ratio is not None
+            and used_to_move
+            and s.count >= 3
+            and s.std is not None
+        ):
+            usual = statistics.median(history.stds)
+            if usual > 0 and s.std < config.flatline_ratio * usual:
+                yield self._event(
+                    window,
+                    "flatline",
+                    [s.name],
+                    f"{s.name} flat: spread {s.std:.3g}{unit} against a usual {usual:.3g}{unit}",
+                    "warning",
+                    {s.name: s.std},
+                )
+
+    @staticmethod
+    def _event(
+        window: WindowStats,
+        rule: str,
+        points: list[str],
+        detail: str,
+        severity: str,
+        values: dict[str, Any] | None = None,
+    ) -> TriggerEvent:
+        return TriggerEvent(
+            rule,
+            window.device,
+            tuple(points),
+            detail,
+            severity,
+            window.start,
+            window.end,
+            values or {},
+        )
+
+
+def _level(history: _History) -> tuple[float, float]:
+    """The usual level of a point and the usual spread of its readings, robustly.
+
+    Level: the median of the past windows' means. Spread: the spread of those means
+    (1.4826 x their median absolute deviation, which estimates a standard deviation)
+    combined with the median spread of readings inside a window, as the law of total
+    variance combines them. So the z-score asks "is this window's level outside the
+    usual spread of readings?": a noisy but steady signal does not fire it, a level
+    shift of a few usual spreads does, one wild window does not blind the rule for the
+    windows after it, and a lasting change becomes the new normal once it fills half
+    the baseline.
+    """
+    center = statistics.median(history.means)
+    between = 1.4826 * statistics.median(abs(m - center) for m in history.means)
+    within = statistics.median(history.stds)
+    return center, (between * between + within * within) ** 0.5
+
+
+def _merge(events: list[TriggerEvent]) -> list[TriggerEvent]:
+    """Drop exact duplicates (two threshold rules saying the same), keep order."""
+    seen: set[tuple[str, tuple[str, ...], str]] = set()
+    out = []
+    for event in events:
+        key = (event.rule, event.points, event.detail)
+        if key not in seen:
+            seen.add(key)
+            out.append(event)
+    return out
+
+
+def signature(events: Iterable[TriggerEvent]) -> frozenset[tuple[str, str]]:
+    """What fired, without numbers: the same signature again means nothing new to explain."""
+    return frozenset((e.rule, p) for e in events for p in e.points)

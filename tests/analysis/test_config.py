@@ -1,0 +1,52 @@
+"""The [analysis] table: good values load, every mistake is one line naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mcptool.analysis import AnalysisConfig, AnalysisConfigError, ThresholdRule
+from mcptool.errors import UsageError
+
+
+def test_a_full_table_loads_with_paths_relative_to_the_config(tmp_path: Path) -> None:
+    (tmp_path / "prompts").mkdir()
+    config = AnalysisConfig.from_dict(
+        {
+            "model": "qwen2.5:7b",
+            "window_s": 30,
+            "zscore": False,
+            "thresholds": [{"point": "temp*", "above": 90, "severity": "critical"}],
+            "prompts_dir": "prompts",
+            "queue_path": "state/analysis.db",
+        },
+        base_dir=tmp_path,
+    )
+    assert config.model == "qwen2.5:7b" and config.window_s == 30.0 and config.zscore is None
+    assert config.thresholds == (ThresholdRule("temp*", above=90.0, severity="critical"),)
+    assert config.prompts_dir == tmp_path / "prompts"
+    assert config.queue_path == tmp_path / "state/analysis.db"
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"windw_s": 10}, "analysis.windw_s: unknown key (did you mean `window_s`?)"),
+        ({"window_s": "10s"}, "analysis.window_s: must be a number, not '10s'"),
+        ({"window_s": 0}, "analysis.window_s: must be a positive number of seconds"),
+        ({"every_window": "yes"}, "analysis.every_window: must be true or false"),
+        ({"max_in_flight": 0}, "analysis.max_in_flight: must be at least 1"),
+        ({"thresholds": [{"point": "t"}]}, "analysis.thresholds[0]: give `above`, `below`"),
+        ({"thresholds": [{"point": "t", "abve": 1}]}, "analysis.thresholds[0].abve: unknown"),
+        ({"thresholds": [{"above": 1}]}, "analysis.thresholds[0].point: name the point"),
+        ({"prompts_dir": "/nonexistent/prompts"}, "analysis.prompts_dir: /nonexistent/prompts"),
+        ({"min_baseline_windows": 50}, "analysis.min_baseline_windows: must be between"),
+    ],
+)
+def test_mistakes_are_one_line_usage_errors(table: dict[str, object], message: str) -> None:
+    with pytest.raises(AnalysisConfigError) as caught:
+        AnalysisConfig.from_dict(table)
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+    assert isinstance(caught.value, UsageError)

@@ -1,0 +1,68 @@
+"""Findings: only answers that satisfy the schema become findings; the record says all."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mcptool.analysis import (
+    FINDING_SCHEMA,
+    Finding,
+    InvalidAnswer,
+    finding_schema,
+    parse_answer,
+    statistics_finding,
+)
+
+GOOD = {
+    "severity": "warning",
+    "summary": "Flow temperature rose 25 °C above its usual level.",
+    "suspected_causes": ["fouled heat exchanger"],
+    "recommended_actions": ["check the circulation pump"],
+    "points": ["flow_temperature"],
+}
+
+
+def test_a_valid_answer_parses() -> None:
+    schema = finding_schema(["flow_temperature", "pressure"])
+    assert parse_answer(json.dumps(GOOD), schema) == GOOD
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ("Sure! The boiler is fine.", "not JSON"),
+        (json.dumps({**GOOD, "severity": "bad"}), "severity: 'bad' is not one of"),
+        (json.dumps({k: v for k, v in GOOD.items() if k != "summary"}), "'summary' is a required"),
+        (json.dumps({**GOOD, "points": ["boiler_room_humidity"]}), "points/0: 'boiler_room_hum"),
+        (json.dumps({**GOOD, "summary": ""}), "summary: '' should be non-empty"),
+        (json.dumps({**GOOD, "extra": 1}), "Additional properties are not allowed"),
+    ],
+)
+def test_invalid_answers_are_refused_with_a_reason(answer: str, reason: str) -> None:
+    with pytest.raises(InvalidAnswer) as caught:
+        parse_answer(answer, finding_schema(["flow_temperature", "pressure"]))
+    assert reason in caught.value.reason
+    assert caught.value.raw == answer
+
+
+def test_the_schema_for_a_device_names_only_its_points() -> None:
+    schema = finding_schema(["a", "b"])
+    assert schema["properties"]["points"]["items"]["enum"] == ["a", "b"]
+    assert "enum" not in FINDING_SCHEMA["properties"]["points"]["items"]  # not mutated
+
+
+def test_a_statistics_finding_is_marked_and_carries_window_triggers_and_reason() -> None:
+    trigger = {"rule": "threshold", "points": ["pressure"], "detail": "pressure fell to 0.4 bar",
+               "severity": "critical"}  # fmt: skip
+    finding = statistics_finding(
+        "boiler", 100.0, 110.0, [trigger], {"pressure": {"mean": 0.5}}, "model busy"
+    )
+    record = finding.as_dict()
+    assert record["type"] == "finding" and record["source"] == "statistics"
+    assert record["statistics_only"] is True
+    assert record["severity"] == "critical" and record["points"] == ["pressure"]
+    assert record["window"] == {"start": 100.0, "end": 110.0, "seconds": 10.0}
+    assert record["reason"] == "model busy" and record["model"] is None
+    assert Finding.from_dict(record) == finding

@@ -1,0 +1,172 @@
+"""The pipeline against the Ollama simulator, through mcptool's real Ollama client:
+model calls only where triggers fired, validated findings, no window lost."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from mcptool.analysis import SEVERITIES, AnalysisConfig, AnalysisPipeline, Backlog
+from simulators.ollama import BUSY_MESSAGE, OllamaSimulator
+from tests.analysis.conftest import Clock, Collector, drive, fast_model, shifted
+
+
+def chat_calls(sim: OllamaSimulator) -> int:
+    return sim.counters.by_path["/api/chat"]
+
+
+async def test_a_triggered_window_becomes_a_validated_model_finding(
+    ollama: OllamaSimulator, pipeline_config: AnalysisConfig
+) -> None:
+    sink, clock = Collector(), Clock()
+    model = fast_model(ollama.url, pipeline_config)
+    async with AnalysisPipeline(pipeline_config, sink=sink, model=model, clock=clock) as pipeline:
+        pipeline.add_device("boiler", ["p", "q"])
+        drive(pipeline, clock, "boiler", range(7), shifted({5}))  # windows 0-5 close
+        [finding] = await sink.wait_for("finding")
+        await pipeline.wait_idle()
+    await model.aclose()
+    assert finding["source"] == "model" and finding["statistics_only"] is False
+    assert finding["device"] == "boiler" and finding["model"] == "llama3.2"
+    assert finding["window"]["start"] == 1_700_000_050.0 and finding["window"]["seconds"] == 10
+    assert finding["severity"] in SEVERITIES and finding["summary"]
+    assert set(finding["points"]) <= {"p", "q"}
+    assert {"total_ms", "eval_ms", "prompt_tokens", "wall_ms", "queued_ms"} <= set(
+        finding["timings"]
+    )
+    assert [t["rule"] for t in finding["triggers"]] == ["zscore"]
+    assert finding["statistics"]["p"]["count"] == 5
+    assert [r["rule"] for r in sink.of("trigger")] == ["zscore"]
+    assert chat_calls(ollama) == 1  # six windows closed, one was worth a call
+
+
+async def test_quiet_windows_cost_no_model_call(
+    ollama: OllamaSimulator, pipeline_config: AnalysisConfig
+) -> None:
+    sink, clock = Collector(), Clock()
+    model = fast_model(ollama.url, pipeline_config)
+    async with AnalysisPipeline(pipeline_config, sink=sink, model=model, clock=clock) as pipeline:
+        drive(pipeline, clock, "boiler", range(20), shifted(set()))
+        await pipeline.wait_idle()
+        assert pipeline.stats()["windows"] == 19
+    await model.aclose()
+    assert sink.records == [] and chat_calls(ollama) == 0
+
+
+async def test_a_busy_ollama_loses_no_window_and_statistics_findings_go_out_meanwhile(
+    ollama: OllamaSimulator, pipeline_config: AnalysisConfig
+) -> None:
+    config = dataclasses.replace(pipeline_config, every_window=True)
+    ollama.inject("status", status=503, message=BUSY_MESSAGE, times=None)
+    sink, clock = Collector(), Clock()
+    model = fast_model(ollama.url, config)
+    async with AnalysisPipeline(config, sink=sink, model=model, clock=clock) as pipeline:
+        drive(pipeline, clock, "boiler", range(4), shifted(set()))  # windows 0-2 close
+        stats_only = await sink.wait_for("finding", 3, source="statistics")
+        assert all("busy" in f["reason"] for f in stats_only)
+        assert len(pipeline.backlog) == 3 and pipeline.model_down
+        ollama.clear_faults()  # Ollama has room again
+        found = await sink.wait_for("finding", 3, source="model")
+        await pipeline.wait_idle()
+        assert len(pipeline.backlog) == 0 and pipeline.model_down is None
+    await model.aclose()
+    starts = [f["window"]["start"] for f in found]
+    assert starts == [f["window"]["start"] for f in stats_only]  # every window, oldest first
+    assert len(set(starts)) == 3
+    assert ollama.counters.by_status[503] >= 1
+
+
+async def test_a_dead_ollama_loses_no_window_even_across_a_restart(
+    tmp_path: Path, pipeline_config: AnalysisConfig
+) -> None:
+    config = dataclasses.replace(pipeline_config, every_window=True)
+    path = tmp_path / "analysis.db"
+    async with OllamaSimulator(models=["llama3.2"], port=0) as gone:
+        dead_url = gone.url  # nothing listens there once the block ends
+    sink, clock = Collector(), Clock()
+    model = fast_model(dead_url, config)
+    pipeline = AnalysisPipeline(
+        config, sink=sink, model=model, clock=clock, backlog=Backlog(path, 100)
+    )
+    async with pipeline:
+        drive(pipeline, clock, "meter", range(3), shifted(set()))  # windows 0-1 close
+        stats_only = await sink.wait_for("finding", 2, source="statistics")
+        assert "cannot reach Ollama" in stats_only[0]["reason"]
+    await model.aclose()  # the gateway stops with two windows still unexplained
+
+    async with OllamaSimulator(models=["llama3.2"], port=0) as ollama:
+        sink2 = Collector()
+        model = fast_model(ollama.url, config)
+        restarted = AnalysisPipeline(
+            config, sink=sink2, model=model, clock=clock, backlog=Backlog(path, 100)
+        )
+        async with restarted:
+            found = await sink2.wait_for("finding", 2, source="model")
+            await restarted.wait_idle()
+        await model.aclose()
+    assert [f["window"]["start"] for f in found] == [f["window"]["start"] for f in stats_only]
+    assert sink2.of("finding", source="statistics") == []  # already sent before the restart
+
+
+async def test_an_invalid_answer_is_repaired_once(
+    ollama: OllamaSimulator, pipeline_config: AnalysisConfig
+) -> None:
+    ollama.inject("invalid_output", output="The boiler looks hot to me.", times=1)
+    sink, clock = Collector(), Clock()
+    model = fast_model(ollama.url, pipeline_config)
+    async with AnalysisPipeline(pipeline_config, sink=sink, model=model, clock=clock) as pipeline:
+        drive(pipeline, clock, "boiler", range(7), shifted({5}))
+        [finding] = await sink.wait_for("finding")
+        await pipeline.wait_idle()
+    await model.aclose()
+    assert finding["source"] == "model" and finding["repaired"] is True
+    assert chat_calls(ollama) == 2
+
+
+async def test_an_answer_still_invalid_after_the_repair_is_reported_never_published(
+    ollama: OllamaSimulator, pipeline_config: AnalysisConfig
+) -> None:
+    ollama.inject("invalid_output", output='{"severity": "meh"}', times=2)
+    sink, clock = Collector(), Clock()
+    model = fast_model(ollama.url, pipeline_config)
+    async with AnalysisPipeline(pipeline_config, sink=sink, model=model, clock=clock) as pipeline:
+        drive(pipeline, clock, "boiler", range(7), shifted({5}))
+        [error] = await sink.wait_for("analysis_error")
+        await pipeline.wait_idle()
+        assert len(pipeline.backlog) == 0
+    await model.aclose()
+    assert (
+        "invalid after one repair" in error["reason"] and error["answer"] == '{"severity": "meh"}'
+    )
+    assert sink.of("finding", source="model") == []
+    [fallback] = sink.of("finding", source="statistics")
+    assert "invalid after one repair" in fallback["reason"]
+    assert chat_calls(ollama) == 2
+
+
+async def test_the_same_trigger_again_within_the_cooldown_costs_no_call(
+    ollama: OllamaSimulator, pipeline_config: AnalysisConfig
+) -> None:
+    config = dataclasses.replace(pipeline_config, cooldown_s=300.0, min_baseline_windows=3)
+    sink, clock = Collector(), Clock()
+    model = fast_model(ollama.url, config)
+    async with AnalysisPipeline(config, sink=sink, model=model, clock=clock) as pipeline:
+        drive(pipeline, clock, "boiler", range(8), shifted({5, 6}, by=40.0))
+        await sink.wait_for("trigger", 2)
+        await pipeline.wait_idle()
+        assert pipeline.stats()["suppressed"] == 1
+    await model.aclose()
+    assert [t["model_call"] for t in sink.of("trigger")] == [True, False]
+    assert len(sink.of("finding")) == 1 and chat_calls(ollama) == 1
+
+
+async def test_without_a_model_every_flagged_window_gets_a_statistics_finding(
+    pipeline_config: AnalysisConfig,
+) -> None:
+    sink, clock = Collector(), Clock()
+    async with AnalysisPipeline(pipeline_config, sink=sink, model=None, clock=clock) as pipeline:
+        drive(pipeline, clock, "boiler", range(7), shifted({5}))
+        [finding] = await sink.wait_for("finding")
+        await pipeline.wait_idle()
+    assert finding["source"] == "statistics" and finding["reason"] == "no model configured"
+    assert finding["points"] == ["p"] and finding["severity"] == "warning"
