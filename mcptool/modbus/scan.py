@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from mcptool.errors import UsageError
@@ -67,20 +67,28 @@ class ScanOptions:
 class RateLimiter:
     """At most ``rate`` starts per second, spaced evenly (no bursts at second boundaries)."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._interval = 1.0 / rate if rate > 0 else 0.0
         self._next = 0.0
         self._lock = asyncio.Lock()
+        self._clock = clock
+        self._sleep = sleep
 
     async def acquire(self) -> None:
         if not self._interval:
             return
         async with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             wait = self._next - now
             self._next = max(now, self._next) + self._interval
             if wait > 0:
-                await asyncio.sleep(wait)
+                await self._sleep(wait)
 
 
 @dataclass

@@ -183,7 +183,7 @@ async def test_results_stream_as_they_finish_and_the_summary_adds_up() -> None:
     assert "1 device(s) answered on 1 of 3 target(s)" in scanner.summary.line()
 
 
-async def test_the_rate_limit_spaces_new_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_rate_limit_spaces_new_connections() -> None:
     now = [100.0]
     waits: list[float] = []
 
@@ -191,9 +191,7 @@ async def test_the_rate_limit_spaces_new_connections(monkeypatch: pytest.MonkeyP
         waits.append(round(seconds, 6))
         now[0] += seconds
 
-    monkeypatch.setattr("mcptool.modbus.scan.time.monotonic", lambda: now[0])
-    monkeypatch.setattr("mcptool.modbus.scan.asyncio.sleep", fake_sleep)
-    limiter = RateLimiter(4)
+    limiter = RateLimiter(4, clock=lambda: now[0], sleep=fake_sleep)
     for _ in range(4):
         await limiter.acquire()
     assert waits == [0.25, 0.25, 0.25]
