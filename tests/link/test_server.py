@@ -1,0 +1,151 @@
+"""LinkServer over real sockets: hostile and slow peers are cut off cheaply; sessions."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mcptool.frame import Auth, Data, FrameDecoder, Hello, parse_message
+from mcptool.link import CloseCode, LinkClient, RejectCode
+from simulators.mcp import McpPeer
+from tests.link.conftest import KEY, NODE, eventually
+
+
+async def raw(peer: McpPeer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection(*peer.address)
+
+
+async def read_messages(reader: asyncio.StreamReader, timeout: float = 5.0) -> list:
+    """Everything the hub sends until it closes the connection."""
+    data = await asyncio.wait_for(reader.read(), timeout)
+    return [parse_message(f) for f in FrameDecoder().feed(data)]
+
+
+@pytest.fixture
+async def strict_peer() -> McpPeer:
+    hub = McpPeer({NODE: KEY}, handshake_timeout=0.3, max_connections=8, max_handshakes=4)
+    await hub.start()
+    yield hub  # type: ignore[misc]
+    await hub.stop()
+
+
+async def test_a_peer_that_says_nothing_is_closed_at_the_handshake_deadline(
+    strict_peer: McpPeer,
+) -> None:
+    reader, writer = await raw(strict_peer)
+    messages = await read_messages(reader)
+    assert messages[-1].code == CloseCode.HANDSHAKE_TIMEOUT
+    writer.close()
+
+
+async def test_half_a_frame_and_then_nothing_is_closed_at_the_deadline(
+    strict_peer: McpPeer,
+) -> None:
+    reader, writer = await raw(strict_peer)
+    writer.write(Hello(NODE, (1,), b"c" * 16).encode()[:7])
+    messages = await read_messages(reader)
+    assert messages[-1].code == CloseCode.HANDSHAKE_TIMEOUT
+    writer.close()
+
+
+async def test_garbage_is_closed_at_once(strict_peer: McpPeer) -> None:
+    reader, writer = await raw(strict_peer)
+    writer.write(b"GET / HTTP/1.1\r\nHost: hub\r\n\r\n")
+    messages = await read_messages(reader, timeout=0.25)  # well before the deadline
+    assert messages[-1].code == CloseCode.PROTOCOL_ERROR
+    writer.close()
+
+
+async def test_an_oversized_frame_header_is_closed_before_its_payload_arrives(
+    strict_peer: McpPeer,
+) -> None:
+    reader, writer = await raw(strict_peer)
+    writer.write(bytes([0x5A, 1, 0xFF, 0xF0, 0x01]))
+    messages = await read_messages(reader, timeout=0.25)
+    assert "exceeds" in messages[-1].reason
+    writer.close()
+
+
+async def test_an_oversized_frame_in_a_session_ends_the_session(peer: McpPeer) -> None:
+    async with LinkClient(peer.url, NODE, KEY, max_frame=65535, reconnect=False) as link:
+        await link.submit(b"x" * 20_000)
+        await eventually(lambda: NODE not in peer.sessions)
+    assert peer.bodies() == []
+
+
+async def test_connections_over_the_limit_are_refused_busy(strict_peer: McpPeer) -> None:
+    # max_handshakes=4: the fifth unauthenticated connection is turned away at once.
+    idle = [await raw(strict_peer) for _ in range(4)]
+    await eventually(lambda: strict_peer.connections == 4)
+    reader, writer = await raw(strict_peer)
+    messages = await read_messages(reader, timeout=0.25)
+    assert messages == [messages[0]] and messages[0].code == RejectCode.BUSY
+    for _, w in [*idle, (reader, writer)]:
+        w.close()
+
+
+async def test_a_hello_flood_does_not_keep_a_real_node_out(strict_peer: McpPeer) -> None:
+    flood = []
+    for _ in range(30):
+        reader, writer = await raw(strict_peer)
+        writer.write(Hello("attacker", (1,), b"c" * 16).encode() * 3)
+        flood.append((reader, writer))
+    await eventually(lambda: strict_peer.connections == 0)
+    for _, writer in flood:
+        writer.close()
+    assert strict_peer.stats.refused_busy + strict_peer.stats.handshakes_failed >= 30
+    async with LinkClient(strict_peer.url, NODE, KEY) as link:
+        await link.send(b"still in")
+    assert strict_peer.bodies() == [b"still in"]
+
+
+async def test_a_replayed_handshake_is_rejected(peer: McpPeer) -> None:
+    from mcptool.link.auth import auth_mac
+
+    reader, writer = await raw(peer)
+    hello = Hello(NODE, (1,), b"c" * 16)
+    writer.write(hello.encode())
+    challenge = parse_message(FrameDecoder().feed(await reader.readexactly(5 + 17))[0])
+    mac = auth_mac(
+        KEY,
+        client_nonce=hello.nonce,
+        server_nonce=challenge.nonce,
+        version=1,
+        offered=(1,),
+        node_id=NODE,
+    )
+    writer.write(Auth(mac).encode())
+    await reader.readexactly(5 + 1)  # the start of ACCEPT: the original session is in
+    writer.close()
+    # An eavesdropper replays the recorded HELLO and AUTH on a new connection.
+    reader, writer = await raw(peer)
+    writer.write(hello.encode() + Auth(mac).encode())
+    messages = await read_messages(reader)
+    assert messages[-1].code == RejectCode.AUTHENTICATION_FAILED
+    writer.close()
+
+
+async def test_a_second_session_of_the_same_node_replaces_the_first(peer: McpPeer) -> None:
+    async with LinkClient(peer.url, NODE, KEY, reconnect=False) as first:
+        await first.send(b"from first")
+        async with LinkClient(peer.url, NODE, KEY, reconnect=False) as second:
+            await eventually(lambda: first.state.value == "closed")
+            assert "replaced" in first.last_reason
+            await second.send(b"from second")
+    assert peer.bodies() == [b"from first", b"from second"]
+
+
+async def test_data_before_authentication_is_never_delivered(peer: McpPeer) -> None:
+    reader, writer = await raw(peer)
+    writer.write(Data(1, b"sneaky").encode())
+    await read_messages(reader)
+    writer.close()
+    assert peer.bodies() == []
+
+
+async def test_stop_tells_every_node_the_hub_is_going_away(peer: McpPeer) -> None:
+    async with LinkClient(peer.url, NODE, KEY, reconnect=False) as link:
+        await peer.stop()
+        await eventually(lambda: link.state.value == "closed")
+        assert "hub shutting down" in link.last_reason
