@@ -64,8 +64,12 @@ def open_link(
     states_to_stdout: bool = False,
     **options: Any,
 ) -> Any:
-    from mcptool.link import LinkClient, load_secret
+    from mcptool.link import LinkClient, LinkError, load_secret, parse_url
 
+    try:
+        parse_url(url)
+    except LinkError as exc:
+        raise UsageError(str(exc)) from None
     key = load_secret(key_file, node_id)
     context = client_tls(url, ca, insecure)
 
