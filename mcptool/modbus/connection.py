@@ -159,8 +159,20 @@ class ModbusConnection:
 
     @property
     def usable(self) -> bool:
-        """Whether another exchange can go over this connection."""
-        return self._ended is None and self._sock.fileno() >= 0
+        """Whether another exchange can go over this connection (the peer has not left)."""
+        if self._ended is not None or self._sock.fileno() < 0:
+            return False
+        try:
+            pending = self._sock.recv(1, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError as exc:
+            self._lost(exc)
+            return False
+        if not pending:
+            self._ended = _CLOSED
+            return False
+        return True
 
     async def exchange(
         self, unit: int, pdu: bytes, *, timeout: float, data_bytes: int | None = None

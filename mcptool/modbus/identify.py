@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Final
 
 from pymodbus.pdu.mei_message import ReadDeviceInformationResponse
-from pymodbus.pdu.other_message import ReportDeviceIdResponse
 
 from mcptool.modbus.connection import Failure, ModbusConnection
 from mcptool.modbus.pdu import (
@@ -64,6 +63,23 @@ async def _read_objects(
     return objects, conformity, f"identification: still 'more follows' after {_MAX_ROUNDS} reads"
 
 
+def _server_id(pdu: bytes) -> tuple[str, bool | None] | str:
+    """Server id text and run indicator of a 0x11 reply, or an error text.
+
+    Parsed here rather than by pymodbus's ReportDeviceIdResponse, which takes the *last*
+    byte as the run indicator: the specification puts it right after the device-specific
+    server id, and additional data follows (most devices: a one-byte id, 0x00/0xFF, text).
+    """
+    if len(pdu) < 2 or pdu[1] != len(pdu) - 2 or pdu[1] == 0:
+        return f"server id: byte count does not match the reply ({pdu.hex(' ')})"
+    data = pdu[2:]
+    if len(data) >= 2 and data[1] in (0x00, 0xFF):
+        extra = _text(data[2:]).strip()
+        text = f"{data[0]:#04x}" + (f" {extra}" if extra else "")
+        return text, data[1] == 0xFF
+    return data.hex(" "), None
+
+
 async def identify(connection: ModbusConnection, unit: int, *, timeout: float) -> Identity:
     """Ask ``unit`` who it is: basic and regular identification objects, then server id."""
     errors: list[str] = []
@@ -85,10 +101,9 @@ async def identify(connection: ModbusConnection, unit: int, *, timeout: float) -
             code = reply.exception_code
             errors.append(f"server id: exception {code:#04x} {exception_name(code)}")
         else:
-            decoded = decode_pdu(reply.pdu)
-            if isinstance(decoded, ReportDeviceIdResponse):
-                server_id = _text(decoded.identifier)
-                running = bool(decoded.status)
+            parsed = _server_id(reply.pdu)
+            if isinstance(parsed, str):
+                errors.append(parsed)
             else:
-                errors.append("server id: reply could not be decoded")
+                server_id, running = parsed
     return Identity(objects, conformity, server_id, running, tuple(errors))

@@ -33,6 +33,8 @@ RETRYABLE = frozenset(
     {Outcome.TIMEOUT, Outcome.UNREACHABLE, Outcome.CLOSED, Outcome.RESET, Outcome.REFUSED}
 )
 
+_STALE_CONNECTION = frozenset({Outcome.CLOSED, Outcome.RESET})
+
 
 @dataclass(frozen=True, slots=True)
 class ScanOptions:
@@ -185,8 +187,11 @@ class Scanner:
         try:
             for index, unit in enumerate(units):
                 result: ProbeResult | None = None
-                for attempt in range(options.retries + 1):
-                    if connection is None or not connection.usable:
+                attempt = 0
+                redone = False
+                while True:
+                    fresh = connection is None or not connection.usable
+                    if fresh:
                         if connection is not None:
                             connection.close()
                         opened = await self._connect(target)
@@ -195,9 +200,11 @@ class Scanner:
                             left = len(units) - index
                             result = self._connect_failure(target, unit, opened, left)
                             if attempt < options.retries and opened.outcome in RETRYABLE:
+                                attempt += 1
                                 continue
                             break
                         connection = opened
+                    assert connection is not None
                     result = await read_unit(
                         connection,
                         target.address,
@@ -207,8 +214,16 @@ class Scanner:
                         timeout=options.timeout,
                         connect_ms=connection.connect_ms,
                     )
-                    if result.outcome not in RETRYABLE or attempt == options.retries:
+                    if not fresh and not redone and result.outcome in _STALE_CONNECTION:
+                        # The peer closed the kept connection just as this request went
+                        # out (devices that close after each reply): a read is safe to
+                        # send again, once, on a fresh connection. Not a user retry.
+                        redone = True
+                        connection.close()
+                        continue
+                    if result.outcome not in RETRYABLE or attempt >= options.retries:
                         break
+                    attempt += 1
                 assert result is not None
                 if connection is None:  # could not connect: the rest of the sweep is moot
                     await queue.put(result)
