@@ -18,7 +18,13 @@ from typing import Any
 
 from mcptool.errors import UsageError
 from mcptool.modbus.datatypes import DataTypeError, codec, normalize_order, normalize_type
-from simulators.modbus.values import Generator, Scalar, ValueSpecError, make_generator
+from simulators.modbus.values import (
+    Generator,
+    Scalar,
+    Sequence_,
+    ValueSpecError,
+    make_generator,
+)
 
 TABLES = ("coil", "discrete", "holding", "input")
 _TABLE_ALIASES = {
@@ -92,8 +98,21 @@ class Point:
                 self.value = make_generator(self.value, "value")  # type: ignore[arg-type]
             except ValueSpecError as exc:
                 raise ProfileError(str(exc)) from None
+        self._check_values()
         if not self.name:
             self.name = f"{self.table}{self.address}"
+
+    def _check_values(self) -> None:
+        """Refuse values the point's type cannot hold now, not on the first read."""
+        gen = self.generator
+        samples = list(gen.values) if isinstance(gen, Sequence_) else [gen(0.0)]
+        for sample in samples:
+            if self.type in ("bool", "string") or self.table in BIT_TABLES:
+                ok = self.type != "string" or len(str(sample).encode()) <= 2 * (self.length or 0)
+            else:
+                ok = isinstance(sample, int | float) and not isinstance(sample, bool | str)
+            if not ok:
+                raise ProfileError(f"value: {sample!r} does not fit a {self.type} point")
 
     @property
     def generator(self) -> Generator:

@@ -103,3 +103,18 @@ def test_profiles_build_in_code_with_the_same_checks() -> None:
         Point("holding", 0, "flaot32")
     profile = DeviceProfile(points=[Point("hr", 0, "float64", order="cdab")])
     assert profile.points[0].table == "holding" and profile.points[0].order == "CDAB"
+
+
+@pytest.mark.parametrize(
+    ("point", "message"),
+    [
+        ({"type": "float32", "value": "hot"}, "value: 'hot' does not fit a float32 point"),
+        ({"type": "uint16", "value": [1, 2, "x"]}, "value: 'x' does not fit a uint16 point"),
+        ({"type": "string", "length": 1, "value": "abc"}, "does not fit a string point"),
+    ],
+)
+def test_values_the_type_cannot_hold_are_refused_when_loading(
+    point: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ProfileError, match=message):
+        Point("holding", 0, **point)  # type: ignore[arg-type]
