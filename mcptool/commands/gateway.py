@@ -1,0 +1,140 @@
+"""``mcptool gateway``: run the edge gateway from a TOML config, or check the config."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from typing import Any
+
+import click
+
+from mcptool.gateway.config import ConfigError, GatewayConfig, load_config
+
+_CONFIG = click.option(
+    "--config",
+    "-c",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Gateway config (TOML); see fixtures/gateway/ and docs/GATEWAY.md.",
+)
+
+
+@click.group()
+def gateway() -> None:
+    """Poll Modbus devices and forward every reading to MQTT, the MCP hub or JSON Lines."""
+
+
+def _load(path: str) -> GatewayConfig | int:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"{exc.source}: {problem}", err=True)
+        click.echo(f"{len(exc.problems)} problem(s) in {exc.source}", err=True)
+        return 2
+
+
+@gateway.command()
+@_CONFIG
+def check(config_path: str) -> int:
+    """Validate a config: one line per problem, with its path; exit 2 if any."""
+    config = _load(config_path)
+    if isinstance(config, int):
+        return config
+    sinks = [name for name in ("mqtt", "uplink", "jsonl") if getattr(config, name) is not None]
+    reads = sum(len(device.plan()) for device in config.devices)
+    click.echo(
+        f"{config_path}: ok: node {config.node}, {len(config.devices)} devices, "
+        f"{config.points} points in {reads} reads a cycle, to {', '.join(sinks)}"
+    )
+    return 0
+
+
+@gateway.command()
+@_CONFIG
+@click.option(
+    "--status/--no-status",
+    default=None,
+    help="Live status on the terminal (default: when stderr is a terminal).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log device and destination events.")
+def run(config_path: str, status: bool | None, verbose: bool) -> int:
+    """Run the gateway until interrupted (Ctrl-C or SIGTERM stop it cleanly)."""
+    config = _load(config_path)
+    if isinstance(config, int):
+        return config
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    live = sys.stderr.isatty() if status is None else status
+    asyncio.run(_run(config, live))
+    return 0
+
+
+async def _run(config: GatewayConfig, live: bool) -> None:
+    from mcptool.gateway.pipeline import Gateway
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with Gateway(config) as gw:
+        where = (
+            f", metrics on http://127.0.0.1:{gw.metrics_port}/metrics" if gw.metrics_port else ""
+        )
+        click.echo(f"gateway {config.node}: polling {len(config.devices)} devices{where}", err=True)
+        if live:
+            await _live(gw, stop)
+        else:
+            await stop.wait()
+        click.echo("stopping: delivering what is pending", err=True)
+
+
+async def _live(gw: Any, stop: asyncio.Event) -> None:
+    from rich.console import Console
+    from rich.live import Live
+
+    console = Console(stderr=True)
+    with Live(_render(gw.status()), console=console, refresh_per_second=2, transient=True) as view:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+            view.update(_render(gw.status()))
+
+
+def _render(status: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(box=None, show_header=True, pad_edge=False)
+    table.add_column("devices")
+    table.add_column("readings")
+    table.add_column("spool")
+    table.add_column("destinations")
+    uptime = max(status["uptime"], 1e-9)
+    devices = status["devices"]
+    offline = [d["device"] for d in devices if d["status"] != "online"]
+    spool = status["spool"]
+    sinks = "  ".join(
+        f"{s['name']}: {s['state']} lag {s['lag']}" + (f" ({s['error']})" if s["error"] else "")
+        for s in status["sinks"]
+    )
+    table.add_row(
+        f"{status['devices_online']}/{len(devices)} online"
+        + (
+            f" (down: {', '.join(offline[:3])}{'...' if len(offline) > 3 else ''})"
+            if offline
+            else ""
+        ),
+        f"{status['produced']} ({status['produced'] / uptime:.0f}/s)",
+        f"{spool['depth']} queued, oldest {spool['oldest_age']:.1f}s, dropped {spool['dropped']}",
+        sinks,
+    )
+    table.caption = time.strftime("%H:%M:%S")
+    return table

@@ -1,0 +1,158 @@
+"""The gateway end to end, in-process: simulated devices, a real Mosquitto, a subscriber
+checking every device's sequence numbers. Nothing produced may be lost."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+import httpx
+
+from mcptool.gateway import Gateway, parse_config
+from simulators.modbus import Fault, ModbusSimulator
+from tests.gateway.conftest import Broker, Subscriber, gateway_config, toml, until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def produced(gw: Gateway) -> dict[str, int]:
+    return {d.name: gw.spool.last_seq(d.name) for d in gw.config.devices}
+
+
+async def test_every_reading_arrives_once_with_its_fields(
+    devices: ModbusSimulator, broker: Broker, subscriber: Subscriber, tmp_path: Path
+) -> None:
+    config = parse_config(gateway_config(devices, tmp_path, mqtt_port=broker.port))
+    async with Gateway(config) as gw:
+        await until(lambda: subscriber.count() >= 300)
+        await gw.wait_delivered()
+        await until(lambda: subscriber.count() == sum(produced(gw).values()))
+    subscriber.check_nothing_lost(produced(gw))
+    assert subscriber.duplicates == 0
+    reading = subscriber.seen["d1"][1]
+    assert set(reading) == {"device", "point", "seq", "ts", "value", "quality"}
+    assert (reading["device"], reading["point"], reading["quality"]) == ("d1", "p0", "good")
+    assert isinstance(reading["value"], float)
+    status = subscriber.retained["mcptool/test/d1/status"]
+    assert status["status"] == "online"
+
+
+async def test_a_broker_outage_of_many_polls_loses_nothing(
+    devices: ModbusSimulator, broker: Broker, subscriber: Subscriber, tmp_path: Path
+) -> None:
+    config = parse_config(gateway_config(devices, tmp_path, mqtt_port=broker.port))
+    async with Gateway(config) as gw:
+        await until(lambda: subscriber.count() >= 100)
+        broker.stop()
+        polls_before = gw.produced
+        # the outage spans many poll cycles (3 devices x 10 points, every 50 ms)
+        await until(lambda: gw.produced - polls_before >= 30 * 30, timeout=30)
+        assert gw.spool.stats().depth > 0
+        await broker.started()
+        await until(lambda: gw.forwarders[0].connects >= 2, what="reconnect")
+        await gw.wait_delivered()
+        final = produced(gw)
+        await until(lambda: not subscriber.missing(final), what="all readings")
+    subscriber.check_nothing_lost(produced(gw))
+
+
+async def test_devices_going_silent_and_coming_back_lose_nothing(
+    devices: ModbusSimulator, broker: Broker, subscriber: Subscriber, tmp_path: Path
+) -> None:
+    config = parse_config(gateway_config(devices, tmp_path, mqtt_port=broker.port))
+    async with Gateway(config) as gw:
+        await until(lambda: subscriber.count("d0") >= 50)
+        silence = devices.add_fault(Fault(kind="silence", device="d0"))
+        await until(
+            lambda: (
+                subscriber.retained.get("mcptool/test/d0/status", {}).get("status") == "offline"
+            ),
+            what="d0 offline",
+        )
+        others = subscriber.count("d1")
+        await until(lambda: subscriber.count("d1") >= others + 100, what="d1 keeps going")
+        devices.remove_fault(silence)
+        await until(lambda: subscriber.retained["mcptool/test/d0/status"]["status"] == "online")
+        await gw.wait_delivered()
+        final = produced(gw)
+        await until(lambda: not subscriber.missing(final))
+    subscriber.check_nothing_lost(produced(gw))
+    assert subscriber.duplicates == 0
+
+
+async def test_metrics_show_polls_errors_spool_and_sinks(
+    devices: ModbusSimulator, broker: Broker, tmp_path: Path
+) -> None:
+    raw = gateway_config(devices, tmp_path, mqtt_port=broker.port, metrics={"port": 0})
+    raw["devices"][2]["points"].append({"name": "missing", "address": 500})
+    async with Gateway(parse_config(raw)) as gw:
+        await until(lambda: gw.produced >= 200)
+        assert gw.metrics_port
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{gw.metrics_port}/metrics")).text
+    for name in (
+        'mcptool_gateway_polls_total{device="d0"}',
+        'mcptool_gateway_poll_errors_total{device="d2",kind="illegal_address"}',
+        "mcptool_gateway_poll_duration_seconds_bucket",
+        "mcptool_gateway_spool_depth_readings",
+        "mcptool_gateway_spool_oldest_age_seconds",
+        'mcptool_gateway_sink_lag_readings{sink="mqtt"}',
+        'mcptool_gateway_sink_state{sink="mqtt",state="connected"} 1.0',
+        'mcptool_gateway_device_up{device="d0"} 1.0',
+    ):
+        assert name in text, name
+
+
+async def test_json_lines_get_every_reading_too(devices: ModbusSimulator, tmp_path: Path) -> None:
+    out = tmp_path / "readings.jsonl"
+    raw = gateway_config(devices, tmp_path, mqtt_port=None, jsonl={"path": str(out)})
+    async with Gateway(parse_config(raw)) as gw:
+        await until(lambda: gw.produced >= 300)
+    seqs: dict[str, set[int]] = {}
+    for line in out.read_text().splitlines():
+        message = json.loads(line)
+        seqs.setdefault(message["device"], set()).update(r["seq"] for r in message["readings"])
+    assert {d: max(s) for d, s in seqs.items()} == produced(gw)
+    assert all(s == set(range(1, max(s) + 1)) for s in seqs.values())
+
+
+def produced_in(spool: Path) -> dict[str, int]:
+    with sqlite3.connect(spool) as db:
+        return {name: seq - 1 for name, seq in db.execute("SELECT name, next_seq FROM devices")}
+
+
+async def test_a_gateway_killed_with_sigkill_and_restarted_loses_nothing(
+    devices: ModbusSimulator, broker: Broker, subscriber: Subscriber, tmp_path: Path
+) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(toml(gateway_config(devices, tmp_path, mqtt_port=broker.port)))
+    command = [sys.executable, "-m", "mcptool", "gateway", "run", "--config", str(config)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    gateway = await asyncio.create_subprocess_exec(*command, env=env, cwd=ROOT)
+    try:
+        await until(lambda: subscriber.count() >= 300, timeout=30, what="first readings")
+        gateway.send_signal(signal.SIGKILL)
+        await gateway.wait()
+        # the broker publishes the gateway's will
+        await until(
+            lambda: subscriber.retained.get("mcptool/test/status", {}).get("status") == "offline",
+            what="the will",
+        )
+        before = subscriber.count()
+        gateway = await asyncio.create_subprocess_exec(*command, env=env, cwd=ROOT)
+        await until(lambda: subscriber.count() >= before + 300, timeout=30, what="restart")
+        assert subscriber.retained["mcptool/test/status"]["status"] == "online"
+    finally:
+        if gateway.returncode is None:
+            gateway.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(gateway.wait(), 20)
+    assert gateway.returncode == 0
+    final = produced_in(tmp_path / "spool.db")
+    await until(lambda: not subscriber.missing(final), what="every reading")
+    subscriber.check_nothing_lost(final)
