@@ -159,9 +159,12 @@ class OllamaClient:
             # Reads are bounded by our own load/read deadlines (per chunk, not per socket
             # read); httpx bounds connect, write and the wait for a pooled connection.
             timeout=httpx.Timeout(connect=t.connect, read=None, write=t.write, pool=t.connect),
+            # httpcore scans every pooled connection for every idle one on each request
+            # (O(idle x all)); past a few idle connections that costs more than opening a
+            # new one, so keep at most 8 alive (Ollama rarely runs more in parallel).
             limits=httpx.Limits(
                 max_connections=max_in_flight + 4,
-                max_keepalive_connections=max_in_flight + 4,
+                max_keepalive_connections=min(max_in_flight + 2, 8),
                 keepalive_expiry=30.0,
             ),
             headers={
@@ -558,6 +561,11 @@ class ResponseStream:
         self._first: dict[str, Any] | None = None
         self._slot = False
         self._allowed = False
+        self._reader: asyncio.Task[Any] | None = None
+        self._watch: asyncio.TimerHandle | None = None
+        self._limit: float | None = None
+        self._limit_name = "read"
+        self._expired: str | None = None
         self._texts: list[str] = []
         self._thinking: list[str] = []
         self._tool_calls: list[dict[str, Any]] = []
@@ -708,17 +716,22 @@ class ResponseStream:
         else:
             client = self._client
             assert self._deadline is not None
-            loop = asyncio.get_running_loop()
-            limit, name = _earliest(loop.time(), client.timeouts.read, "read", self._deadline)
+            task = asyncio.current_task()
+            assert task is not None
+            cancelling = task.cancelling()
+            self._arm(task)
             try:
-                async with asyncio.timeout_at(limit):
-                    data = await self._next_object()
-            except TimeoutError:
-                error: BaseException = OllamaTimeout(
-                    client.url, name, _span(name, client.timeouts.read, client.timeouts)
-                )
-                await self._finish(error)
-                raise error from None
+                data = await self._next_object()
+            except asyncio.CancelledError as exc:
+                name = self._expired
+                if name is not None and task.uncancel() <= cancelling:
+                    error: BaseException = OllamaTimeout(
+                        client.url, name, _span(name, client.timeouts.read, client.timeouts)
+                    )
+                    await self._finish(error)
+                    raise error from None
+                await self._finish(exc)
+                raise
             except httpx.HTTPError as exc:
                 error = self._dropped(type(exc).__name__)
                 await self._finish(error)
@@ -726,6 +739,8 @@ class ResponseStream:
             except BaseException as exc:
                 await self._finish(exc)
                 raise
+            finally:
+                self._reader = None
         self._chunks += 1
         if self._chat:
             message = data.get("message") or {}
@@ -744,6 +759,30 @@ class ResponseStream:
             self._complete(data)
             await self._finish(None)
         return data
+
+    # The read deadline is checked by one timer per stream that re-arms itself, not by an
+    # asyncio.timeout per chunk: that would schedule and cancel a timer for every token,
+    # the largest per-chunk cost of this client.
+    def _arm(self, task: asyncio.Task[Any]) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._deadline is not None
+        self._limit, self._limit_name = _earliest(
+            loop.time(), self._client.timeouts.read, "read", self._deadline
+        )
+        self._reader = task
+        if self._watch is None and self._limit is not None:
+            self._watch = loop.call_at(self._limit, self._on_watch)
+
+    def _on_watch(self) -> None:
+        self._watch = None
+        if self._reader is None or self._limit is None:
+            return  # not waiting for a chunk now; the next wait arms a new timer
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._limit:  # a chunk came since: wait for the current limit
+            self._watch = loop.call_at(self._limit, self._on_watch)
+            return
+        self._expired = self._limit_name
+        self._reader.cancel()
 
     def _complete(self, final: dict[str, Any]) -> None:
         metrics = Metrics.from_final(final)
@@ -765,9 +804,14 @@ class ResponseStream:
 
     async def _finish(self, exc: BaseException | None) -> None:
         """Close the HTTP stream, free the slot, tell the breaker how it went (once)."""
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         response, self._response = self._response, None
-        self._lines = None
+        lines, self._lines = self._lines, None
         if response is not None:
+            if exc is None and lines is not None:
+                await self._drain(lines)
             await response.aclose()
         if self._slot:
             self._slot = False
@@ -786,6 +830,16 @@ class ResponseStream:
                 self.result.data = check_structured(self.result.text, self._fmt)
             except ValueError as invalid:
                 raise InvalidStructuredOutput(self._model, str(invalid), self.result.text) from None
+
+    async def _drain(self, lines: AsyncIterator[bytes]) -> None:
+        """Read the body's end (the chunked terminator) so the connection goes back to the
+        pool: closing a response with unread bytes closes its connection."""
+        try:
+            async with asyncio.timeout(self._client.timeouts.read or 5.0):
+                async for _line in lines:
+                    pass
+        except (TimeoutError, httpx.HTTPError):
+            pass
 
     async def aclose(self) -> None:
         """Stop reading; if the answer is not complete, Ollama stops generating it."""

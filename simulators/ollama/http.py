@@ -49,9 +49,10 @@ Handler = Callable[[Request], Awaitable[Response | None]]
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, handler: Handler, registry: set[_Connection]) -> None:
+    def __init__(self, handler: Handler, server: HTTPServer) -> None:
         self._handler = handler
-        self._registry = registry
+        self._server = server
+        self._registry = server._connections
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
         self._transport: asyncio.Transport | None = None
         self._task: asyncio.Task[None] | None = None
@@ -66,6 +67,7 @@ class _Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         self._registry.add(self)
+        self._server.accepted += 1
 
     def data_received(self, data: bytes) -> None:
         self._h11.receive_data(data)
@@ -239,11 +241,12 @@ class HTTPServer:
         self.port = port
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
+        self.accepted = 0
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _Connection(self._handler, self._connections),
+            lambda: _Connection(self._handler, self),
             self.host,
             self.port,
             reuse_address=True,

@@ -220,6 +220,11 @@ class OllamaSimulator:
         """Open client connections (pooled keep-alive ones included)."""
         return self._http.connections
 
+    @property
+    def connections_accepted(self) -> int:
+        """Connections accepted since start (a pooling client opens few)."""
+        return self._http.accepted
+
     # -- control while running -----------------------------------------------------------
     def add_model(self, model: str | SimModel) -> SimModel:
         sim_model = model if isinstance(model, SimModel) else SimModel.named(model)

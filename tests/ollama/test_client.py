@@ -166,3 +166,14 @@ async def test_blank_lines_in_a_stream_are_tolerated(
 )
 def test_urls_are_normalized_like_ollama_host(given: str, url: str) -> None:
     assert normalize_url(given) == url
+
+
+async def test_sequential_calls_reuse_one_pooled_connection(
+    client: OllamaClient, sim: OllamaSimulator
+) -> None:
+    for i in range(5):
+        async with client.stream_generate("llama3.2", f"p{i}") as stream:
+            await stream.consume()
+        await client.generate("llama3.2", f"q{i}")
+        await client.list_models()
+    assert sim.connections_accepted == 1

@@ -279,3 +279,12 @@ async def test_caller_errors_do_not_open_the_breaker(
         with pytest.raises(ModelNotFound):
             await client.generate("nope", "x")
     assert (await client.generate("llama3.2", "x")).text
+
+
+async def test_the_read_deadline_is_per_chunk_not_for_the_whole_stream() -> None:
+    # 10 tokens 0.05 s apart: the stream lasts longer than the read deadline, no gap does.
+    sim = OllamaSimulator(token_delay=0.05, tokens=(10, 10))
+    async with sim, OllamaClient(sim.url, timeouts=Timeouts(read=0.2, load=5, total=10)) as client:
+        result = await client.generate("llama3.2", "x")
+    assert result.metrics.eval_count == 10
+    assert result.metrics.eval_s > 0.2
