@@ -61,7 +61,7 @@ def modbus(
 ) -> int:
     """Run simulated Modbus/TCP devices and print where each one listens."""
     # Imported here so `mcptool --help` stays fast.
-    from simulators.modbus import ModbusSimulator, load_profile, parse_fault
+    from simulators.modbus import FaultError, ModbusSimulator, load_profile, parse_fault
 
     loaded = [load_profile(p) for p in (profiles or ("boiler",))]
     fault_list = [parse_fault(spec) for spec in faults]
@@ -75,8 +75,14 @@ def modbus(
     if port and port + len(expanded) - 1 > 65535:
         raise UsageError(f"--port {port}: {len(expanded)} devices would pass port 65535")
 
+    sim = ModbusSimulator(expanded, host=host, port=port)
+    for fault, spec in zip(fault_list, faults, strict=True):
+        try:
+            sim.add_fault(fault)
+        except FaultError as exc:
+            raise FaultError(f'fault "{spec}": {exc}') from None
+
     async def run() -> None:
-        sim = ModbusSimulator(expanded, host=host, port=port, faults=fault_list)
         async with sim:
             for (h, p), profile in zip(sim.addresses, expanded, strict=True):
                 units = [u.id for u in profile.all_units()]

@@ -335,6 +335,7 @@ class _Listener:
         self.wake = asyncio.Event()
         self.sock: socket.socket | None = None
         self.task: asyncio.Task[None] | None = None
+        self._accepting: asyncio.Future[tuple[socket.socket, object]] | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -371,19 +372,25 @@ class _Listener:
         return None
 
     async def _accept_loop(self) -> None:
+        try:
+            await self._accept_forever()
+        finally:
+            if self._accepting is not None:
+                self._accepting.cancel()
+
+    async def _accept_forever(self) -> None:
         loop = asyncio.get_running_loop()
         assert self.sock is not None
-        accepting: asyncio.Future[tuple[socket.socket, object]] | None = None
         while True:
             f = self._over_limit()
             if f is not None and f.mode == "backlog":
                 # Stop accepting: the kernel's queue fills and further connects time out.
-                if accepting is not None:
-                    accepting.cancel()
+                pending, self._accepting = self._accepting, None
+                if pending is not None:
+                    pending.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
-                        sock, _ = await accepting
-                        await self._admit(sock, check=False)
-                    accepting = None
+                        sock, _ = await pending
+                        await self._admit(sock, check=False)  # it won the race: let it in
                 if f.trigger():
                     self.counters.faults["refuse"] += 1
                 self.sock.listen(0)
@@ -391,8 +398,11 @@ class _Listener:
                 await self.wake.wait()
                 self.sock.listen(BACKLOG)
                 continue
-            if accepting is None:
-                accepting = asyncio.ensure_future(loop.sock_accept(self.sock))
+            if self._accepting is None:
+                self._accepting = asyncio.ensure_future(loop.sock_accept(self.sock))
+            accepting = self._accepting
+            # Wake on a new connection, or when a connection closes or faults change
+            # (either may lift or impose a connection limit).
             waking = asyncio.ensure_future(self.wake.wait())
             try:
                 await asyncio.wait({accepting, waking}, return_when=asyncio.FIRST_COMPLETED)
@@ -400,12 +410,11 @@ class _Listener:
                 waking.cancel()
             self.wake.clear()
             if accepting.done():
+                self._accepting = None
                 try:
                     sock, _ = accepting.result()
                 except OSError:
-                    accepting = None
                     continue
-                accepting = None
                 await self._admit(sock, check=True)
 
     async def _admit(self, sock: socket.socket, check: bool) -> None:
@@ -468,6 +477,7 @@ class ModbusSimulator:
         for f in faults:
             if not isinstance(f, Fault):
                 raise FaultError(f"expected a Fault, got {f!r}")
+            self._check_device(f)
             self._faults.append(f)
         self._listeners: list[_Listener] = []
 
@@ -539,9 +549,19 @@ class ModbusSimulator:
         """Start injecting ``fault`` (on running connections too); returns it."""
         if not isinstance(fault, Fault):
             raise FaultError(f"expected a Fault, got {fault!r}")
+        self._check_device(fault)
         self._faults.append(fault)
         self._refresh_faults()
         return fault
+
+    def _check_device(self, fault: Fault) -> None:
+        d = fault.device
+        names = [p.name for p in self.profiles]
+        if d is None or d in names or (isinstance(d, int) and 0 <= d < len(names)):
+            return
+        raise FaultError(
+            f"device: no device {d!r} (devices: {', '.join(names)}, or 0..{len(names) - 1})"
+        )
 
     def remove_fault(self, fault: Fault) -> None:
         self._faults = [f for f in self._faults if f is not fault]

@@ -51,6 +51,7 @@ async def test_serves_each_device_and_applies_faults_until_interrupted() -> None
         (["--fault", "latncy:0.1"], 'error: fault "latncy:0.1": kind: unknown fault "latncy"'),
         (["--fault", "latency:0.1,every=0"], 'error: fault "latency:0.1,every=0": every: must be'),
         (["--profile", "no-such-device"], "error: no-such-device: cannot read profile"),
+        (["--fault", "silence,device=boilr"], 'error: fault "silence,device=boilr": device: no'),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from simulators.modbus import DeviceProfile, Fault, ModbusSimulator, Point
+from simulators.modbus import DeviceProfile, Fault, FaultError, ModbusSimulator, Point
 from simulators.modbus.faults import DEFAULT_GARBAGE
 from tests.simulators.modbus.conftest import RawClient, read_holding
 
@@ -278,3 +278,8 @@ async def test_frames_that_are_not_modbus_drop_the_connection(
     client.writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert await asyncio.wait_for(client.reader.read(10), 2) == b""
     assert sim.counters.malformed == 1
+
+
+async def test_a_fault_for_a_device_that_does_not_exist_is_refused(sim: ModbusSimulator) -> None:
+    with pytest.raises(FaultError, match="device: no device 'boilr' \\(devices: gw"):
+        sim.add_fault(Fault(kind="silence", device="boilr"))
