@@ -1,0 +1,292 @@
+"""Benchmark of the MCP link on loopback, in one run, against its baseline.
+
+1. Acknowledged DATA frames per second over one link (256-byte payloads), node in this
+   process, hub (`mcptool hub`) in another; next to raw TCP with the same framing and the
+   same cumulative ACKs but no link machinery (no auth, no state machine, no futures),
+   which is the limit. Runs alternate and the best of each is kept, because the machine
+   is shared and noisy.
+2. Time to detect a dead peer: the link goes silent through a proxy that stops
+   forwarding; time from the stall to the node leaving ESTABLISHED, against the bound
+   heartbeat x dead_after.
+3. 1,000 concurrent authenticated links held by one hub process with heartbeats for
+   several intervals; none may drop.
+
+Progress goes to stderr; the last stdout line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mcptool.frame import Ack, Data, FrameDecoder, MessageType  # noqa: E402
+from mcptool.link import ClientState, LinkClient  # noqa: E402
+from simulators.mcp import FaultProxy, McpPeer  # noqa: E402
+
+PAYLOAD = b"x" * 256
+WINDOW = 256
+RUN_SECONDS = 2.0
+LINKS = 1000
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def raise_nofile(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+# ---------------------------------------------------------------- raw baseline
+
+
+class RawServer(asyncio.Protocol):
+    """Decode frames, answer each read with one cumulative ACK: the link's wire work only."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.decoder = FrameDecoder()
+
+    def data_received(self, data: bytes) -> None:
+        last = -1
+        for frame in self.decoder.feed(data):
+            if frame.type is MessageType.DATA:
+                last = int.from_bytes(frame.payload[:8], "big")
+        if last >= 0:
+            self.transport.write(Ack(last).encode())  # type: ignore[attr-defined]
+
+
+async def serve_raw() -> None:
+    server = await asyncio.get_running_loop().create_server(RawServer, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+
+
+class RawClient(asyncio.Protocol):
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.sent = 0
+        self.acked = 0
+        self.decoder = FrameDecoder()
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.pump()
+
+    def pump(self) -> None:
+        room = min(WINDOW - (self.sent - self.acked), self.total - self.sent)
+        if room > 0:
+            frames = [Data(self.sent + n + 1, PAYLOAD).encode() for n in range(room)]
+            self.sent += room
+            self.transport.write(b"".join(frames))  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        for frame in self.decoder.feed(data):
+            self.acked = int.from_bytes(frame.payload, "big")
+        if self.acked >= self.total:
+            if not self.done.done():
+                self.done.set_result(None)
+        else:
+            self.pump()
+
+
+async def raw_rate(port: int, total: int) -> float:
+    loop = asyncio.get_running_loop()
+    started = time.perf_counter()
+    transport, client = await loop.create_connection(lambda: RawClient(total), "127.0.0.1", port)
+    await client.done
+    elapsed = time.perf_counter() - started
+    transport.close()
+    return total / elapsed
+
+
+async def link_rate(url: str, node: str, key: bytes, total: int) -> float:
+    async with LinkClient(url, node, key) as link:
+        started = time.perf_counter()
+        submit = link.submit
+        future = None
+        for _ in range(total):
+            future = await submit(PAYLOAD)
+        assert future is not None
+        await future
+        return total / (time.perf_counter() - started)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def write_keys(directory: Path, count: int) -> tuple[Path, dict[str, bytes]]:
+    keys = {f"node-{n}": secrets.token_hex(16).encode() for n in range(count)}
+    path = directory / "keys"
+    path.write_text("".join(f"{node} {key.decode()}\n" for node, key in keys.items()))
+    os.chmod(path, 0o600)
+    return path, keys
+
+
+def start_hub(keys: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mcptool",
+            "hub",
+            "--listen",
+            "127.0.0.1:0",
+            "--quiet",
+            "--keys",
+            str(keys),
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if "hub listening on" not in line:
+        raise SystemExit(f"hub did not start: {line!r}")
+    return process, line.split()[3]
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+# ---------------------------------------------------------------- the three measurements
+
+
+async def throughput(keys_path: Path, keys: dict[str, bytes]) -> tuple[float, float]:
+    raw = subprocess.Popen(
+        [sys.executable, __file__, "--raw-server"], stdout=subprocess.PIPE, text=True
+    )
+    hub, url = start_hub(keys_path, "--window", str(WINDOW))
+    try:
+        assert raw.stdout is not None
+        port = int(raw.stdout.readline())
+        node, key = next(iter(keys.items()))
+        # Size the runs from a short probe so that each takes about RUN_SECONDS.
+        probe = await link_rate(url, node, key, 20_000)
+        total = max(20_000, int(probe * RUN_SECONDS))
+        best_raw = best_link = 0.0
+        for round_ in range(3):
+            rate = await raw_rate(port, total)
+            best_raw = max(best_raw, rate)
+            say(f"  round {round_ + 1}: raw TCP {rate:,.0f} frames/s")
+            rate = await link_rate(url, node, key, total)
+            best_link = max(best_link, rate)
+            say(f"  round {round_ + 1}: link    {rate:,.0f} acked frames/s")
+        return best_link, best_raw
+    finally:
+        stop(hub)
+        stop(raw)  # type: ignore[arg-type]
+
+
+async def dead_peer(keys: dict[str, bytes]) -> tuple[float, float]:
+    interval, dead_after = 0.5, 3
+    bound = interval * dead_after
+    worst = 0.0
+    async with McpPeer(keys, heartbeat_interval=interval, dead_after=dead_after) as hub:
+        node, key = next(iter(keys.items()))
+        for attempt in range(3):
+            async with FaultProxy(*hub.address) as proxy:
+                link = LinkClient(proxy.url, node, key, reconnect=False)
+                await link.start(5)
+                await link.send(b"alive")
+                # Stall at a random point of the heartbeat cycle.
+                await asyncio.sleep(interval * (0.2 + 0.3 * attempt))
+                loop = asyncio.get_running_loop()
+                stalled = loop.time()
+                proxy.stall()
+                while link.state is ClientState.ESTABLISHED:
+                    await asyncio.sleep(0.001)
+                detected = loop.time() - stalled
+                worst = max(worst, detected)
+                say(f"  stall {attempt + 1}: detected after {detected:.3f} s (bound {bound} s)")
+                await link.close()
+    return worst, bound
+
+
+async def many_links(keys_path: Path, keys: dict[str, bytes]) -> tuple[int, int]:
+    interval = 1.0
+    hub, url = start_hub(
+        keys_path, "--heartbeat", str(interval), "--dead-after", "3", "--window", "16"
+    )
+    drops = 0
+    links: list[LinkClient] = []
+
+    def on_state(event: object) -> None:
+        nonlocal drops
+        if getattr(event, "old", None) is ClientState.ESTABLISHED:
+            drops += 1
+
+    try:
+        nodes = list(keys.items())[:LINKS]
+        started = time.perf_counter()
+        for first in range(0, len(nodes), 100):
+            batch = [
+                LinkClient(url, node, key, on_state_change=on_state)
+                for node, key in nodes[first : first + 100]
+            ]
+            await asyncio.gather(*(link.start(30) for link in batch))
+            links.extend(batch)
+        say(f"  {len(links)} links up in {time.perf_counter() - started:.1f} s")
+        hold = 5 * interval
+        await asyncio.sleep(hold)  # holding the links IS the measurement
+        held = sum(link.state is ClientState.ESTABLISHED for link in links)
+        status = await links[0].request("status")
+        on_hub = len(status.data["nodes"])
+        say(f"  after {hold:g} s of heartbeats: {held} up, hub sees {on_hub}, {drops} drops")
+        return min(held, on_hub), drops
+    finally:
+        await asyncio.gather(*(link.close() for link in links), return_exceptions=True)
+        stop(hub)
+
+
+async def main() -> None:
+    raise_nofile(4 * LINKS + 256)
+    with tempfile.TemporaryDirectory() as tmp:
+        keys_path, keys = write_keys(Path(tmp), LINKS)
+        say("1/3 throughput: 256-byte DATA frames, acknowledged, one link")
+        link_fps, raw_fps = await throughput(keys_path, keys)
+        say("2/3 dead-peer detection through a stalled proxy")
+        detect, bound = await dead_peer(dict(list(keys.items())[:1]))
+        say(f"3/3 {LINKS} concurrent links held with heartbeats by one hub process")
+        held, drops = await many_links(keys_path, keys)
+    result = {
+        "frames_per_s": round(link_fps),
+        "raw_tcp_frames_per_s": round(raw_fps),
+        "vs_raw_tcp": round(link_fps / raw_fps, 3),
+        "dead_peer_detect_s": round(detect, 3),
+        "dead_peer_bound_s": bound,
+        "links_held": held,
+        "links_dropped": drops,
+        "payload_bytes": len(PAYLOAD),
+        "window": WINDOW,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--raw-server"]:
+        asyncio.run(serve_raw())
+    else:
+        asyncio.run(main())
