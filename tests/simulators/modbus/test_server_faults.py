@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import struct
 from collections.abc import AsyncIterator
 
@@ -283,3 +284,32 @@ async def test_frames_that_are_not_modbus_drop_the_connection(
 async def test_a_fault_for_a_device_that_does_not_exist_is_refused(sim: ModbusSimulator) -> None:
     with pytest.raises(FaultError, match="device: no device 'boilr' \\(devices: gw"):
         sim.add_fault(Fault(kind="silence", device="boilr"))
+
+
+async def test_random_pipelines_with_random_delays_keep_order_and_tids(
+    sim: ModbusSimulator,
+) -> None:
+    rng = random.Random(2024)
+    sim.add_fault(Fault(kind="latency", seconds=0.0, max_seconds=0.03, address=(0, 4), seed=1))
+    sim.add_fault(Fault(kind="silence", address=9, every=2))
+    requests = [(rng.randrange(0x10000), rng.choice((1, 2)), rng.randrange(10)) for _ in range(150)]
+    stream = b"".join(
+        struct.pack(">HHHB", tid, 0, 6, unit) + read_holding(address, 1)
+        for tid, unit, address in requests
+    )
+    expected, nines = [], 0
+    for tid, unit, address in requests:
+        if address == 9:
+            nines += 1
+            if nines % 2 == 0:
+                continue  # every second read of address 9 is silenced
+        expected.append((tid, unit, OK[address]))
+    client = await RawClient.connect(sim.address)
+    pos = 0
+    while pos < len(stream):  # cut the stream anywhere, as TCP may
+        step = rng.randint(1, 40)
+        client.writer.write(stream[pos : pos + step])
+        pos += step
+    replies = [await client.frame(timeout=5) for _ in expected]
+    await client.close()
+    assert replies == expected
