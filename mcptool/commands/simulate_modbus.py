@@ -59,7 +59,18 @@ def modbus(
     duration: float | None,
     as_json: bool,
 ) -> int:
-    """Run simulated Modbus/TCP devices and print where each one listens."""
+    """Run simulated Modbus/TCP devices and print where each one listens.
+
+    \b
+    Examples:
+      mcptool simulate modbus --port 0
+      mcptool simulate modbus --profile gateway --fault latency:0.2,unit=2,every=3
+      mcptool simulate modbus --profile power_meter --devices 10 --fault reset,probability=0.01
+
+    Fault kinds: latency, exception, silence, reset, close_after, garbage, fragment,
+    wrong_tid, corrupt, refuse; scope with unit=, function=, address=, device=; trigger
+    with every=, probability= (and seed=), times=.
+    """
     # Imported here so `mcptool --help` stays fast.
     from simulators.modbus import FaultError, ModbusSimulator, load_profile, parse_fault
 
