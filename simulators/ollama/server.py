@@ -376,14 +376,15 @@ class OllamaSimulator:
         return _Ticket()
 
     async def _load(self, state: _ModelState, keep_alive: float, num_ctx: int) -> float:
-        """Make sure the model is loaded; return the seconds spent loading it (0 if warm)."""
+        """Make sure the model is loaded; return the seconds this request waited for a load
+        (its own or a concurrent one's), 0 if the model was warm."""
         needs_reload = num_ctx and state.context_length and num_ctx != state.context_length
         if state.loaded(self._now()) and not needs_reload:
             return 0.0
+        started = self._now()
         async with state.load_lock:
             if state.loaded(self._now()) and not needs_reload:
-                return 0.0
-            started = self._now()
+                return self._now() - started  # waited for another request's load
             try:
                 if self.load_delay > 0:
                     await asyncio.sleep(self.load_delay)
