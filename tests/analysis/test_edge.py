@@ -1,0 +1,79 @@
+"""Analysis inside the gateway: a real gateway polls a simulated device, the analysis
+reads the spool like any destination, and its findings leave through the gateway's own
+destinations (here JSON Lines), next to the telemetry."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from mcptool.analysis import AnalysisConfig, ThresholdRule
+from mcptool.analysis.edge import gateway_with_analysis
+from mcptool.gateway import parse_config
+from simulators.modbus import DeviceProfile, ModbusSimulator
+from simulators.modbus import Point as SimPoint
+from simulators.ollama import OllamaSimulator
+from tests.analysis.conftest import fast_model
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+async def test_the_gateway_analyses_its_polls_and_forwards_findings_with_telemetry(
+    tmp_path: Path, ollama: OllamaSimulator
+) -> None:
+    counter = SimPoint("holding", 0, "float32", value={"kind": "counter", "rate": 10}, name="p0")
+    flat = SimPoint("holding", 2, "float32", value=1.5, name="p1")
+    async with ModbusSimulator([DeviceProfile(name="tank", points=[counter, flat])]) as sim:
+        host, port = sim.address
+        jsonl = tmp_path / "out.jsonl"
+        config = parse_config(
+            {
+                "node": "test",
+                "spool": {"path": str(tmp_path / "spool.db"), "commit_interval": 0.02},
+                "jsonl": {"path": str(jsonl)},
+                "devices": [
+                    {
+                        "name": "tank",
+                        "host": host,
+                        "port": port,
+                        "interval": 0.05,
+                        "points": [
+                            {"name": "level", "address": 0, "type": "float32", "unit": "cm"},
+                            {"name": "pressure", "address": 2, "type": "float32", "unit": "bar"},
+                        ],
+                    }
+                ],
+            }
+        )
+        analysis = AnalysisConfig(
+            window_s=0.5,
+            zscore=None,
+            thresholds=(ThresholdRule("level", above=5.0),),
+            offline_after_s=None,
+            min_call_interval_s=0.0,
+            cooldown_s=3600.0,
+        )
+        model = fast_model(ollama.url, analysis)
+        gateway, pipeline = gateway_with_analysis(config, analysis, model)
+        async with gateway:
+            async with asyncio.timeout(15):
+                while not any(r.get("type") == "finding" for r in lines(jsonl)):
+                    await asyncio.sleep(0.05)
+        await pipeline.close()
+        await model.aclose()
+    records = lines(jsonl)
+    polls = [r for r in records if "readings" in r]
+    trigger = next(r for r in records if r.get("type") == "trigger")
+    [finding] = [r for r in records if r.get("type") == "finding"]  # later ones: cooldown
+    assert polls and polls[0]["device"] == "tank"
+    assert trigger["rule"] == "threshold" and trigger["points"] == ["level"]
+    assert finding["device"] == "tank" and finding["source"] == "model"
+    assert finding["node"] == "test" and finding["seq"] > trigger["seq"]
+    assert finding["statistics"]["level"]["unit"] == "cm"  # names and units from the map
+    assert (tmp_path / "spool.db.analysis").exists()  # the backlog sits next to the spool
