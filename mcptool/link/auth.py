@@ -15,7 +15,7 @@ import os
 import secrets
 import stat
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 
 from mcptool.link.errors import KeysFileError
@@ -158,7 +158,3 @@ def load_secret(path: str | os.PathLike[str], node_id: str) -> bytes:
     raise KeysFileError(
         f"key file {file} holds neither a single secret nor a `{node_id} SECRET` line"
     )
-
-
-def lookup_key(keys: Mapping[str, bytes], node_id: str) -> bytes | None:
-    return keys.get(node_id)

@@ -108,6 +108,7 @@ class LinkClient:
         max_frame: int = MAX_LENGTH_DEFAULT,
         on_state_change: Callable[[StateChanged], None] | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
+        on_acked: Callable[[int], None] | None = None,
     ) -> None:
         self.url = parse_url(url)
         if self.url.tls and ssl is None:
@@ -128,6 +129,7 @@ class LinkClient:
         )
         self.on_state_change = on_state_change
         self.on_event = on_event
+        self.on_acked = on_acked
         self.session: SessionEstablished | None = None
         self.failure: LinkError | None = None
         self.last_reason = ""
@@ -210,10 +212,27 @@ class LinkClient:
             loop.call_soon(self._flush)
         return future
 
+    def send_nowait(self, body: bytes) -> int:
+        """Queue one DATA frame without waiting; its msg_id (see ``on_acked``).
+
+        Raises :class:`~mcptool.link.OutboxFull` when the outbox is full. For callers that
+        track delivery themselves (a spool): ``on_acked(msg_id)`` reports that every frame
+        up to and including ``msg_id`` was acknowledged.
+        """
+        loop = self._require_loop()
+        self._raise_if_done()
+        msg_id = self.machine.send_data(body, loop.time())
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return msg_id
+
     async def drain(self) -> None:
         """Wait until everything handed to the link so far is acknowledged."""
-        if self._acks:
-            await self._acks[-1][1]
+        while len(self.machine.outbox):
+            self._raise_if_done()
+            self._space.clear()
+            await self._space.wait()
 
     async def request(
         self, action: str, data: Any = None, *, timeout: float = 10.0, service: str = "mcptool"
@@ -324,6 +343,8 @@ class LinkClient:
         for event in machine.events():
             match event:
                 case Acknowledged(msg_id=upto):
+                    if self.on_acked is not None:
+                        self.on_acked(upto)
                     acks = self._acks
                     while acks and acks[0][0] <= upto:
                         msg_id, future = acks.popleft()

@@ -23,4 +23,3 @@ class CloseCode(IntEnum):
 
 class ErrorCode(IntEnum):
     BAD_PAYLOAD = 400
-    UNEXPECTED_MESSAGE = 409

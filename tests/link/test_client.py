@@ -182,3 +182,13 @@ def test_urls_name_host_port_and_tls(url: str, expected: tuple[str, int, bool]) 
 def test_bad_urls_are_refused_with_the_fix(url: str) -> None:
     with pytest.raises(LinkError, match="mcp"):
         parse_url(url)
+
+
+async def test_send_nowait_and_on_acked_let_a_spool_track_delivery(peer: McpPeer) -> None:
+    acked: list[int] = []
+    async with LinkClient(peer.url, NODE, KEY, on_acked=acked.append) as link:
+        ids = [link.send_nowait(b"%d" % n) for n in range(10)]
+        await link.drain()
+    assert ids == list(range(1, 11))
+    assert acked[-1] == 10
+    assert peer.bodies() == [b"%d" % n for n in range(10)]
