@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
+import subprocess
 import threading
 
 import pytest
@@ -13,6 +15,7 @@ from mcptool.errors import UsageError
 from mcptool.modbus.connection import Outcome
 from mcptool.modbus.pdu import MalformedField, ReadOnlyError
 from mcptool.modbus.probe import ResolveError, probe, probe_sync
+from tests.conftest import require_program
 from tests.modbus.peers import (
     banner_service,
     exception_reply,
@@ -193,3 +196,19 @@ async def test_many_probes_at_once_each_get_their_own_answer() -> None:
     async with raw_server(lambda r: normal_reply(r, (r[6],))) as port:
         results = await asyncio.gather(*(probe(HOST, port, unit=u) for u in range(1, 65)))
     assert [r.values for r in results] == [(u,) for u in range(1, 65)]
+
+
+@pytest.mark.peer
+def test_probe_reads_the_same_values_as_mbpoll() -> None:
+    mbpoll = require_program("mbpoll")
+    with pymodbustcp_server({10: [1, 65535, 4660]}) as port:
+        done = subprocess.run(
+            [mbpoll, "-m", "tcp", "-p", str(port), "-a", "1", "-0", "-r", "10", "-c", "3",
+             "-1", HOST],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        ours = probe_sync(HOST, port, address=10, count=3)
+    assert done.returncode == 0, done.stdout + done.stderr
+    theirs = [int(v) for v in re.findall(r"^\[\d+\]:\s+(-?\d+)", done.stdout, re.MULTILINE)]
+    # mbpoll prints registers as signed 16-bit numbers
+    assert [v if v >= 0 else v + 65536 for v in theirs] == list(ours.values or ())

@@ -1,0 +1,68 @@
+"""A connection tells connect failures apart and survives what a sweep throws at it."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+
+import pytest
+
+from mcptool.modbus.connection import ModbusConnection, Outcome, classify_connect_error
+from mcptool.modbus.pdu import Answer, ProbeRequest
+from tests.modbus.peers import normal_reply, raw_server
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [
+        (TimeoutError(), Outcome.UNREACHABLE),
+        (OSError(errno.ECONNREFUSED, "Connection refused"), Outcome.REFUSED),
+        (OSError(errno.EHOSTUNREACH, "No route to host"), Outcome.UNREACHABLE),
+        (OSError(errno.ENETUNREACH, "Network is unreachable"), Outcome.UNREACHABLE),
+        (OSError(errno.ETIMEDOUT, "Connection timed out"), Outcome.UNREACHABLE),
+        (OSError(errno.ECONNRESET, "Connection reset by peer"), Outcome.RESET),
+    ],
+)
+def test_connect_errors_map_to_one_outcome_each(error: BaseException, outcome: Outcome) -> None:
+    # Routing errors cannot be produced on loopback; the mapping is pinned here instead.
+    assert classify_connect_error(error).outcome is outcome
+
+
+def test_an_error_that_is_not_about_the_network_is_not_swallowed() -> None:
+    with pytest.raises(ValueError):
+        classify_connect_error(ValueError("a bug"))
+
+
+async def test_one_connection_serves_many_exchanges_with_their_own_ids() -> None:
+    seen: list[int] = []
+
+    def record(request: bytes) -> bytes:
+        seen.append(int.from_bytes(request[:2], "big"))
+        return normal_reply(request)
+
+    async with raw_server(record) as port:
+        connection = await ModbusConnection.open("127.0.0.1", port, connect_timeout=1)
+        assert isinstance(connection, ModbusConnection)
+        pdu = ProbeRequest().pdu
+        try:
+            for _ in range(3):
+                reply, _ms = await connection.exchange(1, pdu, timeout=1, data_bytes=2)
+                assert isinstance(reply, Answer)
+        finally:
+            connection.close()
+    assert seen == [1, 2, 3]
+
+
+async def test_a_connection_the_peer_closed_is_not_usable() -> None:
+    async with raw_server(normal_reply, then="close") as port:
+        connection = await ModbusConnection.open("127.0.0.1", port, connect_timeout=1)
+        assert isinstance(connection, ModbusConnection)
+        try:
+            await connection.exchange(1, ProbeRequest().pdu, timeout=1, data_bytes=2)
+            for _ in range(100):  # the FIN follows the reply closely
+                if not connection.usable:
+                    break
+                await asyncio.sleep(0.01)
+            assert not connection.usable
+        finally:
+            connection.close()
