@@ -83,8 +83,20 @@ def stamp() -> str:
     type=click.IntRange(1, 255),
     help="Silent heartbeat intervals before a node is declared dead.",
 )
-@click.option("--window", default=256, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--max-connections", default=10_000, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--window",
+    default=256,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="DATA frames a node may have unacknowledged in flight.",
+)
+@click.option(
+    "--max-connections",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Connections beyond this are refused busy.",
+)
 @click.option(
     "--journal",
     type=click.Path(dir_okay=False),
@@ -118,7 +130,10 @@ def hub(
     host, port = parse_listen(listen)
     keys = load_keys(keys_file)
     context = server_tls(tls_cert, tls_key)
-    ledger = JournalLedger(journal) if journal else MemoryLedger()
+    try:
+        ledger = JournalLedger(journal) if journal else MemoryLedger()
+    except OSError as exc:
+        raise UsageError(f"--journal {journal}: cannot open it: {exc.strerror}") from None
 
     def log(kind: str, node: str, **fields: Any) -> None:
         if as_json:
@@ -134,15 +149,19 @@ def hub(
             ledger.record(node, seq, body)
         if not quiet:
             if as_json:
-                log("data", node, seq=seq, size=len(body), data=show(body))
+                try:
+                    content = {"data": body.decode("utf-8")}
+                except UnicodeDecodeError:
+                    content = {"data_hex": body.hex()}
+                log("data", node, seq=seq, bytes=len(body), **content)
             else:
                 log("data", node, seq=seq, bytes=len(body), data=show(body))
 
     def on_session(node: str, up: bool, reason: str) -> None:
-        log("up" if up else "down", node, reason=json.dumps(reason))
+        log("up" if up else "down", node, reason=reason if as_json else json.dumps(reason))
 
     def on_event(node: str, body: dict[str, Any]) -> None:
-        log("event", node, body=json.dumps(body))
+        log("event", node, body=body if as_json else json.dumps(body))
 
     async def run() -> None:
         server = LinkServer(
