@@ -19,6 +19,7 @@ from mcptool.frame import (
     parse_message,
 )
 from mcptool.link import (
+    CLIENT_TRANSITIONS,
     AuthenticationFailed,
     Backoff,
     ClientConnection,
@@ -460,3 +461,62 @@ def test_frames_after_a_failure_in_the_same_read_are_not_processed(wire: Wire) -
     wire.client.receive_data(data, wire.now)
     sent = [m.TYPE for m in frames(wire.client.data_to_send())]
     assert MessageType.PONG not in sent
+
+
+def _walk(client: ClientConnection, steps: list[str]) -> set[tuple[ClientState, ClientState]]:
+    wire = Wire(client, {NODE: KEY}, heartbeat_interval=1.0)
+    for step in steps:
+        match step:
+            case "connect":
+                client.connect(wire.now)
+            case "made":
+                wire.open()
+            case "failed":
+                client.connection_failed(wire.now, "refused")
+            case "challenge":
+                wire.shuttle(to_client=False)
+                client.receive_data(Challenge(1, b"S" * 16).encode(), wire.now)
+            case "bad-challenge":
+                client.receive_data(Challenge(9, b"S" * 16).encode(), wire.now)
+            case "busy":
+                client.receive_data(Reject(RejectCode.BUSY, "busy").encode(), wire.now)
+            case "auth-reject":
+                client.receive_data(Reject(RejectCode.AUTHENTICATION_FAILED, "").encode(), 0)
+            case "establish":
+                wire.shuttle()
+            case "lost":
+                wire.drop()
+            case "wait":
+                wire.advance(5.0)
+            case "close":
+                client.close(wire.now)
+            case "close-ack":
+                wire.shuttle()
+    events = wire.client_events + client.events()
+    return {(e.old, e.new) for e in events if isinstance(e, StateChanged)}
+
+
+EDGE_WALKS = [
+    ["close"],
+    ["connect", "close"],
+    ["connect", "failed", "close"],
+    ["connect", "failed", "wait"],
+    ["connect", "made", "close"],
+    ["connect", "made", "bad-challenge"],
+    ["connect", "made", "lost"],
+    ["connect", "made", "challenge", "busy"],
+    ["connect", "made", "challenge", "auth-reject"],
+    ["connect", "made", "challenge", "close"],
+    ["connect", "made", "establish", "close", "close-ack"],
+    ["connect", "made", "establish", "lost"],
+]
+
+
+def test_every_transition_in_the_client_table_is_taken_by_some_scenario() -> None:
+    taken: set[tuple[ClientState, ClientState]] = set()
+    for steps in EDGE_WALKS:
+        taken |= _walk(ClientConnection(NODE, KEY, backoff=fixed_backoff()), steps)
+    no_reconnect = ClientConnection(NODE, KEY, reconnect=False)
+    taken |= _walk(no_reconnect, ["connect", "made", "establish", "lost"])
+    table = {(old, new) for old, targets in CLIENT_TRANSITIONS.items() for new in targets}
+    assert taken == table

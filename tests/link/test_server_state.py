@@ -20,6 +20,7 @@ from mcptool.frame import (
     parse_message,
 )
 from mcptool.link import (
+    SERVER_TRANSITIONS,
     CloseCode,
     LinkStateError,
     MemoryLedger,
@@ -34,6 +35,7 @@ from mcptool.link.events import (
     HandshakeFailed,
     RequestReceived,
     SessionEstablished,
+    StateChanged,
 )
 from tests.link.conftest import KEY, NODE
 
@@ -255,3 +257,25 @@ def test_after_close_a_response_is_dropped_quietly() -> None:
     server = established()
     server.close()
     assert server.send_response(b"{}") is False
+
+
+def test_every_transition_in_the_hub_table_is_taken_by_some_scenario() -> None:
+    taken = set()
+    scenarios = [
+        lambda s: s.receive_data(b"garbage", 0.0),  # AWAIT_HELLO -> CLOSED
+        lambda s: (
+            s.receive_data(Hello(NODE, (1,), CLIENT_NONCE).encode(), 0.0),
+            s.tick(60.0),  # CHALLENGED -> CLOSED
+        ),
+        lambda s: (
+            s.receive_data(Hello(NODE, (1,), CLIENT_NONCE).encode(), 0.0),
+            s.receive_data(Auth(mac()).encode(), 0.0),
+            s.connection_lost(1.0),  # ESTABLISHED -> CLOSED
+        ),
+    ]
+    for scenario in scenarios:
+        server = hub()
+        scenario(server)
+        taken |= {(e.old, e.new) for e in server.events() if isinstance(e, StateChanged)}
+    table = {(old, new) for old, targets in SERVER_TRANSITIONS.items() for new in targets}
+    assert taken == table
