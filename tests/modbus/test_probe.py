@@ -212,3 +212,14 @@ def test_probe_reads_the_same_values_as_mbpoll() -> None:
     theirs = [int(v) for v in re.findall(r"^\[\d+\]:\s+(-?\d+)", done.stdout, re.MULTILINE)]
     # mbpoll prints registers as signed 16-bit numbers
     assert [v if v >= 0 else v + 65536 for v in theirs] == list(ours.values or ())
+
+
+async def test_ipv6_loopback_is_probed_like_ipv4() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("this Python has no IPv6")
+    try:
+        async with raw_server(normal_reply, host="::1") as port:
+            result = await probe("::1", port)
+    except OSError as exc:
+        pytest.skip(f"::1 is not configured here: {exc}")
+    assert (result.outcome, result.target) == (Outcome.OK, f"[::1]:{port}")
