@@ -710,6 +710,10 @@ class ResponseStream:
 
     async def _next_raw(self) -> dict[str, Any] | None:
         if self.result is not None or self._lines is None:
+            if self.attempts == 0:
+                raise RuntimeError(
+                    "open the stream first: `async with client.stream_generate(...) as stream:`"
+                )
             return None
         if self._first is not None:
             data, self._first = self._first, None

@@ -177,3 +177,10 @@ async def test_sequential_calls_reuse_one_pooled_connection(
         await client.generate("llama3.2", f"q{i}")
         await client.list_models()
     assert sim.connections_accepted == 1
+
+
+async def test_a_stream_must_be_opened_with_async_with(client: OllamaClient) -> None:
+    stream = client.stream_generate("llama3.2", "x")
+    with pytest.raises(RuntimeError, match="async with"):
+        async for _chunk in stream:
+            pass

@@ -41,35 +41,21 @@ def mcptool(
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
     """`mcptool simulate ollama` on an ephemeral port, for the whole module."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mcptool",
-            "simulate",
-            "ollama",
-            "--port",
-            "0",
-            "--json",
-            "--token-delay",
-            "0",
-            "--model",
-            "llama3.2",
-            "--model",
-            "nomic-embed-text",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line, process.stderr.read() if process.stderr else "simulator did not start"
-        yield json.loads(line)["url"]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    command = [
+        *(sys.executable, "-m", "mcptool", "simulate", "ollama", "--port", "0", "--json"),
+        *("--token-delay", "0", "--model", "llama3.2", "--model", "nomic-embed-text"),
+    ]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    ) as process:
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            assert line, "the simulator did not start"
+            yield json.loads(line)["url"]
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
 
 
 def test_health_reports_version_and_models(url: str) -> None:
