@@ -8,7 +8,8 @@ from mcptool.gateway.config import (
     load_config,
     parse_config,
 )
-from mcptool.gateway.pipeline import Gateway, encode_poll
+from mcptool.gateway.encoding import PollEncoder
+from mcptool.gateway.pipeline import Gateway
 from mcptool.gateway.sinks.forwarder import Forwarder, SinkError, SinkState, Transport
 from mcptool.gateway.spool import Dropped, Record, Spool, SpoolError
 
@@ -18,6 +19,7 @@ __all__ = [
     "Forwarder",
     "Gateway",
     "GatewayConfig",
+    "PollEncoder",
     "Problem",
     "Record",
     "SinkError",
@@ -25,7 +27,6 @@ __all__ = [
     "Spool",
     "SpoolError",
     "Transport",
-    "encode_poll",
     "load_config",
     "parse_config",
 ]

@@ -156,7 +156,7 @@ class DeviceConfig(DeviceSettings):
 class SpoolConfig(_Model):
     path: str = "mcptool-spool.db"
     synchronous: Literal["normal", "full"] = "normal"
-    commit_interval: float = Field(default=0.05, gt=0, le=10)
+    commit_interval: float = Field(default=0.02, gt=0, le=10)
     max_readings: int = Field(default=5_000_000, ge=1)
     policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
 

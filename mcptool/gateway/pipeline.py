@@ -5,72 +5,31 @@ stops polling, commits what is pending, gives destinations ``drain_timeout`` sec
 catch up, publishes the gateway's ``offline`` status and closes the spool. Whatever is
 not delivered by then stays in the spool for the next start.
 
-Each poll becomes one record: a JSON message with the node, the device, and every
-reading with its point, value, quality, timestamp and per-device sequence number.
+Each poll becomes one record: a JSON message (see ``encoding``) with the node, the
+device, and every reading with its point, value, quality, timestamp and per-device
+sequence number.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import math
 import time
 from typing import Any
 
 from mcptool.gateway.config import GatewayConfig
+from mcptool.gateway.encoding import PollEncoder
 from mcptool.gateway.metrics import GatewayMetrics
 from mcptool.gateway.sinks.forwarder import Forwarder, SinkState, Transport
 from mcptool.gateway.sinks.jsonl import JsonlTransport
 from mcptool.gateway.sinks.mqtt import MqttTransport
 from mcptool.gateway.spool import Dropped, Spool
 from mcptool.modbus.poller import DeviceStatus, ErrorKind, Poller, PollerHooks, PollResult
-from mcptool.modbus.registermap import DataType
 
-__all__ = ["Gateway", "encode_poll"]
+__all__ = ["Gateway"]
 
 log = logging.getLogger(__name__)
-_FLOATS = (DataType.FLOAT32, DataType.FLOAT64)
-
-
-def encode_poll(node: str, result: PollResult, seq_first: int) -> bytes:
-    """The message for one poll: readings numbered from ``seq_first`` in point order."""
-    ts = round(result.timestamp * 1000)
-    device = result.device
-    errors = result.errors
-    readings: list[dict[str, Any]] = []
-    append = readings.append
-    seq = seq_first
-    for i, (point, value) in enumerate(zip(result.points, result.values, strict=True)):
-        error = errors.get(i) if errors else None
-        if error is None and point.type in _FLOATS and not math.isfinite(value):  # type: ignore[arg-type]
-            error = f"not a finite number ({value})"
-        if error is None:
-            reading = {
-                "device": device,
-                "point": point.name,
-                "seq": seq,
-                "ts": ts,
-                "value": value,
-                "quality": "good",
-            }
-        else:
-            reading = {
-                "device": device,
-                "point": point.name,
-                "seq": seq,
-                "ts": ts,
-                "value": None,
-                "quality": "bad",
-                "error": error,
-            }
-        if point.unit:
-            reading["unit"] = point.unit
-        append(reading)
-        seq += 1
-    message = {"node": node, "device": device, "seq": seq_first, "ts": ts, "readings": readings}
-    return json.dumps(message, separators=(",", ":")).encode()
 
 
 class _Hooks(PollerHooks):
@@ -136,6 +95,9 @@ class Gateway:
             Forwarder(self.spool, t, window=windows.get(t.name, 100)) for t in self.transports
         ]
         self.poller = Poller(config.devices, _Hooks(self))
+        self._encoders = {
+            d.name: PollEncoder(config.node, d.name, d.points) for d in config.devices
+        }
         self.produced = 0
         self.started = 0.0
         self._tasks: list[asyncio.Task[None]] = []
@@ -189,7 +151,7 @@ class Gateway:
     def _on_result(self, result: PollResult) -> None:
         count = len(result.points)
         first = self.spool.reserve(result.device, count)
-        payload = encode_poll(self.config.node, result, first)
+        payload = self._encoders[result.device].encode(result, first)
         self.spool.append(result.device, first, count, result.timestamp, payload)
         self.produced += count
         metrics = self.metrics

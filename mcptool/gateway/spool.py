@@ -107,7 +107,7 @@ class Spool:
         *,
         sinks: Iterable[str],
         synchronous: Literal["normal", "full"] = "normal",
-        commit_interval: float = 0.05,
+        commit_interval: float = 0.02,
         max_readings: int = 5_000_000,
         policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest",
         tail_bytes: int = 16 * 1024 * 1024,

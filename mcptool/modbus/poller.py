@@ -254,8 +254,10 @@ class DevicePoller:
         self.spec = spec
         self.hooks = hooks
         self._full_plan = spec.plan()
-        self._plan = list(self._full_plan)
-        self._index = {point: i for i, point in enumerate(spec.points)}
+        # by id(): a frozen dataclass hashes all its fields on every lookup
+        self._index = {id(point): i for i, point in enumerate(spec.points)}
+        self._slots: dict[int, tuple[int, ...]] = {}
+        self._set_plan(list(self._full_plan))
         self._bad: dict[Point, str] = {}
         self._bad_since = 0.0
         self._conn: _Connection | None = None
@@ -300,12 +302,13 @@ class DevicePoller:
         if conn is None:
             raise PollError(ErrorKind.RESET, "not connected")
         if self._bad and time.monotonic() - self._bad_since > self.spec.retry_bad_after:
-            self._plan, self._bad = list(self._full_plan), {}
+            self._set_plan(list(self._full_plan))
+            self._bad = {}
         started = time.monotonic()
         timestamp = time.time()
         values: list[Value | None] = [None] * len(self.spec.points)
         errors: dict[int, str] = {}
-        index = self._index
+        index, slots = self._index, self._slots
         for request in list(self._plan):
             try:
                 data = await conn.read(self.spec.unit, request, self.spec.timeout)
@@ -317,12 +320,12 @@ class DevicePoller:
                     await self._isolate(conn, request, values)
                 else:
                     for point in request.points:
-                        errors[index[point]] = str(exc)
+                        errors[index[id(point)]] = str(exc)
                 continue
-            for point, value in zip(request.points, request.decode(data), strict=True):
-                values[index[point]] = value
+            for i, value in zip(slots[id(request)], request.decode(data), strict=True):
+                values[i] = value
         for point, reason in self._bad.items():
-            errors[index[point]] = reason
+            errors[index[id(point)]] = reason
         self.polls += 1
         return PollResult(
             self.spec.name,
@@ -355,11 +358,15 @@ class DevicePoller:
                 continue
             good.append(request)
             for point, value in zip(request.points, request.decode(data), strict=True):
-                values[self._index[point]] = value
+                values[self._index[id(point)]] = value
         position = self._plan.index(failed)
-        self._plan[position : position + 1] = good
+        self._set_plan(self._plan[:position] + good + self._plan[position + 1 :])
         self._bad_since = time.monotonic()
         self._set_status(True, "")
+
+    def _set_plan(self, plan: list[ReadRequest]) -> None:
+        self._plan = plan
+        self._slots = {id(r): tuple(self._index[id(p)] for p in r.points) for r in plan}
 
     def _backoff(self, failures: int) -> float:
         # exponential with +-20 % jitter (gRPC connection backoff), from the poll interval

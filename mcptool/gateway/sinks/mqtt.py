@@ -98,6 +98,8 @@ class MqttTransport:
             max_inflight_messages=config.window,
             timeout=config.publish_timeout,
         )
+        # many publishes in flight is the point of the window, not a leak to warn about
+        client.pending_calls_threshold = config.window + 50
         try:
             await client.__aenter__()
         except aiomqtt.MqttError as exc:
