@@ -61,6 +61,7 @@ class AnalysisConfig:
     baseline_windows: int = 30
     min_baseline_windows: int = 5
     zscore_min_std: float = 1e-6
+    zscore_min_rel: float = 0.01
     stuck: bool = True
     stuck_min_count: int = 3
     flatline_ratio: float | None = 0.1
@@ -93,6 +94,8 @@ class AnalysisConfig:
             raise bad("window_s", f"must be a positive number of seconds, not {self.window_s!r}")
         if self.zscore is not None and self.zscore <= 0:
             raise bad("zscore", "must be positive (e.g. 3.0), or false to turn it off")
+        if self.zscore_min_std < 0 or not 0 <= self.zscore_min_rel < 1:
+            raise bad("zscore_min_rel", "must be from 0 to 1 (a fraction of the usual level)")
         if self.baseline_windows < 2:
             raise bad("baseline_windows", "must be at least 2")
         if not 2 <= self.min_baseline_windows <= self.baseline_windows:
@@ -164,6 +167,7 @@ _FLOATS = {
     "window_s",
     "zscore",
     "zscore_min_std",
+    "zscore_min_rel",
     "flatline_ratio",
     "offline_after_s",
     "gap_after_s",

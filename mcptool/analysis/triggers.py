@@ -178,7 +178,10 @@ class TriggerEngine:
             return
         if config.zscore is not None:
             mean, spread = _level(history)
-            z = (s.mean - mean) / max(spread, config.zscore_min_std)
+            # floors: a signal that barely moves (a setpoint, a smooth slow sine) must not
+            # make a change of a fraction of a percent look like many deviations
+            floor = max(config.zscore_min_std, config.zscore_min_rel * abs(mean))
+            z = (s.mean - mean) / max(spread, floor)
             if abs(z) >= config.zscore:
                 yield self._event(
                     window,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,13 @@ def test_mistakes_are_one_line_usage_errors(table: dict[str, object], message: s
     assert str(caught.value).startswith(message)
     assert "\n" not in str(caught.value)
     assert isinstance(caught.value, UsageError)
+
+
+def test_every_key_is_accepted_with_its_default_value() -> None:
+    defaults = AnalysisConfig()
+    table = {
+        f.name: getattr(defaults, f.name)
+        for f in dataclasses.fields(AnalysisConfig)
+        if getattr(defaults, f.name) is not None and f.name != "thresholds"
+    }
+    assert AnalysisConfig.from_dict(table) == defaults

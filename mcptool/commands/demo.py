@@ -1,0 +1,559 @@
+"""``mcptool demo``: the main job with no set-up.
+
+Starts three simulated Modbus devices (a boiler that runs hot after a few seconds, a
+power meter, an I/O block), an Ollama (the real one when it answers on
+localhost:11434 with the model pulled, else the simulator), and the gateway with
+analysis; then shows devices, trigger events and findings as they arrive. Everything
+listens on loopback, on ephemeral ports, and lives in a temporary directory.
+
+The view reads what the gateway forwards: it is one more destination of the spool, so
+what it shows (telemetry, then trigger and finding records) is exactly what MQTT, the
+JSON Lines file and the MCP uplink receive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import signal
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+
+from mcptool.errors import UsageError
+
+OLLAMA_URL = "http://127.0.0.1:11434"
+
+# The register maps the gateway polls: names and units the prompts and the view use.
+DEVICES: dict[str, tuple[str, list[dict[str, Any]]]] = {
+    "boiler": (
+        "boiler_drift",
+        [
+            {"name": "supply_temperature", "address": 0, "type": "float32", "unit": "°C"},
+            {"name": "return_temperature", "address": 2, "type": "float32", "unit": "°C"},
+            {"name": "water_pressure", "address": 4, "type": "float32", "unit": "bar"},
+            {"name": "flue_gas_temperature", "address": 6, "type": "float32", "unit": "°C"},
+            {"name": "setpoint", "address": 8, "type": "float32", "unit": "°C"},
+            {
+                "name": "burner_modulation",
+                "address": 10,
+                "type": "int16",
+                "scale": 0.1,
+                "unit": "%",
+            },
+            {"name": "burner_on", "table": "discrete", "address": 0},
+            {"name": "lockout", "table": "discrete", "address": 2},
+        ],
+    ),
+    "power_meter": (
+        "power_meter",
+        [
+            {
+                "name": "active_power",
+                "address": 6,
+                "type": "int32",
+                "order": "CDAB",
+                "unit": "W",
+            },
+            {"name": "voltage_l1", "address": 8, "type": "float32", "order": "CDAB", "unit": "V"},
+            {"name": "frequency", "address": 10, "type": "float32", "order": "CDAB", "unit": "Hz"},
+            {
+                "name": "energy_import",
+                "address": 0,
+                "type": "uint32",
+                "order": "CDAB",
+                "unit": "Wh",
+            },
+        ],
+    ),
+    "io_block": (
+        "digital_io",
+        [
+            {"name": "door_contact", "table": "discrete", "address": 0},
+            {"name": "pump_running", "table": "discrete", "address": 4},
+            {"name": "alarm_horn", "table": "coil", "address": 0},
+            {"name": "input_word", "table": "input", "address": 0, "type": "uint16"},
+        ],
+    ),
+}
+
+THRESHOLDS = [
+    {"point": "supply_temperature", "above": 85.0, "severity": "critical"},
+    {"point": "flue_gas_temperature", "above": 180.0},
+    {"point": "water_pressure", "below": 1.0, "severity": "critical"},
+    {"point": "voltage_l1", "above": 253.0},
+    {"point": "voltage_l1", "below": 207.0},
+]
+
+
+@click.command()
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=1.0),
+    default=None,
+    metavar="S",
+    help="Stop after S seconds (default: run until Ctrl-C).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON Lines instead of the live view.")
+@click.option(
+    "--mqtt",
+    "mqtt_url",
+    default=None,
+    metavar="URL",
+    help="Also publish to this broker, e.g. mqtt://127.0.0.1:1883 (telemetry on "
+    "mcptool/demo/<device>, analysis on mcptool/demo/<device>/analysis).",
+)
+@click.option("--model", default="llama3.2", show_default=True, help="The Ollama model to use.")
+@click.option(
+    "--ollama",
+    "ollama_url",
+    default=OLLAMA_URL,
+    show_default=True,
+    help="Where to look for a real Ollama; the simulator is used if none answers there.",
+)
+def demo(
+    duration: float | None, as_json: bool, mqtt_url: str | None, model: str, ollama_url: str
+) -> int:
+    """Simulated devices, an Ollama and the gateway with analysis, in one command."""
+    mqtt = _mqtt(mqtt_url) if mqtt_url else None
+    out = _JsonOutput() if as_json else _LiveOutput() if sys.stdout.isatty() else _TextOutput()
+    return asyncio.run(_demo(duration, out, mqtt, model, ollama_url))
+
+
+def _mqtt(url: str) -> dict[str, Any]:
+    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+    if parts.scheme not in ("mqtt", "mqtts", "tcp"):
+        raise UsageError(f"--mqtt {url}: use mqtt://host:port")
+    try:
+        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+    except ValueError:
+        raise UsageError(f"--mqtt {url}: the port is not a number from 0 to 65535") from None
+    config: dict[str, Any] = {
+        "host": parts.hostname or "127.0.0.1",
+        "port": port,
+        "tls": parts.scheme == "mqtts",
+        # device records and analysis records side by side: .../<device>, .../<device>/analysis
+        "topic": "mcptool/{node}/{device}",
+    }
+    if parts.username:
+        config["username"] = parts.username
+        config["password"] = parts.password or ""
+    return config
+
+
+async def _find_ollama(url: str, model: str) -> str | None:
+    """``url`` if a real Ollama answers there and has ``model`` pulled, else None."""
+    from mcptool.ollama import OllamaClient, OllamaError, RetryPolicy, Timeouts
+
+    client = OllamaClient(
+        url, timeouts=Timeouts(connect=0.5, load=2.0, total=2.0), retry=RetryPolicy(attempts=1)
+    )
+    try:
+        names = {m.name for m in await client.list_models()}
+    except (OllamaError, OSError):
+        return None
+    finally:
+        await client.aclose()
+    wanted = model if ":" in model else f"{model}:latest"
+    return client.url if wanted in names or model in names else None
+
+
+async def _demo(
+    duration: float | None, out: _Output, mqtt: dict[str, Any] | None, model: str, url: str
+) -> int:
+    from mcptool.analysis import AnalysisConfig, OllamaModel
+    from mcptool.analysis.edge import gateway_with_analysis
+    from mcptool.gateway import parse_config
+    from simulators.modbus import ModbusSimulator, load_profile
+    from simulators.ollama import OllamaSimulator
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with contextlib.AsyncExitStack() as stack:
+        real = await _find_ollama(url, model)
+        if real is None:
+            sim = OllamaSimulator(models=[model], answer=_demo_answer, host="127.0.0.1", port=0)
+            await stack.enter_async_context(sim)
+            ollama = {"ollama": "simulator", "url": sim.url, "model": model}
+            why = f"no Ollama with {model} pulled at {url}"
+        else:
+            ollama = {"ollama": "real", "url": real, "model": model}
+            why = f"found {model} at {real}"
+        profiles = [load_profile(profile) for profile, _ in DEVICES.values()]
+        devices = await stack.enter_async_context(ModbusSimulator(profiles))
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mcptool-demo-")))
+        config = parse_config(_gateway_config(devices.addresses, tmp, mqtt), source="demo")
+        analysis = AnalysisConfig.from_dict(
+            {
+                "model": model,
+                "window_s": 4.0,
+                "min_baseline_windows": 3,
+                "zscore": 4.0,
+                "offline_after_s": 10.0,
+                "cooldown_s": 60.0,
+                "min_call_interval_s": 1.0,
+                "request_timeout_s": 120.0,
+                "thresholds": THRESHOLDS,
+                "queue_path": str(tmp / "analysis.db"),
+            }
+        )
+        analysis_model = OllamaModel.connect(ollama["url"], analysis)
+        stack.push_async_callback(analysis_model.aclose)
+        view = _ViewTransport(out)
+        gateway, pipeline = gateway_with_analysis(
+            config, analysis, analysis_model, transports=[view], drain_timeout=1.0
+        )
+        stack.push_async_callback(pipeline.close)
+        out.started(
+            {
+                "type": "demo",
+                **ollama,
+                "why": why,
+                "devices": {
+                    name: f"{h}:{p}"
+                    for name, (h, p) in zip(DEVICES, devices.addresses, strict=True)
+                },
+                "mqtt": f"{mqtt['host']}:{mqtt['port']}" if mqtt else None,
+                "window_s": analysis.window_s,
+            }
+        )
+        started = time.monotonic()
+        async with gateway:
+            out.gateway = gateway
+            while not stop.is_set():
+                left = None if duration is None else duration - (time.monotonic() - started)
+                if left is not None and left <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), min(0.5, left or 0.5))
+                out.tick(time.monotonic() - started, duration)
+            out.gateway = None
+        out.finished(pipeline.stats())
+    return 0
+
+
+def _gateway_config(
+    addresses: list[tuple[str, int]], tmp: Path, mqtt: dict[str, Any] | None
+) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "node": "demo",
+        "spool": {"path": str(tmp / "spool.db"), "commit_interval": 0.05},
+        "jsonl": {"path": str(tmp / "demo.jsonl")},
+        "defaults": {"interval": 0.5, "timeout": 1.0, "backoff_initial": 0.5, "backoff_max": 2.0},
+        "devices": [
+            {"name": name, "host": host, "port": port, "unit": 1, "points": points}
+            for (name, (_, points)), (host, port) in zip(DEVICES.items(), addresses, strict=True)
+        ],
+    }
+    if mqtt is not None:
+        config["mqtt"] = {**mqtt, "keepalive": 10, "publish_timeout": 5}
+    return config
+
+
+class _ViewTransport:
+    """A gateway destination that shows what the gateway forwards."""
+
+    name = "view"
+
+    def __init__(self, out: _Output) -> None:
+        self.out = out
+        self._never: asyncio.Future[None] | None = None
+
+    async def connect(self) -> None:
+        self._never = asyncio.get_running_loop().create_future()
+
+    async def send(self, record: Any) -> None:
+        try:
+            message = json.loads(record.payload)
+        except ValueError:
+            return
+        if "readings" in message:
+            self.out.telemetry(message)
+        elif "type" in message:
+            self.out.analysis(message)
+
+    async def watch(self) -> None:
+        assert self._never is not None
+        await self._never
+
+    async def close(self) -> None:
+        return None
+
+
+# -- outputs -----------------------------------------------------------------------------
+
+
+class _Output:
+    gateway: Any = None
+
+    def started(self, info: dict[str, Any]) -> None: ...
+
+    def telemetry(self, message: dict[str, Any]) -> None: ...
+
+    def analysis(self, record: dict[str, Any]) -> None: ...
+
+    def tick(self, elapsed: float, duration: float | None) -> None: ...
+
+    def finished(self, stats: Mapping[str, int]) -> None:
+        click.echo(
+            f"demo: {stats['windows']} windows, {stats['windows_triggered']} flagged, "
+            f"{stats['model_calls']} model calls, {stats['findings_model']} model findings, "
+            f"{stats['findings_statistics']} statistics-only findings",
+            err=True,
+        )
+
+
+def _telemetry(message: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "telemetry",
+        "device": message["device"],
+        "ts": message["ts"] / 1000.0,
+        "values": {r["point"]: r["value"] for r in message["readings"]},
+        "units": {r["point"]: r["unit"] for r in message["readings"] if r.get("unit")},
+        "bad": [r["point"] for r in message["readings"] if r.get("quality") == "bad"],
+    }
+
+
+class _JsonOutput(_Output):
+    def _print(self, record: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        sys.stdout.flush()
+
+    def started(self, info: dict[str, Any]) -> None:
+        self._print(info)
+        _say_ollama(info)
+
+    def telemetry(self, message: dict[str, Any]) -> None:
+        self._print(_telemetry(message))
+
+    def analysis(self, record: dict[str, Any]) -> None:
+        self._print(record)
+
+
+class _TextOutput(_Output):
+    """Plain lines for a pipe or a log: triggers and findings, not every reading."""
+
+    def started(self, info: dict[str, Any]) -> None:
+        _say_ollama(info)
+
+    def analysis(self, record: dict[str, Any]) -> None:
+        when = time.strftime("%H:%M:%S")
+        if record["type"] == "trigger":
+            click.echo(f"{when} trigger {record['device']} [{record['rule']}] {record['detail']}")
+        elif record["type"] == "finding":
+            click.echo(
+                f"{when} finding {record['device']} {record['severity']}: "
+                f"{record['summary']} ({_source(record)})"
+            )
+            for cause in record["suspected_causes"]:
+                click.echo(f"    cause: {cause}")
+            for action in record["recommended_actions"]:
+                click.echo(f"    action: {action}")
+        else:
+            click.echo(
+                f"{when} {record['type']} {record.get('device', '')}: {record.get('reason', '')}"
+            )
+
+
+def _say_ollama(info: dict[str, Any]) -> None:
+    if info["ollama"] == "real":
+        line = f"demo: using Ollama at {info['url']} with {info['model']} ({info['why']})"
+    else:
+        line = (
+            f"demo: using the Ollama simulator at {info['url']} ({info['why']}; "
+            f"`ollama pull {info['model']}` to use the real one)"
+        )
+    click.echo(line, err=True)
+
+
+def _source(record: dict[str, Any]) -> str:
+    if record.get("source") == "statistics":
+        return f"statistics only: {record.get('reason')}"
+    total = record.get("timings", {}).get("total_ms")
+    return f"{record.get('model')}, {total:.0f} ms" if total else str(record.get("model"))
+
+
+class _LiveOutput(_Output):
+    """A rich live view: devices and values, trigger events, findings."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console()
+        self.values: dict[str, dict[str, Any]] = {}
+        self.triggers: deque[dict[str, Any]] = deque(maxlen=6)
+        self.findings: deque[dict[str, Any]] = deque(maxlen=3)
+        self.info: dict[str, Any] = {}
+        self.elapsed = 0.0
+        self.duration: float | None = None
+        self.live: Any = None
+
+    def started(self, info: dict[str, Any]) -> None:
+        from rich.live import Live
+
+        self.info = info
+        self.live = Live(self._render(), console=self.console, refresh_per_second=4)
+        self.live.start()
+
+    def telemetry(self, message: dict[str, Any]) -> None:
+        self.values[message["device"]] = _telemetry(message)
+
+    def analysis(self, record: dict[str, Any]) -> None:
+        if record["type"] == "trigger":
+            self.triggers.appendleft(record)
+        elif record["type"] == "finding":
+            self.findings.appendleft(record)
+
+    def tick(self, elapsed: float, duration: float | None) -> None:
+        self.elapsed, self.duration = elapsed, duration
+        if self.live is not None:
+            self.live.update(self._render())
+
+    def finished(self, stats: Mapping[str, int]) -> None:
+        if self.live is not None:
+            self.live.update(self._render())
+            self.live.stop()
+        super().finished(stats)
+
+    def _render(self) -> Any:
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.table import Table
+        from rich.text import Text
+
+        info = self.info
+        which = ("Ollama " if info.get("ollama") == "real" else "Ollama simulator ") + (
+            f"{info.get('url', '')} ({info.get('model', '')})"
+        )
+        limit = f" / {self.duration:.0f}" if self.duration else ""
+        header = Text(
+            f"mcptool demo  ·  {which}  ·  {self.elapsed:.0f}{limit} s  ·  Ctrl-C ends",
+            style="bold",
+        )
+        online = {}
+        if self.gateway is not None:
+            online = {d["device"]: d["status"] for d in self.gateway.status()["devices"]}
+        devices = Table(box=None, expand=True, pad_edge=False)
+        devices.add_column("device", style="cyan", no_wrap=True)
+        devices.add_column("status", no_wrap=True)
+        devices.add_column("values")
+        for name in DEVICES:
+            seen = self.values.get(name)
+            status = online.get(name, "starting")
+            values = "waiting for the first poll"
+            if seen:
+                values = "  ".join(
+                    f"{p} [bold]{_fmt(v)}[/bold]{seen['units'].get(p, '')}"
+                    for p, v in seen["values"].items()
+                )
+            devices.add_row(
+                name, "[green]online" if status == "online" else f"[red]{status}", values
+            )
+        triggers = Table(box=None, expand=True, pad_edge=False, show_header=False)
+        for t in self.triggers:
+            when = time.strftime("%H:%M:%S", time.localtime(t["window"]["end"]))
+            triggers.add_row(when, t["device"], f"[yellow]{t['rule']}", t["detail"])
+        findings = []
+        for f in self.findings:
+            colour = {"critical": "red", "warning": "yellow"}.get(f["severity"], "green")
+            body = Text.from_markup(
+                f"[bold {colour}]{f['severity'].upper()}[/] {f['device']}: {f['summary']}\n"
+            )
+            for cause in f["suspected_causes"]:
+                body.append(f"  cause: {cause}\n")
+            for action in f["recommended_actions"]:
+                body.append(f"  action: {action}\n")
+            body.append(f"  ({_source(f)})", style="dim")
+            findings.append(body)
+        return Group(
+            header,
+            Panel(devices, title="devices"),
+            Panel(triggers if self.triggers else Text("none yet", style="dim"), title="triggers"),
+            Panel(
+                Group(*findings) if findings else Text("none yet", style="dim"), title="findings"
+            ),
+        )
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.0f}"
+    return "n/a" if value is None else str(value)
+
+
+# -- the simulator's answers for the demo --------------------------------------------------
+
+_CAUSES = [
+    (
+        "temperature",
+        [
+            "circulation pump stopped or running slow",
+            "mixing valve stuck open",
+            "burner not modulating down",
+        ],
+        [
+            "check the circulation pump runs and the flow is normal",
+            "check the mixing valve position against the controller's demand",
+            "reduce the burner load or switch to manual until the cause is found",
+        ],
+    ),
+    (
+        "pressure",
+        ["leak in the heating circuit", "expansion vessel lost its pre-charge"],
+        ["look for leaks and refill to the nominal pressure", "check the expansion vessel"],
+    ),
+    (
+        "voltage",
+        ["supply voltage disturbance", "loose neutral connection"],
+        ["compare with the other phases and the utility's notices", "check the terminals"],
+    ),
+    ("power", ["load change in the plant"], ["compare with the production schedule"]),
+]
+
+
+def _demo_answer(kind: str, body: Mapping[str, Any]) -> str | None:
+    """A plausible finding from the prompt's triggers, in the schema's shape.
+
+    The simulator stands in for a model when none is installed; its answers are scripted
+    from the statistics the pipeline sent, so the demo shows what a finding looks like.
+    """
+    fmt = body.get("format")
+    if not isinstance(fmt, dict) or kind != "chat":
+        return None
+    prompt = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+    device = (re.search(r"Device: (\S+)", prompt) or [None, "the device"])[1]
+    triggers = re.findall(r"- \[(\w+)\] (.+)", prompt)
+    allowed = fmt.get("properties", {}).get("points", {}).get("items", {}).get("enum") or []
+    points = [p for p in allowed if any(p in detail for _, detail in triggers)] or allowed[:1]
+    critical = any(rule in ("threshold", "offline") for rule, _ in triggers)
+    causes: list[str] = []
+    actions: list[str] = []
+    for word, c, a in _CAUSES:
+        if any(word in p for p in points):
+            causes += c
+            actions += a
+    if any(rule == "offline" for rule, _ in triggers):
+        causes, actions = ["device lost power or network"], ["check the device's supply and link"]
+    summary = "; ".join(detail for _, detail in triggers[:2]).capitalize() + (
+        f". {device} needs a look before it trips on its safety limits." if critical else "."
+    )
+    return json.dumps(
+        {
+            "severity": "critical" if critical else "warning",
+            "summary": summary[:300],
+            "suspected_causes": (causes or ["sensor fault or a change in the process"])[:4],
+            "recommended_actions": (actions or ["compare with a local gauge"])[:4],
+            "points": points,
+        }
+    )
