@@ -143,10 +143,12 @@ class Scanner:
         workers = min(self.options.concurrency, len(self.targets))
 
         async def worker() -> None:
-            for target in pending:
-                async with self._hosts[target.address]:
-                    await self._sweep(target, queue)
-            await queue.put(None)
+            try:
+                for target in pending:
+                    async with self._hosts[target.address]:
+                        await self._sweep(target, queue)
+            finally:
+                queue.put_nowait(None)  # even after a bug, so the consumer never hangs
 
         tasks = [asyncio.create_task(worker()) for _ in range(workers)]
         try:
