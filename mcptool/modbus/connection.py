@@ -25,6 +25,7 @@ from mcptool.modbus.pdu import (
     Malformed,
     MalformedField,
     Stale,
+    check_read_only_pdu,
     check_reply,
     frame,
 )
@@ -177,7 +178,12 @@ class ModbusConnection:
     async def exchange(
         self, unit: int, pdu: bytes, *, timeout: float, data_bytes: int | None = None
     ) -> tuple[Answer | Failure, float]:
-        """Send one request PDU to ``unit``; return the checked reply and the response ms."""
+        """Send one request PDU to ``unit``; return the checked reply and the response ms.
+
+        Only reads, 0x2B/0x0E and 0x11 can be sent (``ReadOnlyError`` otherwise).
+        """
+        if not pdu or pdu[0] not in _PLAIN_READS:
+            check_read_only_pdu(pdu)
         tid = self._next_tid
         self._next_tid = tid % 0xFFFF + 1
         expect = Expectation(tid, unit, pdu[0], data_bytes)
@@ -276,6 +282,7 @@ class ModbusConnection:
         self._sock.close()
 
 
+_PLAIN_READS: Final = frozenset({1, 2, 3, 4})
 _IN_PROGRESS: Final = frozenset({errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN})
 
 

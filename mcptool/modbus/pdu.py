@@ -96,6 +96,21 @@ def check_read_only(function: int) -> None:
     raise ReadOnlyError(f"function code {function} is not a read: use 1, 2, 3 or 4")
 
 
+def check_read_only_pdu(pdu: bytes) -> None:
+    """Refuse any request PDU but a read, Read Device Identification or Report Server ID.
+
+    The last guard before the socket: whatever a caller builds, only these go out.
+    """
+    if not pdu:
+        raise ReadOnlyError("empty request PDU")
+    function = pdu[0]
+    if function == READ_DEVICE_IDENTIFICATION and pdu[1:2] == b"\x0e":
+        return
+    if function == REPORT_SERVER_ID and len(pdu) == 1:
+        return
+    check_read_only(function)
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeRequest:
     """One read request shape: function, address and count, encoded once."""

@@ -8,7 +8,7 @@ import errno
 import pytest
 
 from mcptool.modbus.connection import ModbusConnection, Outcome, classify_connect_error
-from mcptool.modbus.pdu import Answer, ProbeRequest
+from mcptool.modbus.pdu import Answer, ProbeRequest, ReadOnlyError
 from tests.modbus.peers import normal_reply, raw_server
 
 
@@ -66,3 +66,34 @@ async def test_a_connection_the_peer_closed_is_not_usable() -> None:
             assert not connection.usable
         finally:
             connection.close()
+
+
+@pytest.mark.parametrize(
+    "pdu",
+    [
+        bytes.fromhex("0600000001"),  # write single register
+        bytes.fromhex("0f000000010101"),  # write multiple coils
+        bytes.fromhex("0800010000"),  # diagnostics: restart communications
+        bytes.fromhex("2b0d00"),  # MEI type other than device identification
+        bytes.fromhex("1100"),  # report server id with a payload
+        b"",
+    ],
+)
+async def test_nothing_but_reads_can_go_out_even_through_the_raw_exchange(pdu: bytes) -> None:
+    seen: list[bytes] = []
+
+    def record(request: bytes) -> bytes:
+        seen.append(request)
+        return normal_reply(request)
+
+    async with raw_server(record) as port:
+        connection = await ModbusConnection.open("127.0.0.1", port, connect_timeout=1)
+        assert isinstance(connection, ModbusConnection)
+        try:
+            with pytest.raises(ReadOnlyError):
+                await connection.exchange(1, pdu, timeout=1)
+            reply, _ms = await connection.exchange(1, ProbeRequest().pdu, timeout=1, data_bytes=2)
+        finally:
+            connection.close()
+    assert isinstance(reply, Answer)
+    assert len(seen) == 1 and seen[0][7] == 3  # only the read reached the device
