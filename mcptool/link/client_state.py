@@ -26,12 +26,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcptool.frame import (
+    MAGIC,
     MAX_LENGTH_DEFAULT,
+    VERSION,
     Accept,
     Auth,
     Challenge,
     Close,
-    Data,
+    EnvelopeError,
     ErrorMessage,
     Event,
     Frame,
@@ -46,7 +48,6 @@ from mcptool.frame import (
     encode_frame,
     parse_response,
 )
-from mcptool.frame.errors import EnvelopeError
 from mcptool.link import auth
 from mcptool.link.backoff import Backoff
 from mcptool.link.codes import CloseCode, ErrorCode, RejectCode
@@ -78,6 +79,11 @@ from mcptool.link.heartbeat import Heartbeat
 
 # The ACK payload layout (one u64), read here without building an Ack per frame.
 _U64 = struct.Struct(">Q")
+# A whole DATA frame's head: the 5-byte frame header, then the u64 seq; the body follows.
+# Building it with one pack is ten times cheaper than Data(...).encode(), which matters at
+# 100k+ frames/s; tests/link/test_client_state.py proves the bytes are identical.
+DATA_HEAD = struct.Struct(">BBHBQ")
+_DATA_TYPE = int(MessageType.DATA)
 
 
 class ClientState(enum.Enum):
@@ -179,6 +185,8 @@ class ClientConnection:
 
     def data_to_send(self) -> bytes:
         """Bytes for the current connection, in order (empty when there are none)."""
+        if self.state is S.ESTABLISHED:
+            self._pump()
         if not self._out:
             return b""
         out = b"".join(self._out)
@@ -261,9 +269,6 @@ class ClientConnection:
                 return
         if error is not None:
             self._protocol_error(now, f"bad frame from the hub: {error.reason}")
-            return
-        if self.state is S.ESTABLISHED:
-            self._pump()
 
     def tick(self, now: float) -> None:
         """Run every timer that is due at ``now``."""
@@ -309,10 +314,14 @@ class ClientConnection:
         is the backpressure; wait for acknowledgements and try again.
         """
         self._require_open("send data")
-        msg_id = self.outbox.push(body)
-        if self.state is S.ESTABLISHED and not self._awaiting_resume:
-            self._pump()
-        return msg_id
+        if len(body) > self.max_frame - 8:
+            raise ValueError(
+                f"a DATA body of {len(body)} bytes exceeds the frame limit"
+                f" ({self.max_frame - 8} bytes of body at max_frame={self.max_frame})"
+            )
+        # Frames are encoded when the driver collects bytes (data_to_send), so that many
+        # sends in one loop iteration become one batch.
+        return self.outbox.push(body)
 
     def send_request(
         self,
@@ -543,8 +552,11 @@ class ClientConnection:
         room = self.window - outbox.in_flight
         if room > 0 and outbox.has_unsent:
             append = self._out.append
+            pack = DATA_HEAD.pack
             for item in outbox.take(room):
-                append(Data(item.seq, item.body).encode())
+                body = item.body
+                append(pack(MAGIC, VERSION, len(body) + 8, _DATA_TYPE, item.seq))
+                append(body)
 
     def _send_request(self, pending: _PendingRequest) -> None:
         pending.sent = True

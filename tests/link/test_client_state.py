@@ -5,11 +5,14 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mcptool.frame import (
     Accept,
     Challenge,
     Close,
+    Data,
     FrameDecoder,
     Hello,
     MessageType,
@@ -31,6 +34,7 @@ from mcptool.link import (
     VersionMismatch,
     accept_proof,
 )
+from mcptool.link.client_state import DATA_HEAD
 from mcptool.link.events import (
     Acknowledged,
     CloseTransport,
@@ -520,3 +524,18 @@ def test_every_transition_in_the_client_table_is_taken_by_some_scenario() -> Non
     taken |= _walk(no_reconnect, ["connect", "made", "establish", "lost"])
     table = {(old, new) for old, targets in CLIENT_TRANSITIONS.items() for new in targets}
     assert taken == table
+
+
+@given(st.integers(0, 2**64 - 1), st.binary(max_size=300))
+def test_the_fast_data_encoding_is_byte_identical_to_the_codecs(seq: int, body: bytes) -> None:
+    head = DATA_HEAD.pack(0x5A, 1, len(body) + 8, int(MessageType.DATA), seq)
+    assert head + body == Data(seq, body).encode()
+
+
+def test_a_body_over_the_frame_limit_is_refused_before_it_can_poison_the_outbox() -> None:
+    # Sent, it would make the hub drop the session, and be sent again after every reconnect.
+    client = ClientConnection(NODE, KEY, max_frame=1024)
+    client.connect(0.0)
+    client.send_data(b"x" * 1016, 0.0)
+    with pytest.raises(ValueError, match="exceeds the frame limit"):
+        client.send_data(b"x" * 1017, 0.0)
