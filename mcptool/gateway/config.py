@@ -182,11 +182,14 @@ class MqttConfig(_Model):
 
 
 class UplinkConfig(_Model):
-    host: str = "127.0.0.1"
-    port: Port
-    key: str | None = None
+    url: str = Field(pattern=r"^mcps?://", description="mcp://HOST:PORT or mcps://HOST:PORT")
+    node_id: str | None = None  # default: the gateway's node
+    key: str | None = Field(default=None, min_length=16)
     key_file: str | None = None
-    window: int = Field(default=64, ge=1, le=10000)
+    ca_file: str | None = None
+    tls_insecure: bool = False
+    window: int = Field(default=64, ge=1, le=4096)
+    connect_timeout: Seconds = 10.0
 
 
 class JsonlConfig(_Model):

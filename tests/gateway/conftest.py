@@ -107,47 +107,21 @@ async def broker(tmp_path: Path) -> AsyncIterator[Broker]:
 
 
 @dataclass
-class Subscriber:
-    """Collects telemetry over a persistent QoS 1 session, reconnecting across outages.
+class ReadingLog:
+    """Every reading received, by device and sequence number, with the nothing-lost check.
 
     ``seen[device][seq]`` holds the first copy of each reading; a later copy with the same
     sequence number is a duplicate, and must be the same reading (a resend).
     """
 
-    port: int
-    topic: str = "mcptool/#"
     seen: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
     duplicates: int = 0
     conflicting: list[tuple[str, int]] = field(default_factory=list)
-    retained: dict[str, Any] = field(default_factory=dict)
     messages: int = 0
-    _task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        connected = asyncio.Event()
-        self._task = asyncio.create_task(self._run(connected))
-        await asyncio.wait_for(connected.wait(), 10)
-
-    async def _run(self, connected: asyncio.Event) -> None:
-        while True:
-            try:
-                async with aiomqtt.Client(
-                    "127.0.0.1", self.port, identifier=f"checker-{id(self)}", clean_session=False
-                ) as client:
-                    await client.subscribe(self.topic, qos=1)
-                    connected.set()
-                    async for message in client.messages:
-                        self._take(str(message.topic), message.payload, message.retain)
-            except aiomqtt.MqttError:
-                await asyncio.sleep(0.1)
-
-    def _take(self, topic: str, payload: Any, retain: bool) -> None:
-        data = json.loads(payload)
-        if not topic.endswith("/telemetry"):
-            self.retained[topic] = data
-            return
+    def take(self, message: dict[str, Any]) -> None:
         self.messages += 1
-        for reading in data["readings"]:
+        for reading in message["readings"]:
             device, seq = reading["device"], reading["seq"]
             readings = self.seen.setdefault(device, {})
             if seq in readings:
@@ -179,6 +153,38 @@ class Subscriber:
         unknown = {d: max(s) for d, s in self.seen.items() if max(s) > produced.get(d, 0)}
         assert unknown == {}, "readings beyond what the gateway produced"
 
+
+@dataclass
+class Subscriber(ReadingLog):
+    """Collects telemetry over a persistent QoS 1 session, reconnecting across outages."""
+
+    port: int = 0
+    topic: str = "mcptool/#"
+    retained: dict[str, Any] = field(default_factory=dict)
+    _task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        connected = asyncio.Event()
+        self._task = asyncio.create_task(self._run(connected))
+        await asyncio.wait_for(connected.wait(), 10)
+
+    async def _run(self, connected: asyncio.Event) -> None:
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    "127.0.0.1", self.port, identifier=f"checker-{id(self)}", clean_session=False
+                ) as client:
+                    await client.subscribe(self.topic, qos=1)
+                    connected.set()
+                    async for message in client.messages:
+                        data = json.loads(message.payload)  # type: ignore[arg-type]
+                        if str(message.topic).endswith("/telemetry"):
+                            self.take(data)
+                        else:
+                            self.retained[str(message.topic)] = data
+            except aiomqtt.MqttError:
+                await asyncio.sleep(0.1)
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -187,7 +193,7 @@ class Subscriber:
 
 @pytest.fixture
 async def subscriber(broker: Broker) -> AsyncIterator[Subscriber]:
-    sub = Subscriber(broker.port)
+    sub = Subscriber(port=broker.port)
     await sub.start()
     try:
         yield sub

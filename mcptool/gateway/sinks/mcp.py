@@ -1,0 +1,133 @@
+"""MCP uplink destination: each record goes to the hub as DATA, delivered when ACKed.
+
+A record whose message exceeds one frame is cut into several messages (same format,
+fewer readings each) and counts as delivered when the hub acknowledged all of them.
+
+The link's own reconnect is off: when the session drops, the forwarder reconnects with
+a fresh ``LinkClient`` and resends from the spool position, the same way for every
+destination, so the spool stays the only copy that matters. A fresh client numbers its
+frames after the hub's resume point (docs/LINK.md), so resends are never mistaken for
+duplicates by the hub; the readings' own sequence numbers identify them downstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from pathlib import Path
+
+from mcptool.errors import McptoolError
+from mcptool.frame import MAX_LENGTH_DEFAULT
+from mcptool.gateway.config import UplinkConfig
+from mcptool.gateway.sinks.forwarder import SinkError
+from mcptool.gateway.spool import Record
+from mcptool.link import ClientState, LinkClient, LinkError, load_secret
+from mcptool.link.events import StateChanged
+
+__all__ = ["UplinkTransport"]
+
+# room for the DATA header fields around the body inside one frame
+_BODY_LIMIT = MAX_LENGTH_DEFAULT - 64
+
+
+class UplinkTransport:
+    def __init__(self, config: UplinkConfig, node: str, base_dir: Path = Path()) -> None:
+        self.name = "uplink"
+        self.config = config
+        self.node_id = config.node_id or node
+        self.base_dir = base_dir
+        self._link: LinkClient | None = None
+        self._lost: asyncio.Future[None] | None = None
+
+    def _key(self) -> bytes:
+        if self.config.key is not None:
+            return self.config.key.encode()
+        assert self.config.key_file is not None
+        try:
+            return load_secret(self.base_dir / self.config.key_file, self.node_id)
+        except McptoolError as exc:
+            raise SinkError(f"uplink: {exc}") from None
+
+    def _ssl(self) -> ssl.SSLContext | None:
+        if not self.config.url.startswith("mcps://"):
+            return None
+        ca = self.base_dir / self.config.ca_file if self.config.ca_file else None
+        context = ssl.create_default_context(cafile=ca)
+        if self.config.tls_insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    async def connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._lost = loop.create_future()
+        link = LinkClient(
+            self.config.url,
+            self.node_id,
+            self._key(),
+            ssl=self._ssl(),
+            reconnect=False,
+            outbox_capacity=max(self.config.window * 4, 64),
+            on_state_change=self._state_changed,
+        )
+        try:
+            await link.start(timeout=self.config.connect_timeout)
+        except LinkError as exc:
+            raise SinkError(f"uplink {self.config.url}: {exc}") from None
+        self._link = link
+
+    def _state_changed(self, event: StateChanged) -> None:
+        lost = self._lost
+        if (
+            event.old is ClientState.ESTABLISHED
+            and event.new is not ClientState.ESTABLISHED
+            and lost is not None
+            and not lost.done()
+        ):
+            lost.set_exception(SinkError(f"uplink session lost: {event.reason}"))
+
+    async def send(self, record: Record) -> None:
+        link = self._link
+        if link is None:
+            raise SinkError("uplink: not connected")
+        try:
+            acks = [await link.submit(body) for body in _frames(record.payload)]
+            await asyncio.gather(*acks)
+        except LinkError as exc:
+            raise SinkError(f"uplink: {exc}") from None
+
+    async def watch(self) -> None:
+        assert self._lost is not None
+        await self._lost
+
+    async def close(self) -> None:
+        link, self._link = self._link, None
+        if self._lost is not None and not self._lost.done():
+            self._lost.cancel()
+        if link is not None:
+            await link.close()
+
+
+def _frames(payload: bytes) -> list[bytes]:
+    """The message as one body, or cut into messages of fewer readings that each fit."""
+    if len(payload) <= _BODY_LIMIT:
+        return [payload]
+    message = json.loads(payload)
+    readings = message.pop("readings")
+    per = max(1, len(readings) * _BODY_LIMIT // len(payload) - 1)
+    bodies: list[bytes] = []
+    start = 0
+    while start < len(readings):
+        chunk = readings[start : start + per]
+        body = json.dumps(
+            {**message, "seq": chunk[0]["seq"], "readings": chunk},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode()
+        if len(body) > _BODY_LIMIT and per > 1:
+            per = max(1, per // 2)  # readings longer than average: retry smaller
+            continue
+        bodies.append(body)
+        start += len(chunk)
+    return bodies
