@@ -130,10 +130,9 @@ class _Connection(asyncio.Protocol):
         for event in conn.events():
             match event:
                 case DataReceived(seq=seq, body=body):
+                    if not self._deliver(seq, body):
+                        return
                     delivered = True
-                    server.stats.frames_delivered += 1
-                    if server.on_data is not None:
-                        server.on_data(conn.node_id or "", seq, body)
                 case RequestReceived(payload=payload):
                     server._spawn(self._answer(payload))
                 case CloseTransport(reason=reason):
@@ -160,6 +159,34 @@ class _Connection(asyncio.Protocol):
             self.closed = True
             self.transport.close()
         self._reschedule()
+
+    def _deliver(self, seq: int, body: bytes) -> bool:
+        """Hand one frame to the application; on failure, drop the connection unacknowledged.
+
+        The ledger is set back to just before the failed frame, so the node sends it (and
+        everything after it) again on its next session: an application error means a
+        retry, never a silent loss.
+        """
+        server = self.server
+        conn = self.conn
+        assert conn is not None and conn.node_id is not None
+        if server.on_data is not None:
+            try:
+                server.on_data(conn.node_id, seq, body)
+            except Exception:
+                log.exception(
+                    "on_data failed for node %s seq %d: dropping the connection"
+                    " unacknowledged, the node will send it again",
+                    conn.node_id,
+                    seq,
+                )
+                server.ledger.advance(conn.node_id, seq - 1)
+                conn.events()  # the rest of this read is not delivered either
+                self.closed = True
+                self.abort()
+                return False
+        server.stats.frames_delivered += 1
+        return True
 
     def _state_changed(self, event: StateChanged) -> None:
         server = self.server

@@ -192,3 +192,21 @@ async def test_send_nowait_and_on_acked_let_a_spool_track_delivery(peer: McpPeer
     assert ids == list(range(1, 11))
     assert acked[-1] == 10
     assert peer.bodies() == [b"%d" % n for n in range(10)]
+
+
+async def test_a_failing_application_callback_means_a_retry_not_a_loss(peer: McpPeer) -> None:
+    failures = []
+    record = peer.on_data
+
+    def flaky(node: str, seq: int, body: bytes) -> None:
+        if body == b"3" and not failures:
+            failures.append(seq)
+            raise OSError("disk full")  # the hub's storage failed once
+        record(node, seq, body)  # type: ignore[misc]
+
+    peer.on_data = flaky
+    bodies = [b"%d" % n for n in range(6)]
+    async with LinkClient(peer.url, NODE, KEY, backoff=fast_backoff()) as link:
+        await asyncio.gather(*[await link.submit(body) for body in bodies])
+    assert failures == [4]
+    assert peer.bodies() == bodies
