@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from dataclasses import replace
 
 import click
 
@@ -15,7 +16,7 @@ from mcptool.modbus.probe import (
     probe_request,
 )
 from mcptool.modbus.report import CsvWriter, json_line, print_table, stdout_console
-from mcptool.modbus.targets import expand_arguments, resolve_targets
+from mcptool.modbus.targets import Target, expand_arguments, resolve_targets
 
 #: Probes in flight at once when several targets are given.
 CONCURRENCY = 64
@@ -32,14 +33,15 @@ async def _probe_all(
     targets = await resolve_targets(texts, port)
     gate = asyncio.Semaphore(CONCURRENCY)
 
-    async def one(address: str, target_port: int) -> ProbeResult:
+    async def one(target: Target) -> ProbeResult:
         async with gate:
-            return await probe_request(
-                address, target_port, request, unit=unit,
+            result = await probe_request(
+                target.address, target.port, request, unit=unit,
                 connect_timeout=connect_timeout, timeout=timeout,
             )  # fmt: skip
+        return result if target.name is None else replace(result, name=target.name)
 
-    return list(await asyncio.gather(*(one(t.address, t.port) for t in targets)))
+    return list(await asyncio.gather(*(one(t) for t in targets)))
 
 
 @click.command()

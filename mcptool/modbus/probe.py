@@ -92,6 +92,7 @@ class ProbeResult:
     connect_ms: float | None = None
     response_ms: float | None = None
     identity: Identity | None = None
+    name: str | None = None  # the host name the address was resolved from, if any
 
     @property
     def target(self) -> str:
@@ -126,6 +127,7 @@ class ProbeResult:
         """A JSON-ready record (JSON Lines and CSV use the same keys)."""
         return {
             "target": self.target,
+            "name": self.name,
             "host": self.host,
             "port": self.port,
             "unit": self.unit,

@@ -16,6 +16,7 @@ from mcptool.modbus.probe import ProbeResult
 
 CSV_FIELDS = (
     "target",
+    "name",
     "unit",
     "function",
     "address",
@@ -58,7 +59,14 @@ class CsvWriter:
         )
         row["identity"] = "" if result.identity is None else result.identity.summary()
         row["unit"] = "" if result.unit is None else result.unit
-        for key in ("connect_ms", "response_ms", "exception_code", "exception_name", "malformed"):
+        for key in (
+            "name",
+            "connect_ms",
+            "response_ms",
+            "exception_code",
+            "exception_name",
+            "malformed",
+        ):
             if row[key] is None:
                 row[key] = ""
         self._writer.writerow(row)
@@ -89,7 +97,7 @@ def table(
         if result.device_absent:
             style = "red"
         row = [
-            escape(result.target),
+            escape(result.target if result.name is None else f"{result.name} {result.target}"),
             "-" if result.unit is None else str(result.unit),
             f"[{style}]{outcome}[/]",
             _ms(result.connect_ms),

@@ -228,14 +228,14 @@ class Scanner:
                     attempt += 1
                 assert result is not None
                 if connection is None:  # could not connect: the rest of the sweep is moot
-                    await queue.put(result)
+                    await queue.put(_named(result, target))
                     self._progress(len(units) - index)
                     return
                 if options.identify and result.answered:
                     identity = await identify(connection, unit, timeout=options.timeout)
                     result = replace(result, identity=identity)
                 answered = answered or result.answered
-                await queue.put(result)
+                await queue.put(_named(result, target))
                 self._progress(1)
                 if result.malformed is MalformedField.PROTOCOL_ID:
                     # Not Modbus at all: more unit ids would only repeat the answer.
@@ -266,6 +266,10 @@ class Scanner:
     def _progress(self, probes: int) -> None:
         if self._on_progress is not None and probes > 0:
             self._on_progress(probes)
+
+
+def _named(result: ProbeResult, target: Target) -> ProbeResult:
+    return result if target.name is None else replace(result, name=target.name)
 
 
 def _interleave_hosts(targets: Sequence[Target]) -> list[Target]:

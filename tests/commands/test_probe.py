@@ -92,3 +92,13 @@ def test_the_table_shows_target_outcome_timings_and_values() -> None:
     assert done.returncode == 0, done.stderr
     for text in ("target", "outcome", "conn ms", "resp ms", f"127.0.0.1:{port}", "ok", "4321"):
         assert text in done.stdout
+
+
+def test_a_host_name_is_kept_next_to_the_address_it_resolved_to(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with refusing_port() as port:
+        _, out, _ = run_cli(capsys, "probe", f"localhost:{port}", "--json")
+    (record,) = [json.loads(line) for line in out.splitlines()]
+    assert record["name"] == "localhost"
+    assert record["host"] in ("127.0.0.1", "::1")
