@@ -131,7 +131,7 @@ class _Connection(asyncio.Protocol):
             match event:
                 case DataReceived(seq=seq, body=body):
                     if not self._deliver(seq, body):
-                        return
+                        return  # the rest of this read is not delivered either
                     delivered = True
                 case RequestReceived(payload=payload):
                     server._spawn(self._answer(payload))
@@ -181,7 +181,6 @@ class _Connection(asyncio.Protocol):
                     seq,
                 )
                 server.ledger.advance(conn.node_id, seq - 1)
-                conn.events()  # the rest of this read is not delivered either
                 self.closed = True
                 self.abort()
                 return False
