@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -10,6 +18,18 @@ from pyModbusTCP.server import DeviceIdentification
 
 from mcptool.cli import main
 from tests.modbus.peers import pymodbustcp_server, refusing_port
+
+
+@contextmanager
+def silent_server() -> Iterator[int]:
+    """A listener that completes connections and never answers (the kernel's backlog)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -79,3 +99,38 @@ def test_bad_input_is_one_line_and_exit_2(
     assert code == 2
     assert message in err
     assert "Traceback" not in err
+
+
+def test_a_progress_bar_is_drawn_on_a_terminal_and_not_in_a_pipe() -> None:
+    with silent_server() as port:
+        args = [sys.executable, "-m", "mcptool", "scan", f"127.0.0.1:{port}",
+                "--units", "1-30", "--timeout", "0.05"]  # fmt: skip
+        leader, follower = pty.openpty()
+        drawn = bytearray()
+
+        def drain() -> None:
+            while True:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                drawn.extend(chunk)
+
+        reader = threading.Thread(target=drain)
+        reader.start()
+        on_terminal = subprocess.run(
+            args,
+            stderr=follower,
+            stdout=subprocess.PIPE,
+            timeout=60,
+            env={**os.environ, "TERM": "xterm"},
+        )
+        os.close(follower)
+        reader.join(5)
+        os.close(leader)
+        piped = subprocess.run(args, capture_output=True, timeout=60)
+    assert on_terminal.returncode == piped.returncode == 1
+    assert b"scanning" in drawn
+    assert b"scanning" not in piped.stderr
