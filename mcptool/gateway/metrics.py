@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from mcptool.errors import UsageError
 from mcptool.gateway.sinks.forwarder import SinkState
 
 if TYPE_CHECKING:
@@ -62,7 +63,12 @@ class GatewayMetrics:
 
     def serve(self, host: str, port: int) -> int:
         """Start ``/metrics`` on host:port (0 = any free port); returns the port."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        try:
+            server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise UsageError(
+                f"metrics on {host}:{port}: {exc.strerror or exc}; pick another [metrics] port"
+            ) from None
         self._server = server
         return int(server.server_port)
 

@@ -117,9 +117,13 @@ class Gateway:
         await self.spool.open()
         self.metrics.watch(self.spool, lambda: self.forwarders)
         if self.config.metrics is not None:
-            self.metrics_port = self.metrics.serve(
-                self.config.metrics.host, self.config.metrics.port
-            )
+            try:
+                self.metrics_port = self.metrics.serve(
+                    self.config.metrics.host, self.config.metrics.port
+                )
+            except BaseException:
+                await self.spool.close()
+                raise
         for forwarder in self.forwarders:
             self._tasks.append(asyncio.create_task(forwarder.run(), name=f"sink {forwarder.name}"))
         self.poller.start()

@@ -161,7 +161,12 @@ class Spool:
         await self.close()
 
     async def open(self) -> None:
-        await self._run(self._open_db)
+        try:
+            await self._run(self._open_db)
+        except BaseException:
+            self._closed = True
+            self._executor.shutdown(wait=False)
+            raise
         self._writer = asyncio.create_task(self._write_loop(), name="spool writer")
 
     def _open_db(self) -> None:
@@ -171,8 +176,9 @@ class Spool:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
             db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise SpoolError(f"spool {self.path}: cannot open ({exc}); check the path") from None
+        except (sqlite3.Error, OSError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise SpoolError(f"spool {self.path}: cannot open ({reason}); check the path") from None
         self._db = db
         max_id = 0
         for record_id, ts, count in db.execute("SELECT id, ts, count FROM records ORDER BY id"):

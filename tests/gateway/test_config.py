@@ -1,0 +1,165 @@
+"""Gateway config: every problem is reported at once with the exact path of the entry,
+templates and ``count`` expand to many devices, addressing and defaults apply."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mcptool.gateway.config import ConfigError, load_config, parse_config
+from mcptool.modbus.registermap import ByteOrder, DataType, Table
+
+
+def base(**extra: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "node": "edge",
+        "jsonl": {"path": "-"},
+        "devices": [
+            {"name": "a", "host": "127.0.0.1", "points": [{"name": "p", "address": 0}]},
+        ],
+    }
+    config.update(extra)
+    return config
+
+
+def problems(config: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(config)
+    return [str(p) for p in info.value.problems]
+
+
+def test_a_misspelt_type_is_reported_with_its_exact_path() -> None:
+    config = base()
+    config["devices"] = [config["devices"][0]] * 2 + [
+        {
+            "name": "c",
+            "host": "h",
+            "points": [{"name": f"p{i}", "address": i} for i in range(5)]
+            + [{"name": "x", "address": 9, "type": "flaot32"}],
+        }
+    ]
+    found = problems(config)
+    assert any(p.startswith('devices[2].points[5].type: unknown type "flaot32"') for p in found)
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    config = base(metrics={"port": 70000})
+    config["devices"][0]["intervall"] = 1
+    config["devices"][0]["points"].append({"name": "q", "address": 1, "table": "holdings"})
+    config["devices"][0]["points"].append({"address": 2, "order": "ADCB"})
+    found = problems(config)
+    assert "devices[0].intervall: unknown setting (check its spelling)" in found
+    assert any(p.startswith('devices[0].points[1].table: unknown table "holdings"') for p in found)
+    assert "devices[0].points[2].name: missing (required)" in found
+    assert any(p.startswith('devices[0].points[2].order: unknown byte order "ADCB"') for p in found)
+    assert any(p.startswith("metrics.port: should be less than or equal to 65535") for p in found)
+
+
+def test_cross_field_problems_name_their_entry() -> None:
+    config = base()
+    config["devices"].append({"name": "a", "host": "h", "template": "meter"})
+    config["devices"].append(
+        {"name": "b", "host": "h", "points": [{"name": "s", "address": 0, "type": "string"}]}
+    )
+    config["devices"].append(
+        {
+            "name": "c",
+            "host": "h",
+            "points": [{"name": "p", "address": 0}, {"name": "p", "address": 1}],
+        }
+    )
+    found = problems(config)
+    assert any(p.startswith('devices[1].template: unknown template "meter"') for p in found)
+    assert any(p.startswith("devices[2].points[0]: a string needs `length`") for p in found)
+    assert 'devices[3].points[1].name: duplicate point name "p"' in found
+
+
+def test_a_config_without_a_destination_is_refused() -> None:
+    config = base()
+    del config["jsonl"]
+    assert problems(config) == ["no destination: add [mqtt], [uplink] or [jsonl]"]
+
+
+def test_templates_and_count_make_many_devices() -> None:
+    config = base(
+        defaults={"interval": 2.0},
+        templates={
+            "meter": {
+                "timeout": 0.5,
+                "points": [
+                    {
+                        "name": "v",
+                        "table": "input",
+                        "address": 0,
+                        "type": "float32",
+                        "order": "CDAB",
+                    }
+                ],
+            }
+        },
+    )
+    config["devices"] = [
+        {
+            "name": "m-{n}",
+            "host": "10.0.0.1",
+            "template": "meter",
+            "count": 3,
+            "unit": 5,
+            "unit_step": 1,
+            "port": 1502,
+            "port_step": 10,
+            "points": [{"name": "extra", "address": 100}],
+        }
+    ]
+    devices = parse_config(config).devices
+    assert [(d.name, d.unit, d.port) for d in devices] == [
+        ("m-1", 5, 1502),
+        ("m-2", 6, 1512),
+        ("m-3", 7, 1522),
+    ]
+    device = devices[0]
+    assert (device.interval, device.timeout) == (2.0, 0.5)
+    assert [p.name for p in device.points] == ["v", "extra"]
+    v = device.points[0]
+    assert (v.table, v.type, v.order) == (Table.INPUT, DataType.FLOAT32, ByteOrder.CDAB)
+
+
+def test_one_based_addressing_shifts_addresses_and_refuses_zero() -> None:
+    config = base()
+    config["devices"][0]["addressing"] = 1
+    config["devices"][0]["points"] = [{"name": "p", "address": 1}, {"name": "q", "address": 40}]
+    assert [p.address for p in parse_config(config).devices[0].points] == [0, 39]
+    config["devices"][0]["points"][0]["address"] = 0
+    assert problems(config) == [
+        "devices[0].points[0].address: 0 with 1-based addressing (starts at 1)"
+    ]
+
+
+def test_bit_tables_default_to_bool_and_registers_to_uint16() -> None:
+    config = base()
+    config["devices"][0]["points"] = [
+        {"name": "c", "table": "coils", "address": 0},
+        {"name": "r", "table": "holding", "address": 0},
+    ]
+    points = parse_config(config).devices[0].points
+    assert [(p.table, p.type) for p in points] == [
+        (Table.COIL, DataType.BOOL),
+        (Table.HOLDING, DataType.UINT16),
+    ]
+
+
+def test_load_config_reports_bad_toml_and_missing_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("node = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_the_example_configs_are_valid() -> None:
+    root = Path(__file__).resolve().parents[2] / "fixtures" / "gateway"
+    for path in sorted(root.glob("*.toml")):
+        assert load_config(path).devices, path
