@@ -337,7 +337,7 @@ class ServerConnection:
         data_type = MessageType.DATA
         unpack = _SEQ.unpack_from
         for frame in frames:
-            kind, payload = frame[0], frame[1]
+            kind, payload = frame.type, frame.payload
             if kind is data_type:
                 if len(payload) < 8:
                     self._drop(CloseCode.PROTOCOL_ERROR, "DATA shorter than its sequence number")
