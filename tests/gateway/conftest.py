@@ -41,14 +41,15 @@ class Broker:
     """Mosquitto with persistence in a temp dir, so a restart keeps queued messages for
     persistent sessions (as a production broker would); stop() is a clean SIGTERM."""
 
-    def __init__(self, program: str, workdir: Path) -> None:
+    def __init__(self, program: str, workdir: Path, password_file: Path | None = None) -> None:
         self.program = program
         self.port = free_port()
         self.workdir = workdir
         self.config = workdir / "mosquitto.conf"
+        access = f"password_file {password_file}\n" if password_file else "allow_anonymous true\n"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            f"{access}"
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "max_queued_messages 0\n"

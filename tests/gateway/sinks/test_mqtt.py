@@ -1,0 +1,38 @@
+"""The MQTT destination with a broker that requires credentials: refused without them
+(the sink says why and keeps retrying), delivering with them."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from mcptool.gateway import Gateway, parse_config
+from mcptool.gateway.sinks.forwarder import SinkState
+from simulators.modbus import ModbusSimulator
+from tests.conftest import require_program
+from tests.gateway.conftest import Broker, gateway_config, until
+
+
+async def test_credentials_are_required_and_used(devices: ModbusSimulator, tmp_path: Path) -> None:
+    passwd = require_program("mosquitto_passwd", "mosquitto")
+    password_file = tmp_path / "passwords"
+    subprocess.run([passwd, "-b", "-c", str(password_file), "gateway", "s3cret"], check=True)
+    password_file.chmod(0o600)
+    workdir = tmp_path / "broker"
+    workdir.mkdir()
+    broker = Broker(require_program("mosquitto"), workdir, password_file)
+    await broker.started()
+    try:
+        raw = gateway_config(devices, tmp_path, mqtt_port=broker.port)
+        raw["mqtt"].update(username="gateway", password="wrong")
+        async with Gateway(parse_config(raw)) as gw:
+            sink = gw.forwarders[0]
+            await until(lambda: sink.last_error != "", what="a refused connect")
+            assert sink.state is not SinkState.CONNECTED
+            assert "authori" in sink.last_error.lower()
+        raw["spool"]["path"] = str(tmp_path / "second.db")
+        raw["mqtt"]["password"] = "s3cret"
+        async with Gateway(parse_config(raw)) as gw:
+            await until(lambda: gw.forwarders[0].acked >= 10, what="delivery with credentials")
+    finally:
+        broker.stop()
