@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
+import subprocess
 from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +15,7 @@ import pytest
 from mcptool.analysis import AnalysisConfig, AnalysisPipeline, Analyzer, OllamaModel, WindowReport
 from mcptool.ollama import CircuitBreaker, OllamaClient, RetryPolicy, Timeouts
 from simulators.ollama import OllamaSimulator
+from tests.conftest import require_program
 
 T0 = 1_700_000_000.0
 
@@ -141,3 +145,44 @@ def pipeline_config() -> AnalysisConfig:
         retry_after_s=0.05,
         cooldown_s=0.0,
     )
+
+
+class Mosquitto:
+    """A real broker on a free loopback port, for the MQTT sink tests."""
+
+    def __init__(self, program: str, workdir: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        config = workdir / "mosquitto.conf"
+        config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n")
+        self.process = subprocess.Popen(
+            [program, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    async def ready(self) -> None:
+        async with asyncio.timeout(10):
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                except OSError:
+                    assert self.process.poll() is None, "mosquitto died"
+                    await asyncio.sleep(0.02)
+                    continue
+                writer.close()
+                return
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+@pytest.fixture
+async def mosquitto(tmp_path: Path) -> AsyncIterator[Mosquitto]:
+    broker = Mosquitto(require_program("mosquitto"), tmp_path)
+    try:
+        await broker.ready()
+        yield broker
+    finally:
+        broker.stop()

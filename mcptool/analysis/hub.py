@@ -1,0 +1,110 @@
+"""Analysis at the hub: the same pipeline, fed with the polls relayed over the MCP link.
+
+When Ollama runs next to the hub rather than next to the devices, the hub analyses what
+gateways send it: each DATA frame that carries a poll message (the gateway's JSON) is
+fed to the pipeline under the device name ``<node>/<device>``, so two sites with a
+device called ``boiler`` never share a window. Findings go to MQTT
+(``mcptool/<node>/<device>/analysis``) and to any other sink given.
+
+Wiring into ``mcptool hub`` (the link's command) takes three lines::
+
+    analysis = HubAnalysis.from_urls(ollama_url, mqtt_url, model=model)   # options
+    on_data(...): analysis.on_data(node, seq, body)                       # each frame
+    async with analysis: ...                                               # around run
+
+Offline detection at the hub counts from when data arrives, not when it was read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from mcptool.analysis.config import AnalysisConfig
+from mcptool.analysis.edge import analyse_poll, fan_out
+from mcptool.analysis.model import AnalysisModel
+from mcptool.analysis.pipeline import AnalysisPipeline, Sink
+
+__all__ = ["HubAnalysis"]
+
+
+class HubAnalysis:
+    """Feeds relayed polls to an ``AnalysisPipeline``; records name their node."""
+
+    def __init__(
+        self,
+        config: AnalysisConfig,
+        *,
+        model: AnalysisModel | None,
+        sinks: Iterable[Sink],
+        closers: Iterable[Any] = (),
+    ) -> None:
+        self._sink = fan_out(*sinks)
+        self.pipeline = AnalysisPipeline(config, sink=self._split_node, model=model)
+        self._closers = list(closers)
+        self.frames = 0
+        self.polls = 0
+
+    @classmethod
+    def from_urls(
+        cls,
+        ollama_url: str | None,
+        mqtt_url: str | None,
+        *,
+        model: str = "llama3.2",
+        config: AnalysisConfig | None = None,
+        sinks: Iterable[Sink] = (),
+    ) -> HubAnalysis:
+        """The hub's analysis from its command-line options (either URL may be None)."""
+        from dataclasses import replace
+
+        from mcptool.analysis.mqtt_sink import MqttSink
+
+        config = replace(config or AnalysisConfig(), model=model)
+        every: list[Sink] = list(sinks)
+        closers: list[Any] = []
+        if mqtt_url:
+            mqtt = MqttSink(mqtt_url, client_id=None)
+            every.append(mqtt)
+            closers.append(mqtt)
+        llm: AnalysisModel | None = None
+        if ollama_url:
+            from mcptool.analysis.ollama_model import OllamaModel
+
+            llm = OllamaModel.connect(ollama_url, config)
+            closers.append(llm)
+        return cls(config, model=llm, sinks=every, closers=closers)
+
+    def on_data(self, node: str, seq: int, body: bytes) -> None:
+        """One DATA frame from ``node`` (call it from the hub's ``on_data``)."""
+        self.frames += 1
+        try:
+            message = json.loads(body)
+        except ValueError:
+            return  # not JSON: not a poll
+        if not isinstance(message, dict):
+            return
+        device = message.get("device")
+        if isinstance(device, str):
+            message = {**message, "device": f"{node}/{device}"}
+            self.polls += analyse_poll(self.pipeline, message)
+
+    async def _split_node(self, record: dict[str, Any]) -> None:
+        node, _, device = str(record.get("device", "")).partition("/")
+        await self._sink({**record, "node": node, "device": device or node})
+
+    async def start(self) -> HubAnalysis:
+        await self.pipeline.start()
+        return self
+
+    async def close(self) -> None:
+        await self.pipeline.close()
+        for closer in self._closers:
+            await closer.aclose()
+
+    async def __aenter__(self) -> HubAnalysis:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,98 @@
+"""Analysis at the hub: polls relayed over a real MCP link (LinkClient -> LinkServer) are
+analysed there, and the findings reach a real MQTT broker on .../<node>/<device>/analysis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiomqtt
+
+from mcptool.analysis import AnalysisConfig, ThresholdRule
+from mcptool.analysis.hub import HubAnalysis
+from mcptool.link import LinkClient, LinkServer
+from simulators.ollama import OllamaSimulator
+from tests.analysis.conftest import T0, Collector, Mosquitto, fast_model
+
+KEY = b"a shared secret of the plant-1 gateway"
+
+
+def poll(device: str, t: float, level: float) -> bytes:
+    """A poll message as the gateway spools and relays it."""
+    readings = [
+        {"device": device, "point": "level", "seq": 1, "ts": round(t * 1000), "value": level,
+         "quality": "good", "unit": "cm"},
+        {"device": device, "point": "valve", "seq": 2, "ts": round(t * 1000), "value": True,
+         "quality": "good"},
+    ]  # fmt: skip
+    message = {"node": "plant-1", "device": device, "seq": 1, "ts": round(t * 1000),
+               "readings": readings}  # fmt: skip
+    return json.dumps(message).encode()
+
+
+CONFIG = AnalysisConfig(
+    window_s=10.0,
+    zscore=None,
+    thresholds=(ThresholdRule("level", above=80.0),),
+    offline_after_s=None,
+    min_call_interval_s=0.0,
+)
+
+
+async def relay(analysis: HubAnalysis, bodies: list[bytes]) -> None:
+    """Send ``bodies`` from a gateway node over a real link to a hub that analyses them."""
+    server = LinkServer(keys={"plant-1": KEY}, on_data=analysis.on_data)
+    await server.start()
+    try:
+        async with LinkClient(server.url, "plant-1", KEY) as link:
+            for body in bodies:
+                await link.send(body)
+    finally:
+        await server.stop()
+
+
+def tank_data() -> list[bytes]:
+    """Two windows of a tank; the second one overflows past 80 cm."""
+    return [poll("tank", T0 + i, 50.0 if i < 10 else 90.0) for i in range(20)] + [
+        poll("tank", T0 + 20, 50.0)  # opens the third window, closing the second
+    ]
+
+
+async def test_relayed_polls_are_analysed_at_the_hub(ollama: OllamaSimulator) -> None:
+    sink = Collector()
+    model = fast_model(ollama.url, CONFIG)
+    analysis = HubAnalysis(CONFIG, model=model, sinks=[sink], closers=[model])
+    async with analysis:
+        await relay(analysis, tank_data())
+        [finding] = await sink.wait_for("finding")
+        await analysis.pipeline.wait_idle()
+    assert analysis.polls == 21
+    assert finding["node"] == "plant-1" and finding["device"] == "tank"
+    assert finding["source"] == "model" and finding["window"]["start"] == T0 + 10
+    assert finding["statistics"]["level"]["unit"] == "cm"  # units came with the readings
+    [trigger] = sink.of("trigger")
+    assert trigger["rule"] == "threshold" and trigger["node"] == "plant-1"
+
+
+async def test_hub_findings_reach_mqtt_on_the_analysis_topic(
+    ollama: OllamaSimulator, mosquitto: Mosquitto
+) -> None:
+    received: list[tuple[str, dict[str, Any]]] = []
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as subscriber:
+        await subscriber.subscribe("mcptool/#", qos=1)
+        analysis = HubAnalysis.from_urls(
+            ollama.url, f"mqtt://127.0.0.1:{mosquitto.port}", config=CONFIG
+        )
+        async with analysis:
+            await relay(analysis, tank_data())
+            async with asyncio.timeout(15):
+                async for message in subscriber.messages:
+                    record = json.loads(message.payload)  # type: ignore[arg-type]
+                    received.append((str(message.topic), record))
+                    if record["type"] == "finding":
+                        break
+    topics = {topic for topic, _ in received}
+    assert topics == {"mcptool/plant-1/tank/analysis"}
+    assert [r["type"] for _, r in received] == ["trigger", "finding"]
+    assert received[-1][1]["source"] == "model"
