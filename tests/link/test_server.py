@@ -162,3 +162,42 @@ async def test_stop_tells_every_node_the_hub_is_going_away(peer: McpPeer) -> Non
         await peer.stop()
         await eventually(lambda: link.state.value == "closed")
         assert "hub shutting down" in link.last_reason
+
+
+async def test_a_node_that_stops_reading_is_stopped_being_read_from(peer: McpPeer) -> None:
+    # It asks for big answers and never reads them: the hub's write buffer fills, and
+    # the hub stops reading its requests instead of buffering answers without end.
+    from mcptool.frame import Request, RequestEnvelope
+    from mcptool.link.auth import auth_mac
+
+    reader, writer = await raw(peer)
+    hello = Hello(NODE, (1,), b"c" * 16)
+    writer.write(hello.encode())
+    challenge = parse_message(FrameDecoder().feed(await reader.readexactly(5 + 17))[0])
+    mac = auth_mac(
+        KEY,
+        client_nonce=hello.nonce,
+        server_nonce=challenge.nonce,
+        version=1,
+        offered=(1,),
+        node_id=NODE,
+    )
+    writer.write(Auth(mac).encode())
+    await eventually(lambda: NODE in peer.sessions)
+    big = "x" * 8000
+    request = Request(RequestEnvelope("echo", big)).encode()
+    session = peer.sessions[NODE]
+    assert session.transport is not None
+    for _ in range(3000):
+        writer.write(request)
+        if not session.transport.is_reading():
+            break
+        await asyncio.sleep(0)  # let the hub run; the writer never drains on purpose
+    assert session.conn is not None
+    await eventually(
+        lambda: (
+            not session.transport.is_reading()  # type: ignore[union-attr]
+            and session.conn.state.value == "established"
+        )  # paused, not closed
+    )
+    writer.transport.abort()
