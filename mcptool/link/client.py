@@ -162,12 +162,18 @@ class LinkClient:
         """Frames handed to the link and not yet acknowledged."""
         return len(self.machine.outbox)
 
-    async def start(self, timeout: float | None = None) -> None:
-        """Connect and wait until the first session is up (or fail, or time out)."""
+    async def start(self, timeout: float | None = None, *, wait: bool = True) -> None:
+        """Connect and wait until the first session is up (or fail, or time out).
+
+        ``wait=False`` returns at once: frames and requests queue until the link is up
+        (what a gateway wants when its hub may be down at boot).
+        """
         self._loop = asyncio.get_running_loop()
         if self.machine.state is ClientState.IDLE:
             self.machine.connect(self._loop.time())
             self._process()
+        if not wait:
+            return
         try:
             await asyncio.wait_for(self.wait_established(), timeout)
         except TimeoutError:

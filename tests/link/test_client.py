@@ -210,3 +210,17 @@ async def test_a_failing_application_callback_means_a_retry_not_a_loss(peer: Mcp
         await asyncio.gather(*[await link.submit(body) for body in bodies])
     assert failures == [4]
     assert peer.bodies() == bodies
+
+
+async def test_a_link_started_without_waiting_queues_until_the_hub_appears(
+    peer: McpPeer,
+) -> None:
+    host, port = peer.address
+    await peer.stop()
+    link = LinkClient(f"mcp://{host}:{port}", NODE, KEY, backoff=fast_backoff())
+    await link.start(wait=False)
+    ack = await link.submit(b"queued while the hub was down")
+    async with McpPeer({NODE: KEY}, host, port) as hub:
+        await asyncio.wait_for(ack, 10)
+        assert hub.bodies() == [b"queued while the hub was down"]
+    await link.close()
