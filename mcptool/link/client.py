@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import ssl as ssl_module
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ from mcptool.link.events import (
     SessionEstablished,
     StateChanged,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 7878
 DEFAULT_TLS_PORT = 7879
@@ -350,7 +353,7 @@ class LinkClient:
             match event:
                 case Acknowledged(msg_id=upto):
                     if self.on_acked is not None:
-                        self.on_acked(upto)
+                        _call(self.on_acked, upto)
                     acks = self._acks
                     while acks and acks[0][0] <= upto:
                         msg_id, future = acks.popleft()
@@ -365,7 +368,7 @@ class LinkClient:
                         self._fail_all(self.failure or LinkClosed(f"link closed: {reason}"))
                     self._changed.set()
                     if self.on_state_change is not None:
-                        self.on_state_change(event)
+                        _call(self.on_state_change, event)
                 case SessionEstablished():
                     self.session = event
                     self._changed.set()
@@ -390,7 +393,7 @@ class LinkClient:
                     self._changed.set()
                 case EventReceived(body=body):
                     if self.on_event is not None:
-                        self.on_event(body)
+                        _call(self.on_event, body)
                 case PeerErrorReceived():
                     self.last_reason = f"hub reported error {event.code}: {event.message}"
         self._reschedule()
@@ -459,6 +462,14 @@ class LinkClient:
         if self._loop is None:
             raise LinkError("the link is not started: use `async with LinkClient(...)`")
         return self._loop
+
+
+def _call(callback: Callable[[Any], object], argument: Any) -> None:
+    """Run an application callback; its bug must not break the link's bookkeeping."""
+    try:
+        callback(argument)
+    except Exception:
+        log.exception("link callback %r failed", callback)
 
 
 def _describe(exc: BaseException) -> str:
