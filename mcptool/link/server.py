@@ -147,7 +147,10 @@ class _Connection(asyncio.Protocol):
                     log.warning("handshake from %s failed: %s", peer, reason)
                 case EventReceived(body=body):
                     if server.on_event is not None:
-                        server.on_event(conn.node_id or "", body)
+                        try:
+                            server.on_event(conn.node_id or "", body)
+                        except Exception:
+                            log.exception("on_event failed for node %s", conn.node_id)
                 case PeerErrorReceived(code=code, message=message):
                     log.warning("node %s reports error %s: %s", conn.node_id, code, message)
         if delivered and server.before_ack is not None:
@@ -387,6 +390,10 @@ class LinkServer:
 
     def _notify(self, node_id: str, up: bool, reason: str) -> None:
         if self.on_session is not None:
-            result = self.on_session(node_id, up, reason)
+            try:
+                result = self.on_session(node_id, up, reason)
+            except Exception:
+                log.exception("on_session failed for node %s", node_id)
+                return
             if inspect.isawaitable(result):
                 self._spawn(result)
