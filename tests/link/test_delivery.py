@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from mcptool.link import MemoryLedger, Outbox, OutboxFull
+from mcptool.link import JournalLedger, MemoryLedger, Outbox, OutboxFull
 
 
 def sent(outbox: Outbox, limit: int = 100) -> list[int]:
@@ -79,3 +82,21 @@ def test_the_memory_ledger_starts_at_zero_per_node() -> None:
     ledger = MemoryLedger()
     ledger.advance("a", 5)
     assert (ledger.last("a"), ledger.last("b")) == (5, 0)
+
+
+def test_the_journal_ledger_resumes_from_its_file_and_cuts_a_torn_line(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    path.write_bytes(
+        b'{"node": "a", "seq": 1, "data": "x"}\n'
+        b'{"node": "a", "seq": 2, "data": "y"}\n'
+        b'{"node": "b", "seq": 7, "data": "z"}\n'
+        b'{"node": "a", "seq": 3, "da'  # the hub died in the middle of this line
+    )
+    ledger = JournalLedger(path)
+    assert (ledger.last("a"), ledger.last("b"), ledger.recovered) == (2, 7, 3)
+    ledger.record("a", 3, b"\xff\x00")
+    ledger.close()
+    lines = path.read_text().splitlines()
+    assert len(lines) == 4
+    assert json.loads(lines[-1]) == {"node": "a", "seq": 3, "data_b64": "/wA="}
+    assert JournalLedger(path).last("a") == 3
