@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from mcptool.gateway import Gateway, parse_config
+from mcptool.gateway import Dropped, Gateway, parse_config
 from simulators.modbus import Fault, ModbusSimulator
 from tests.gateway.conftest import Broker, Subscriber, gateway_config, toml, until
 
@@ -156,3 +156,38 @@ async def test_a_gateway_killed_with_sigkill_and_restarted_loses_nothing(
     final = produced_in(tmp_path / "spool.db")
     await until(lambda: not subscriber.missing(final), what="every reading")
     subscriber.check_nothing_lost(final)
+
+
+async def test_a_full_spool_drops_by_policy_and_says_so(
+    devices: ModbusSimulator, broker: Broker, subscriber: Subscriber, tmp_path: Path
+) -> None:
+    raw = gateway_config(devices, tmp_path, mqtt_port=broker.port)
+    raw["spool"].update(max_readings=300, policy="drop_oldest")
+    gw = Gateway(parse_config(raw))
+    reported: list[Dropped] = []
+    publish = gw.spool.on_drop
+    assert publish is not None
+    gw.spool.on_drop = lambda d: (reported.append(d), publish(d))  # type: ignore[func-returns-value]
+    async with gw:
+        await until(lambda: subscriber.count() >= 100)
+        broker.stop()
+        await until(lambda: gw.spool.stats().dropped >= 300, what="drops while the broker is down")
+        await broker.started()
+        await until(lambda: gw.forwarders[0].connects >= 2)
+        await gw.wait_delivered()
+        final = produced(gw)
+        await until(
+            lambda: (
+                subscriber.retained.get("mcptool/test/status", {}).get("spool", {}).get("dropped")
+            ),
+            what="the published drop count",
+        )
+        status = subscriber.retained["mcptool/test/status"]
+    # every reading that did not arrive is one the gateway reported dropped
+    dropped = {(d.device, seq) for d in reported for seq in range(d.seq_first, d.seq_last + 1)}
+    missing = {(device, seq) for device, seqs in subscriber.missing(final).items() for seq in seqs}
+    assert missing
+    assert missing <= dropped
+    assert sum(gw.spool.dropped.values()) == len(dropped)
+    assert status["spool"]["policy"] == "drop_oldest"
+    assert sum(status["spool"]["dropped"].values()) > 0
