@@ -41,7 +41,13 @@ class Broker:
     """Mosquitto with persistence in a temp dir, so a restart keeps queued messages for
     persistent sessions (as a production broker would); stop() is a clean SIGTERM."""
 
-    def __init__(self, program: str, workdir: Path, password_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        program: str,
+        workdir: Path,
+        password_file: Path | None = None,
+        listener_options: str = "",
+    ) -> None:
         self.program = program
         self.port = free_port()
         self.workdir = workdir
@@ -49,6 +55,7 @@ class Broker:
         access = f"password_file {password_file}\n" if password_file else "allow_anonymous true\n"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
+            f"{listener_options}"
             f"{access}"
             "persistence true\n"
             f"persistence_location {workdir}/\n"

@@ -1,5 +1,6 @@
-"""The MQTT destination with a broker that requires credentials: refused without them
-(the sink says why and keeps retrying), delivering with them."""
+"""The MQTT destination's security settings against a real Mosquitto: credentials (the
+wrong password is refused, the sink says why and keeps retrying) and TLS (a broker
+certificate that is not trusted is refused; with its CA file the gateway delivers)."""
 
 from __future__ import annotations
 
@@ -34,5 +35,37 @@ async def test_credentials_are_required_and_used(devices: ModbusSimulator, tmp_p
         raw["mqtt"]["password"] = "s3cret"
         async with Gateway(parse_config(raw)) as gw:
             await until(lambda: gw.forwarders[0].acked >= 10, what="delivery with credentials")
+    finally:
+        broker.stop()
+
+
+async def test_tls_to_the_broker_verifies_its_certificate(
+    devices: ModbusSimulator, tmp_path: Path
+) -> None:
+    openssl = require_program("openssl")
+    cert, key = tmp_path / "broker.pem", tmp_path / "broker.key"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    workdir = tmp_path / "broker"
+    workdir.mkdir()
+    broker = Broker(
+        require_program("mosquitto"), workdir, listener_options=f"certfile {cert}\nkeyfile {key}\n"
+    )
+    await broker.started()
+    try:
+        raw = gateway_config(devices, tmp_path, mqtt_port=broker.port)
+        raw["mqtt"].update(tls=True)  # the system CAs do not know this certificate
+        async with Gateway(parse_config(raw)) as gw:
+            await until(lambda: "certificate" in gw.forwarders[0].last_error.lower())
+            assert gw.forwarders[0].acked == 0
+        raw["mqtt"].update(ca_file=str(cert))
+        raw["spool"]["path"] = str(tmp_path / "second.db")
+        async with Gateway(parse_config(raw)) as gw:
+            await until(lambda: gw.forwarders[0].acked >= 10, what="delivery over TLS")
     finally:
         broker.stop()
