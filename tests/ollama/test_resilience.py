@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 
 import pytest
 
@@ -288,3 +290,34 @@ async def test_the_read_deadline_is_per_chunk_not_for_the_whole_stream() -> None
         result = await client.generate("llama3.2", "x")
     assert result.metrics.eval_count == 10
     assert result.metrics.eval_s > 0.2
+
+
+async def test_a_connect_that_gets_no_answer_hits_the_connect_deadline() -> None:
+    # A listener whose accept queue is full drops new SYNs: the connect never completes.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(3)]
+        try:
+            for filler in fillers:
+                filler.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    filler.connect(("127.0.0.1", port))
+            timeouts = Timeouts(connect=0.2, total=10)
+            url = f"http://127.0.0.1:{port}"
+            async with OllamaClient(url, timeouts=timeouts, retry=FAST_RETRY) as client:
+                with pytest.raises(OllamaTimeout) as caught:
+                    await client.version()
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert caught.value.deadline == "connect"
+    assert "connect deadline of 0.2s passed" in str(caught.value)
+
+
+def test_the_in_flight_bound_follows_ollama_num_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLLAMA_NUM_PARALLEL", "4")
+    assert OllamaClient("127.0.0.1").admission.max_in_flight == 4
+    monkeypatch.delenv("OLLAMA_NUM_PARALLEL")
+    assert OllamaClient("127.0.0.1").admission.max_in_flight == 1
