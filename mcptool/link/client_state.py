@@ -337,7 +337,12 @@ class ClientConnection:
         (requests are at-most-once: only DATA is re-sent after a reconnect)."""
         self._require_open("send a request")
         envelope = RequestEnvelope(action, data, service)
-        pending = _PendingRequest(envelope.to_json(), now + timeout, timeout)
+        payload = envelope.to_json()
+        if len(payload) > self.max_frame:
+            raise ValueError(
+                f"a request of {len(payload)} bytes exceeds the frame limit of {self.max_frame}"
+            )
+        pending = _PendingRequest(payload, now + timeout, timeout)
         self._requests[envelope.trace_id] = pending
         heapq.heappush(self._request_deadlines, (pending.deadline, envelope.trace_id))
         if self.state is S.ESTABLISHED:

@@ -72,6 +72,11 @@ class Router:
         response = await self.answer(request)
         return _encode(response, request.trace_id)
 
+    def too_large(self, payload: bytes, size: int, limit: int) -> bytes:
+        """The 500 answer for a response that would not fit in one frame."""
+        message = f"response of {size} bytes exceeds the frame limit of {limit} bytes"
+        return _encode(ResponseEnvelope(INTERNAL_ERROR, message), _trace_id(payload))
+
     async def answer(self, request: RequestEnvelope) -> ResponseEnvelope:
         handler = self.handlers.get(request.action)
         if handler is None:

@@ -204,6 +204,8 @@ class _Connection(asyncio.Protocol):
 
     async def _answer(self, payload: bytes) -> None:
         response = await self.server.router.dispatch(payload)
+        if len(response) > self.server.max_frame:
+            response = self.server.router.too_large(payload, len(response), self.server.max_frame)
         conn = self.conn
         if conn is not None and not self.closed and conn.send_response(response):
             self._process()

@@ -224,3 +224,13 @@ async def test_a_link_started_without_waiting_queues_until_the_hub_appears(
         await asyncio.wait_for(ack, 10)
         assert hub.bodies() == [b"queued while the hub was down"]
     await link.close()
+
+
+async def test_a_response_too_big_for_a_frame_is_answered_500(peer: McpPeer) -> None:
+    peer.router.add("huge", lambda data, request: "x" * 20_000)
+    async with LinkClient(peer.url, NODE, KEY) as link:
+        response = await link.request("huge")
+        assert response.code == 500
+        assert "exceeds the frame limit" in response.message
+        with pytest.raises(ValueError, match="exceeds the frame limit"):
+            await link.request("echo", "y" * 20_000)
