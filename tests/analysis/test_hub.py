@@ -79,7 +79,7 @@ async def test_hub_findings_reach_mqtt_on_the_analysis_topic(
     ollama: OllamaSimulator, mosquitto: Mosquitto
 ) -> None:
     received: list[tuple[str, dict[str, Any]]] = []
-    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as subscriber:
+    async with asyncio.timeout(30), aiomqtt.Client("127.0.0.1", mosquitto.port) as subscriber:
         await subscriber.subscribe("mcptool/#", qos=1)
         analysis = HubAnalysis.from_urls(
             ollama.url, f"mqtt://127.0.0.1:{mosquitto.port}", config=CONFIG
