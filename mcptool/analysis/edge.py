@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,8 @@ __all__ = [
 
 ANALYSIS_SUFFIX = "/analysis"
 
+log = logging.getLogger(__name__)
+
 
 def analysis_device(device: str) -> str:
     """The spool's pseudo-device that carries ``device``'s analysis records."""
@@ -59,6 +62,7 @@ def analyse_poll(pipeline: AnalysisPipeline, message: Mapping[str, Any]) -> bool
     readings = message.get("readings")
     if not isinstance(device, str) or not isinstance(readings, list) or "type" in message:
         return False
+    readings = [r for r in readings if isinstance(r, dict)]
     t = float(message.get("ts", 0)) / 1000.0 or time.time()
     values: dict[str, Any] = {}
     good = 0
@@ -98,9 +102,9 @@ class AnalysisTransport:
             return  # our own output, on its way to the other destinations
         try:
             message = json.loads(record.payload)
-        except ValueError:
-            return  # not a poll message: nothing to analyse, nothing to retry
-        analyse_poll(self.pipeline, message)
+            analyse_poll(self.pipeline, message)
+        except Exception as exc:  # one odd record must not stop the analysis of the rest
+            log.warning("analysis skipped record %d of %s: %s", record.id, record.device, exc)
 
     async def watch(self) -> None:
         assert self._stopped is not None

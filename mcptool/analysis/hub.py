@@ -18,6 +18,7 @@ Offline detection at the hub counts from when data arrives, not when it was read
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,6 +28,8 @@ from mcptool.analysis.model import AnalysisModel
 from mcptool.analysis.pipeline import AnalysisPipeline, Sink
 
 __all__ = ["HubAnalysis"]
+
+log = logging.getLogger(__name__)
 
 
 class HubAnalysis:
@@ -45,6 +48,7 @@ class HubAnalysis:
         self._closers = list(closers)
         self.frames = 0
         self.polls = 0
+        self.skipped = 0
 
     @classmethod
     def from_urls(
@@ -81,14 +85,13 @@ class HubAnalysis:
         self.frames += 1
         try:
             message = json.loads(body)
-        except ValueError:
-            return  # not JSON: not a poll
-        if not isinstance(message, dict):
-            return
-        device = message.get("device")
-        if isinstance(device, str):
-            message = {**message, "device": f"{node}/{device}"}
-            self.polls += analyse_poll(self.pipeline, message)
+            device = message.get("device") if isinstance(message, dict) else None
+            if isinstance(device, str):
+                message = {**message, "device": f"{node}/{device}"}
+                self.polls += analyse_poll(self.pipeline, message)
+        except Exception as exc:  # the hub keeps acknowledging whatever the analysis thinks
+            self.skipped += 1
+            log.debug("analysis skipped frame %d of %s: %s", seq, node, exc)
 
     async def _split_node(self, record: dict[str, Any]) -> None:
         node, _, device = str(record.get("device", "")).partition("/")

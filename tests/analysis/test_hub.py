@@ -21,13 +21,31 @@ KEY = b"a shared secret of the plant-1 gateway"
 def poll(device: str, t: float, level: float) -> bytes:
     """A poll message as the gateway spools and relays it."""
     readings = [
-        {"device": device, "point": "level", "seq": 1, "ts": round(t * 1000), "value": level,
-         "quality": "good", "unit": "cm"},
-        {"device": device, "point": "valve", "seq": 2, "ts": round(t * 1000), "value": True,
-         "quality": "good"},
-    ]  # fmt: skip
-    message = {"node": "plant-1", "device": device, "seq": 1, "ts": round(t * 1000),
-               "readings": readings}  # fmt: skip
+        {
+            "device": device,
+            "point": "level",
+            "seq": 1,
+            "ts": round(t * 1000),
+            "value": level,
+            "quality": "good",
+            "unit": "cm",
+        },
+        {
+            "device": device,
+            "point": "valve",
+            "seq": 2,
+            "ts": round(t * 1000),
+            "value": True,
+            "quality": "good",
+        },
+    ]
+    message = {
+        "node": "plant-1",
+        "device": device,
+        "seq": 1,
+        "ts": round(t * 1000),
+        "readings": readings,
+    }
     return json.dumps(message).encode()
 
 
@@ -96,3 +114,21 @@ async def test_hub_findings_reach_mqtt_on_the_analysis_topic(
     assert topics == {"mcptool/plant-1/tank/analysis"}
     assert [r["type"] for _, r in received] == ["trigger", "finding"]
     assert received[-1][1]["source"] == "model"
+
+
+async def test_frames_that_are_not_polls_are_skipped_and_the_rest_analysed() -> None:
+    sink = Collector()
+    analysis = HubAnalysis(CONFIG, model=None, sinks=[sink])
+    async with analysis:
+        for body in (
+            b"\xff\x00 not json",
+            b"[1, 2]",
+            b'{"device": "tank", "ts": "soon", "readings": []}',
+            b'{"type": "finding", "device": "tank"}',
+        ):
+            analysis.on_data("plant-1", 1, body)
+        for body in tank_data():
+            analysis.on_data("plant-1", 2, body)
+        [finding] = await sink.wait_for("finding")
+    assert analysis.frames == 25 and analysis.polls == 21
+    assert finding["source"] == "statistics" and finding["device"] == "tank"
