@@ -53,6 +53,7 @@ class AnalysisConfig:
     """Windowing, triggers, model and queue settings (see docs/ANALYSIS.md for each key)."""
 
     enabled: bool = True
+    ollama: str | None = None  # None: $OLLAMA_HOST, else http://127.0.0.1:11434
     model: str = "llama3.2"
     window_s: float = 10.0
     # triggers
@@ -153,6 +154,7 @@ class AnalysisConfig:
 
 
 _OPTIONAL_OFF = {
+    "ollama",
     "zscore",
     "flatline_ratio",
     "offline_after_s",
@@ -210,7 +212,7 @@ def _coerce(key: str, value: Any, default: Any, base_dir: Path | None) -> Any:
             raise AnalysisConfigError(f"{where}: must be a path, not {value!r}")
         path = Path(value).expanduser()
         return base_dir / path if base_dir is not None and not path.is_absolute() else path
-    if key in ("model", "keep_alive"):
+    if key in ("model", "keep_alive", "ollama"):
         if not isinstance(value, str):
             raise AnalysisConfigError(f"{where}: must be a string, not {value!r}")
         return value

@@ -18,10 +18,11 @@ over the MCP link) into a pipeline observation; ``mcptool.analysis.hub`` uses it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mcptool.analysis.analyzer import PointInfo
@@ -37,6 +38,7 @@ __all__ = [
     "AnalysisTransport",
     "SpoolSink",
     "analyse_poll",
+    "analysed_gateway",
     "analysis_device",
     "gateway_with_analysis",
 ]
@@ -169,6 +171,32 @@ def gateway_with_analysis(
     gateway = Gateway(config, transports=transports, **gateway_options)
     holder.append(gateway)
     return gateway, pipeline
+
+
+@contextlib.asynccontextmanager
+async def analysed_gateway(
+    config: GatewayConfig,
+    analysis: AnalysisConfig,
+    *,
+    model: AnalysisModel | None = None,
+    **gateway_options: Any,
+) -> AsyncIterator[Gateway]:
+    """``async with analysed_gateway(config, config.analysis) as gw:`` in place of
+    ``async with Gateway(config) as gw:``: the same gateway, with its polls analysed by
+    the Ollama at ``analysis.ollama`` (or ``model``, which the caller then closes)."""
+    own = None
+    if model is None:
+        from mcptool.analysis.ollama_model import OllamaModel
+
+        model = own = OllamaModel.connect(analysis.ollama, analysis)
+    gateway, pipeline = gateway_with_analysis(config, analysis, model, **gateway_options)
+    try:
+        async with gateway:
+            yield gateway
+    finally:
+        await pipeline.close()
+        if own is not None:
+            await own.aclose()
 
 
 def _with_queue(config: AnalysisConfig, path: Any) -> AnalysisConfig:

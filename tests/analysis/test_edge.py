@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from mcptool.analysis import AnalysisConfig, ThresholdRule
-from mcptool.analysis.edge import gateway_with_analysis
+from mcptool.analysis.edge import analysed_gateway
 from mcptool.gateway import parse_config
 from simulators.modbus import DeviceProfile, ModbusSimulator
 from simulators.modbus import Point as SimPoint
 from simulators.ollama import OllamaSimulator
-from tests.analysis.conftest import fast_model
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
@@ -52,6 +51,7 @@ async def test_the_gateway_analyses_its_polls_and_forwards_findings_with_telemet
             }
         )
         analysis = AnalysisConfig(
+            ollama=ollama.url,
             window_s=0.5,
             zscore=None,
             thresholds=(ThresholdRule("level", above=5.0),),
@@ -59,14 +59,9 @@ async def test_the_gateway_analyses_its_polls_and_forwards_findings_with_telemet
             min_call_interval_s=0.0,
             cooldown_s=3600.0,
         )
-        model = fast_model(ollama.url, analysis)
-        gateway, pipeline = gateway_with_analysis(config, analysis, model)
-        async with gateway:
-            async with asyncio.timeout(15):
-                while not any(r.get("type") == "finding" for r in lines(jsonl)):
-                    await asyncio.sleep(0.05)
-        await pipeline.close()
-        await model.aclose()
+        async with analysed_gateway(config, analysis), asyncio.timeout(15):
+            while not any(r.get("type") == "finding" for r in lines(jsonl)):
+                await asyncio.sleep(0.05)
     records = lines(jsonl)
     polls = [r for r in records if "readings" in r]
     trigger = next(r for r in records if r.get("type") == "trigger")
