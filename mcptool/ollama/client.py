@@ -31,6 +31,7 @@ import httpx
 import jsonschema
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from mcptool.errors import UsageError
 from mcptool.ollama.admission import Admission
 from mcptool.ollama.breaker import CircuitBreaker
 from mcptool.ollama.errors import (
@@ -113,6 +114,20 @@ def _validator(schema_json: str) -> jsonschema.protocols.Validator:
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     return cls(schema)
+
+
+def _check_format(fmt: Format) -> None:
+    """Refuse a bad ``format`` before sending anything (a caller's bug, not the model's)."""
+    if fmt is None or fmt in ("", "json"):
+        return
+    if not isinstance(fmt, Mapping):
+        raise UsageError(f'format must be "json" or a JSON schema (a mapping), not {fmt!r}')
+    try:
+        _validator(json.dumps(fmt, sort_keys=True))
+    except jsonschema.SchemaError as exc:
+        raise UsageError(f"format is not a valid JSON schema: {exc.message}") from None
+    except TypeError as exc:
+        raise UsageError(f"format is not a JSON schema: {exc}") from None
 
 
 def check_structured(text: str, fmt: Format) -> Any:
@@ -213,6 +228,7 @@ class OllamaClient:
         With ``format``, ``result.data`` is the parsed (and schema-checked) answer,
         with one repair retry; else :class:`InvalidStructuredOutput`.
         """
+        _check_format(format)
         body = _generate_body(
             model,
             prompt,
@@ -253,6 +269,7 @@ class OllamaClient:
         on_chunk: Callable[[Chunk], object] | None = None,
     ) -> Result:
         """Chat and return the whole answer (see :meth:`generate` for ``stream``/``format``)."""
+        _check_format(format)
         body = _chat_body(model, messages, format, options, keep_alive, tools, think, extra, stream)
         result = await self._complete("/api/chat", body, on_chunk)
         if not format:
@@ -276,6 +293,7 @@ class OllamaClient:
         then ``s.result``. Retries happen only before the first chunk."""
         kwargs["stream"] = True
         fmt = kwargs.get("format")
+        _check_format(fmt)
         body = _generate_body(model, prompt, **_generate_kwargs(kwargs))
         return ResponseStream(self, "/api/generate", body, retries=True, fmt=fmt)
 
@@ -285,6 +303,7 @@ class OllamaClient:
         """Like :meth:`stream_generate`, for chat."""
         kwargs["stream"] = True
         fmt = kwargs.get("format")
+        _check_format(fmt)
         body = _chat_body(model, messages, **_chat_kwargs(kwargs))
         return ResponseStream(self, "/api/chat", body, retries=True, fmt=fmt)
 
@@ -447,6 +466,7 @@ class OllamaClient:
                 raise CircuitOpen(self.url, self.breaker.failures, self.breaker.retry_in())
             loop = asyncio.get_running_loop()
             slot = False
+            name = "total"
             try:
                 if admit:
                     async with asyncio.timeout_at(_finite(deadline)):

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from mcptool.errors import UsageError
 from mcptool.ollama import (
     Chunk,
     InvalidStructuredOutput,
@@ -184,3 +185,14 @@ async def test_a_stream_must_be_opened_with_async_with(client: OllamaClient) -> 
     with pytest.raises(RuntimeError, match="async with"):
         async for _chunk in stream:
             pass
+
+
+@pytest.mark.parametrize(
+    "fmt", [{"type": "nonsense"}, "yaml"], ids=["bad-schema", "unknown-format"]
+)
+async def test_a_bad_format_is_refused_before_calling_the_server(
+    client: OllamaClient, sim: OllamaSimulator, fmt: object
+) -> None:
+    with pytest.raises(UsageError, match="format"):
+        await client.generate("llama3.2", "x", format=fmt)  # type: ignore[arg-type]
+    assert sim.counters.requests == 0
