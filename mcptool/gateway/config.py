@@ -284,6 +284,11 @@ def parse_config(
     devices = _expand(raw, problems)
     if not (raw.mqtt or raw.uplink or raw.jsonl):
         problems.append(Problem("", "no destination: add [mqtt], [uplink] or [jsonl]"))
+    if raw.mqtt is not None:
+        for key in ("topic", "status_topic", "gateway_topic", "client_id"):
+            problem = _template_problem(getattr(raw.mqtt, key))
+            if problem:
+                problems.append(Problem(f"mqtt.{key}", problem))
     if raw.uplink and not (raw.uplink.key or raw.uplink.key_file):
         problems.append(Problem("uplink.key", "missing: give key or key_file (shared secret)"))
     if problems:
@@ -298,6 +303,16 @@ def parse_config(
         metrics=raw.metrics,
         base_dir=base_dir or Path(),
     )
+
+
+def _template_problem(template: str) -> str | None:
+    try:
+        template.format(node="n", device="d")
+    except KeyError as exc:
+        return f"unknown placeholder {{{exc.args[0]}}} (use {{node}} and {{device}})"
+    except (ValueError, IndexError):
+        return 'bad placeholder: write {node} and {device}, and "{{" for a literal "{"'
+    return None
 
 
 def _problem(error: Mapping[str, Any]) -> Problem:

@@ -150,6 +150,7 @@ class Spool:
         self._dropped_devices: dict[str, int] = {}
         self._dirty_dropped: set[str] = set()
         self._closed = False
+        self._commit_lock = asyncio.Lock()  # flush() and the writer must not interleave
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -345,6 +346,10 @@ class Spool:
             await self._commit()
 
     async def _commit(self) -> None:
+        async with self._commit_lock:
+            await self._commit_locked()
+
+    async def _commit_locked(self) -> None:
         self._pending_event.clear()
         batch, self._pending = self._pending, []
         seqs, self._dirty_seq = self._dirty_seq, {}

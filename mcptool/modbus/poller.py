@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import struct
 import time
@@ -43,6 +44,8 @@ from mcptool.modbus.registermap import (
     Value,
     plan_reads,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DevicePoller",
@@ -261,7 +264,7 @@ class DevicePoller:
         self._bad: dict[Point, str] = {}
         self._bad_since = 0.0
         self._conn: _Connection | None = None
-        self.status = DeviceStatus(spec.name, online=False, reason="not polled yet")
+        self.status = DeviceStatus(spec.name, False, "not polled yet", time.time())
         self.polls = 0
 
     async def run(self) -> None:
@@ -280,6 +283,14 @@ class DevicePoller:
                     self.hooks.on_error(self.spec.name, exc.kind)
                     await self._drop_connection()
                     self._set_status(False, f"{exc.kind}: {exc}")
+                    failures += 1
+                    await asyncio.sleep(self._backoff(failures))
+                    next_tick = loop.time()
+                    continue
+                except Exception as exc:  # a bug must not end this device's polling
+                    log.exception("device %s: unexpected error", self.spec.name)
+                    await self._drop_connection()
+                    self._set_status(False, f"internal error: {type(exc).__name__}: {exc}")
                     failures += 1
                     await asyncio.sleep(self._backoff(failures))
                     next_tick = loop.time()

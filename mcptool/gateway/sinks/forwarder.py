@@ -89,6 +89,9 @@ class Forwarder:
                 except (SinkError, OSError) as exc:
                     self.last_error = str(exc) or type(exc).__name__
                     log.info("%s: %s", self.name, self.last_error)
+                except Exception as exc:  # a bug in a transport must not stop delivery
+                    self.last_error = f"internal error: {type(exc).__name__}: {exc}"
+                    log.exception("%s: unexpected error, reconnecting", self.name)
                 finally:
                     with contextlib.suppress(Exception):
                         await self.transport.close()
