@@ -168,7 +168,9 @@ class Gateway:
 
     def _on_status(self, status: DeviceStatus) -> None:
         self.metrics.device_up.labels(status.device).set(1 if status.online else 0)
-        log.info("device %s: %s %s", status.device, status.online, status.reason)
+        state = "online" if status.online else f"offline ({status.reason})"
+        bad = f", bad points: {', '.join(status.bad_points)}" if status.bad_points else ""
+        log.info("device %s %s%s", status.device, state, bad)
         if self.mqtt is not None:
             self.mqtt.device_status(status.device, status.as_dict())
 

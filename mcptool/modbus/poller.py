@@ -328,7 +328,7 @@ class DevicePoller:
                     raise
                 self.hooks.on_error(self.spec.name, exc.kind)
                 if exc.code in _REFUSED_POINT:
-                    await self._isolate(conn, request, values)
+                    await self._isolate(conn, request, values, exc)
                 else:
                     for point in request.points:
                         errors[index[id(point)]] = str(exc)
@@ -348,13 +348,17 @@ class DevicePoller:
         )
 
     async def _isolate(
-        self, conn: _Connection, failed: ReadRequest, values: list[Value | None]
+        self,
+        conn: _Connection,
+        failed: ReadRequest,
+        values: list[Value | None],
+        refusal: ModbusExceptionReply,
     ) -> None:
         """Split a refused read until the refused points are found; re-plan without them."""
         good: list[ReadRequest] = []
         pending = failed.split() if len(failed.points) > 1 else []
         if not pending:
-            self._bad[failed.points[0]] = str(ModbusExceptionReply(0x02))
+            self._bad[failed.points[0]] = str(refusal)
         while pending:
             request = pending.pop(0)
             try:
