@@ -3,6 +3,7 @@ simulated devices, and a finding about the boiler that runs hot."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -11,7 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiomqtt
 import pytest
+
+from tests.conftest import require_program
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,3 +68,47 @@ def test_a_bad_broker_url_is_one_line_with_the_fix() -> None:
     )
     assert result.returncode == 2
     assert result.stderr == "error: --mqtt http://127.0.0.1:1883: use mqtt://host:port\n"
+
+
+@pytest.mark.slow
+@pytest.mark.peer
+async def test_demo_also_publishes_telemetry_and_findings_to_a_broker(tmp_path: Path) -> None:
+    from tests.analysis.conftest import Mosquitto
+
+    broker = Mosquitto(require_program("mosquitto"), tmp_path)
+    try:
+        await broker.ready()
+        topics: dict[str, list[dict[str, object]]] = {}
+        async with aiomqtt.Client("127.0.0.1", broker.port) as subscriber:
+            await subscriber.subscribe("mcptool/#", qos=1)
+            mcptool = shutil.which("mcptool") or str(Path(sys.executable).with_name("mcptool"))
+            process = await asyncio.create_subprocess_exec(
+                mcptool,
+                "demo",
+                "--duration",
+                "20",
+                "--json",
+                "--ollama",
+                f"http://127.0.0.1:{free_port()}",
+                "--mqtt",
+                f"mqtt://127.0.0.1:{broker.port}",
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
+
+            async def collect() -> None:
+                async for message in subscriber.messages:
+                    payload = json.loads(message.payload)  # type: ignore[arg-type]
+                    topics.setdefault(str(message.topic), []).append(payload)
+
+            collector = asyncio.create_task(collect())
+            _, stderr = await asyncio.wait_for(process.communicate(), 90)
+            collector.cancel()
+            await asyncio.gather(collector, return_exceptions=True)
+        assert process.returncode == 0, stderr.decode()
+    finally:
+        broker.stop()
+    assert "mcptool/demo/boiler" in topics  # telemetry
+    assert topics["mcptool/demo/boiler"][0]["readings"]
+    findings = [r for r in topics.get("mcptool/demo/boiler/analysis", []) if r["type"] == "finding"]
+    assert findings and findings[0]["source"] == "model"
