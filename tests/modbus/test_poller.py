@@ -138,3 +138,38 @@ async def test_a_slow_device_never_delays_the_others() -> None:
         async with Poller(specs, hooks):
             await until(lambda: len(hooks.of("fast")) >= 10)
         assert hooks.of("slow") == []
+
+
+async def test_every_table_and_order_reads_right_from_an_independent_modbus_stack() -> None:
+    from pyModbusTCP.server import DataBank, ModbusServer
+
+    from mcptool.modbus.datatypes import encode
+    from mcptool.modbus.registermap import ByteOrder
+
+    bank = DataBank(coils_size=64, d_inputs_size=64, h_regs_size=64, i_regs_size=64)
+    bank.set_holding_registers(0, encode(-1.5, "float32", "CDAB") + encode(-7, "int16"))
+    bank.set_input_registers(10, encode(123456789, "uint32", "DCBA"))
+    bank.set_coils(3, [True, False, True])
+    bank.set_discrete_inputs(0, [False, True])
+    server = ModbusServer("127.0.0.1", 0, no_block=True, data_bank=bank)
+    server.start()
+    try:
+        port = server._service.server_address[1]
+        points = (
+            Point("f", Table.HOLDING, 0, DataType.FLOAT32, ByteOrder.CDAB),
+            Point("i", Table.HOLDING, 2, DataType.INT16, scale=0.5),
+            Point("u", Table.INPUT, 10, DataType.UINT32, ByteOrder.DCBA),
+            Point("c3", Table.COIL, 3, DataType.BOOL),
+            Point("c5", Table.COIL, 5, DataType.BOOL),
+            Point("d1", Table.DISCRETE, 1, DataType.BOOL),
+            Point("past_the_end", Table.HOLDING, 70, DataType.UINT16),
+        )
+        spec = DeviceSpec("peer", "127.0.0.1", points, port=port, interval=0.05)
+        hooks = Recorder()
+        async with Poller([spec], hooks):
+            await until(lambda: len(hooks.results) >= 2)
+    finally:
+        server.stop()
+    result = hooks.results[-1]
+    assert result.values == [-1.5, -3.5, 123456789, True, True, True, None]
+    assert set(result.errors) == {6}
