@@ -40,10 +40,12 @@ __all__ = [
     "analyse_poll",
     "analysed_gateway",
     "analysis_device",
+    "fit",
     "gateway_with_analysis",
 ]
 
 ANALYSIS_SUFFIX = "/analysis"
+RECORD_LIMIT = 12_000  # bytes: well inside one MCP frame (16 KiB) with the DATA header
 
 log = logging.getLogger(__name__)
 
@@ -129,9 +131,38 @@ class SpoolSink:
         seq = spool.reserve(device, 1)
         now = time.time()
         message = {"node": self.node, "seq": seq, "ts": round(now * 1000), **record}
-        payload = json.dumps(message, separators=(",", ":"), default=str).encode()
+        payload = fit(message, RECORD_LIMIT)
         spool.append(device, seq, 1, now, payload)
         await spool.flush()  # committed: from here on the spool's guarantees hold
+
+
+def fit(message: dict[str, Any], limit: int) -> bytes:
+    """The message as JSON of at most ``limit`` bytes, so that every destination takes
+    it (an MCP frame holds 16 KiB): per-point statistics go first, then trigger details,
+    then the text is cut; ``truncated`` says so."""
+    payload = _dump(message)
+    if len(payload) <= limit:
+        return payload
+    message = {**message, "truncated": True, "statistics": {}}
+    payload = _dump(message)
+    if len(payload) > limit and message.get("triggers"):
+        message["triggers"] = [
+            {k: t.get(k) for k in ("rule", "points", "severity")} for t in message["triggers"]
+        ]
+        payload = _dump(message)
+    while len(payload) > limit:
+        longest = max(
+            (k for k, v in message.items() if isinstance(v, str | list)),
+            key=lambda k: len(_dump(message[k])),
+        )
+        value = message[longest]
+        message[longest] = value[: len(value) // 2]
+        payload = _dump(message)
+    return payload
+
+
+def _dump(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
 def fan_out(*sinks: Sink) -> Sink:

@@ -165,7 +165,25 @@ def worst(severities: Iterable[str]) -> str:
 
 
 def window_statistics(window: WindowStats) -> dict[str, dict[str, Any]]:
-    return {name: s.as_dict() for name, s in window.points.items()}
+    """Every point's figures, floats to 6 significant digits (what a sensor can tell)."""
+    return {
+        name: {k: _round(v) for k, v in s.as_dict().items()} for name, s in window.points.items()
+    }
+
+
+def _round(value: Any) -> Any:
+    if isinstance(value, float) and value == value and value not in (float("inf"), -float("inf")):
+        return float(f"{value:.6g}")
+    return value
+
+
+def involved(
+    statistics: Mapping[str, Mapping[str, Any]], *point_lists: Iterable[str]
+) -> dict[str, Mapping[str, Any]]:
+    """The figures of the points a finding is about (a record stays small whatever the
+    size of the device; the prompt had them all)."""
+    names = dict.fromkeys(p for points in point_lists for p in points)
+    return {name: statistics[name] for name in names if name in statistics}
 
 
 def statistics_finding(
@@ -189,6 +207,6 @@ def statistics_finding(
         points=points,
         source="statistics",
         triggers=tuple(triggers),
-        statistics=statistics,
+        statistics=involved(statistics, points),
         reason=reason,
     )

@@ -30,6 +30,7 @@ from mcptool.analysis.findings import (
     Finding,
     InvalidAnswer,
     finding_schema,
+    involved,
     parse_answer,
     statistics_finding,
     window_statistics,
@@ -382,7 +383,11 @@ class AnalysisPipeline:
             model=answer.model,
             timings=timings,
             triggers=tuple(data["triggers"]),
-            statistics=data["statistics"],
+            statistics=involved(
+                data["statistics"],
+                result["points"],
+                (p for t in data["triggers"] for p in t.get("points", ())),
+            ),
             repaired=repaired,
         )
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mcptool.analysis import AnalysisConfig, ThresholdRule
-from mcptool.analysis.edge import analysed_gateway
+from mcptool.analysis.edge import analysed_gateway, fit
 from mcptool.gateway import parse_config
 from simulators.modbus import DeviceProfile, ModbusSimulator
 from simulators.modbus import Point as SimPoint
@@ -72,3 +72,27 @@ async def test_the_gateway_analyses_its_polls_and_forwards_findings_with_telemet
     assert finding["node"] == "test" and finding["seq"] > trigger["seq"]
     assert finding["statistics"]["level"]["unit"] == "cm"  # names and units from the map
     assert (tmp_path / "spool.db.analysis").exists()  # the backlog sits next to the spool
+
+
+def test_a_record_too_big_for_an_mcp_frame_is_cut_to_fit_and_says_so() -> None:
+    stats = {f"p{i:03d}": {"mean": 1.0 / 3, "std": 2.0 / 3, "unit": "°C"} for i in range(400)}
+    triggers = [
+        {"rule": "stuck", "points": [f"p{i:03d}"], "detail": "x" * 200, "severity": "warning"}
+        for i in range(100)
+    ]
+    message = {
+        "type": "finding",
+        "device": "plc",
+        "severity": "warning",
+        "summary": "s" * 30_000,
+        "statistics": stats,
+        "triggers": triggers,
+    }
+    payload = fit(message, 12_000)
+    assert len(payload) <= 12_000
+    record = json.loads(payload)
+    assert record["truncated"] is True and record["statistics"] == {}
+    assert (record["type"], record["device"], record["severity"]) == ("finding", "plc", "warning")
+    assert record["summary"].startswith("sss")
+    small = {"type": "finding", "device": "plc", "statistics": {"p": {"mean": 1.0}}}
+    assert json.loads(fit(small, 12_000)) == small  # fits: untouched

@@ -57,7 +57,12 @@ def test_a_statistics_finding_is_marked_and_carries_window_triggers_and_reason()
     trigger = {"rule": "threshold", "points": ["pressure"], "detail": "pressure fell to 0.4 bar",
                "severity": "critical"}  # fmt: skip
     finding = statistics_finding(
-        "boiler", 100.0, 110.0, [trigger], {"pressure": {"mean": 0.5}}, "model busy"
+        "boiler",
+        100.0,
+        110.0,
+        [trigger],
+        {"pressure": {"mean": 0.5}, "flow_temperature": {"mean": 70.0}},
+        "model busy",
     )
     record = finding.as_dict()
     assert record["type"] == "finding" and record["source"] == "statistics"
@@ -65,4 +70,5 @@ def test_a_statistics_finding_is_marked_and_carries_window_triggers_and_reason()
     assert record["severity"] == "critical" and record["points"] == ["pressure"]
     assert record["window"] == {"start": 100.0, "end": 110.0, "seconds": 10.0}
     assert record["reason"] == "model busy" and record["model"] is None
+    assert record["statistics"] == {"pressure": {"mean": 0.5}}  # the points it is about
     assert Finding.from_dict(record) == finding
