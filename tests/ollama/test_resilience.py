@@ -316,8 +316,12 @@ async def test_a_connect_that_gets_no_answer_hits_the_connect_deadline() -> None
     assert "connect deadline of 0.2s passed" in str(caught.value)
 
 
-def test_the_in_flight_bound_follows_ollama_num_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_in_flight_bound_follows_ollama_num_parallel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("OLLAMA_NUM_PARALLEL", "4")
-    assert OllamaClient("127.0.0.1").admission.max_in_flight == 4
+    async with OllamaClient("127.0.0.1") as client:
+        assert client.admission.max_in_flight == 4
     monkeypatch.delenv("OLLAMA_NUM_PARALLEL")
-    assert OllamaClient("127.0.0.1").admission.max_in_flight == 1
+    async with OllamaClient("127.0.0.1") as client:
+        assert client.admission.max_in_flight == 1
