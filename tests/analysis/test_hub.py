@@ -4,14 +4,19 @@ analysed there, and the findings reach a real MQTT broker on .../<node>/<device>
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
 
 from mcptool.analysis import AnalysisConfig, ThresholdRule
 from mcptool.analysis.hub import HubAnalysis
+from mcptool.gateway import Gateway, parse_config
 from mcptool.link import LinkClient, LinkServer
+from simulators.modbus import DeviceProfile, ModbusSimulator
+from simulators.modbus import Point as SimPoint
 from simulators.ollama import OllamaSimulator
 from tests.analysis.conftest import T0, Collector, Mosquitto, fast_model
 
@@ -132,3 +137,49 @@ async def test_frames_that_are_not_polls_are_skipped_and_the_rest_analysed() -> 
         [finding] = await sink.wait_for("finding")
     assert analysis.frames == 25 and analysis.polls == 21
     assert finding["source"] == "statistics" and finding["device"] == "tank"
+
+
+async def test_a_gateways_uplink_feeds_the_hub_analysis(
+    tmp_path: Path, ollama: OllamaSimulator
+) -> None:
+    """The whole relay: a real gateway polls a simulated tank and sends every poll over
+    its MCP uplink; the hub analyses them with the model next to it."""
+    level = SimPoint("holding", 0, "float32", value={"kind": "counter", "rate": 10}, name="lv")
+    sink = Collector()
+    config = dataclasses.replace(
+        CONFIG,
+        window_s=0.5,
+        cooldown_s=3600.0,
+        thresholds=(ThresholdRule("level", above=5.0),),  # the counter passes 5 in 0.5 s
+    )
+    analysis = HubAnalysis.from_urls(ollama.url, None, config=config, sinks=[sink])
+    server = LinkServer(keys={"plant-1": KEY}, on_data=analysis.on_data)
+    async with analysis, ModbusSimulator([DeviceProfile(name="tank", points=[level])]) as sim:
+        await server.start()
+        host, port = sim.address
+        gateway = parse_config(
+            {
+                "node": "plant-1",
+                "spool": {"path": str(tmp_path / "spool.db"), "commit_interval": 0.02},
+                "uplink": {"url": server.url, "key": KEY.decode()},
+                "devices": [
+                    {
+                        "name": "tank",
+                        "host": host,
+                        "port": port,
+                        "interval": 0.05,
+                        "points": [
+                            {"name": "level", "address": 0, "type": "float32", "unit": "cm"}
+                        ],
+                    }
+                ],
+            }
+        )
+        try:
+            async with Gateway(gateway):
+                [finding] = await sink.wait_for("finding")
+        finally:
+            await server.stop()
+    assert finding["node"] == "plant-1" and finding["device"] == "tank"
+    assert finding["source"] == "model" and finding["statistics"]["level"]["unit"] == "cm"
+    assert analysis.polls >= 10
