@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -19,6 +21,7 @@ from email.utils import formatdate
 import h11
 
 MAX_BODY = 32 * 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -129,7 +132,7 @@ class _Connection(asyncio.Protocol):
 
     def _reject(self, status: int, reason: str) -> None:
         with contextlib.suppress(h11.LocalProtocolError):
-            body = f'{{"error":"{reason}"}}'.encode()
+            body = json.dumps({"error": reason}).encode()
             self._write(
                 h11.Response(
                     status_code=status,
@@ -162,6 +165,13 @@ class _Connection(asyncio.Protocol):
             await self._send(request, response)
         except DropConnection:
             self._abort()
+            return
+        except Exception:  # a simulator bug: say so to the client instead of hanging it
+            log.exception("simulator handler failed for %s %s", request.method, request.path)
+            if self._h11.our_state is h11.SEND_RESPONSE:
+                self._reject(500, "simulator error (see its log)")
+            else:
+                self._abort()
             return
         except asyncio.CancelledError:
             self._abort()

@@ -180,3 +180,26 @@ async def test_keep_alive_durations_set_the_expiry_shown_by_ps(sim: OllamaSimula
         bad = await client.post("/api/generate", json={"model": "llama3.2", "keep_alive": "soon"})
     assert RFC3339.match(running[0]["expires_at"])
     assert bad.status_code == 400 and "invalid duration" in bad.json()["error"]
+
+
+async def test_an_answer_hook_scripts_replies_and_none_keeps_the_default() -> None:
+    def answer(endpoint: str, body: dict) -> str | None:
+        return "Pump 3 is fine." if "pump" in body.get("prompt", "") else None
+
+    async with OllamaSimulator(answer=answer) as sim, httpx.AsyncClient(base_url=sim.url) as c:
+        scripted = await lines_of(c, "/api/generate", {"model": "llama3.2", "prompt": "pump?"})
+        default = await lines_of(c, "/api/generate", {"model": "llama3.2", "prompt": "other"})
+    assert "".join(p["response"] for p in scripted) == "Pump 3 is fine."
+    assert "".join(p["response"] for p in default) != "Pump 3 is fine."
+
+
+async def test_a_failing_answer_hook_is_a_500_not_a_hang(caplog: pytest.LogCaptureFixture) -> None:
+    def answer(endpoint: str, body: dict) -> str | None:
+        raise RuntimeError("bug in the test's hook")
+
+    async with OllamaSimulator(answer=answer) as sim, httpx.AsyncClient(base_url=sim.url) as c:
+        response = await c.post(
+            "/api/generate", json={"model": "llama3.2", "prompt": "x", "stream": False}
+        )
+    assert response.status_code == 500
+    assert "bug in the test's hook" in caplog.text
