@@ -21,7 +21,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
@@ -360,7 +360,7 @@ class OllamaClient:
             assert stream.result is not None
             return stream.result
 
-        result = await self._retrying(deadline)(attempt)
+        result = await self._with_retries(deadline, attempt)
         result.metrics.attempts = attempts
         result.metrics.queue_wait_s = queue_wait
         result.metrics.wall_s = time.perf_counter() - started
@@ -502,12 +502,33 @@ class OllamaClient:
             self.breaker.record_success()
             return response
 
-        return await self._retrying(deadline)(attempt)
+        return await self._with_retries(deadline, attempt)
 
     # -- shared plumbing -----------------------------------------------------------------
     def _deadline(self) -> float:
         total = self.timeouts.total
         return asyncio.get_running_loop().time() + total if total else float("inf")
+
+    async def _with_retries(self, deadline: float, attempt: Callable[[], Awaitable[T]]) -> T:
+        """``attempt()``, retried by the policy. The first try runs outside tenacity (the
+        common case, success, then costs nothing); a retryable failure is handed to
+        tenacity as its attempt 1, so its backoff and stops apply from there."""
+        try:
+            return await attempt()
+        except OllamaError as exc:
+            if not exc.retryable or self.retry.attempts < 2:
+                raise
+            first = exc
+        replayed = False
+
+        async def replay() -> T:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                raise first
+            return await attempt()
+
+        return await self._retrying(deadline)(replay)
 
     def _retrying(self, deadline: float) -> AsyncRetrying:
         loop = asyncio.get_running_loop()
@@ -602,7 +623,7 @@ class ResponseStream:
         if self._deadline is None:
             self._deadline = client._deadline()
         if self._retries:
-            await client._retrying(self._deadline)(self._open)
+            await client._with_retries(self._deadline, self._open)
         else:
             await self._open()
         return self
