@@ -85,7 +85,17 @@ class _LiveCollector(Collector):
         self.forwarders = forwarders
 
     def collect(self) -> Iterator[Metric]:
-        stats = self.spool.stats()
+        # runs in the HTTP server's thread while the loop changes the spool's index; a
+        # read that lands mid-compaction is simply taken again
+        for _ in range(3):
+            try:
+                stats = self.spool.stats()
+                ages = {f.name: self.spool.lag_seconds(f.name) for f in self.forwarders()}
+                break
+            except (IndexError, RuntimeError):
+                continue
+        else:
+            return
         yield GaugeMetricFamily(
             "mcptool_gateway_spool_depth_readings",
             "Readings in the spool not yet acknowledged by every destination",
@@ -124,7 +134,7 @@ class _LiveCollector(Collector):
         for forwarder in self.forwarders():
             name = forwarder.name
             lag.add_metric([name], stats.lag.get(name, 0))
-            age.add_metric([name], self.spool.lag_seconds(name))
+            age.add_metric([name], ages.get(name, 0.0))
             acked.add_metric([name], forwarder.acked)
             sent.add_metric([name], forwarder.sent)
             connects.add_metric([name], forwarder.connects)

@@ -274,10 +274,7 @@ class DevicePoller:
         try:
             while True:
                 try:
-                    if self._conn is None:
-                        self._conn = await _Connection.open(
-                            self.spec.host, self.spec.port, self.spec.connect_timeout
-                        )
+                    await self.connect()
                     result = await self.poll_once()
                 except PollError as exc:
                     self.hooks.on_error(self.spec.name, exc.kind)
@@ -306,6 +303,16 @@ class DevicePoller:
                 await asyncio.sleep(next_tick - now)
         finally:
             await self._drop_connection()
+
+    async def connect(self) -> None:
+        """Open the device connection (``run`` does this itself; for one-off polls)."""
+        if self._conn is None:
+            self._conn = await _Connection.open(
+                self.spec.host, self.spec.port, self.spec.connect_timeout
+            )
+
+    async def close(self) -> None:
+        await self._drop_connection()
 
     async def poll_once(self) -> PollResult:
         """Run every planned read once; raises ``PollError`` when the device failed."""
