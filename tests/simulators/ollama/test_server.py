@@ -115,21 +115,15 @@ async def test_parallelism_limits_requests_running_at_once() -> None:
     assert sim.counters.max_waiting >= 3
 
 
-async def test_many_concurrent_keep_alive_streams_all_complete(sim: OllamaSimulator) -> None:
+async def test_many_concurrent_keep_alive_streams_all_complete() -> None:
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-    sim.parallel = 100
-    sim.add_model("llama3.2")  # picks up the new parallelism
-    async with httpx.AsyncClient(base_url=sim.url, limits=limits) as client:
-        results = await asyncio.gather(
-            *(
-                lines_of(
-                    client,
-                    "/api/chat",
-                    {"model": "llama3.2", "messages": [{"role": "user", "content": str(i)}]},
-                )
-                for i in range(200)
-            )
-        )
+    sim = OllamaSimulator(parallel=100)
+    async with sim, httpx.AsyncClient(base_url=sim.url, limits=limits) as client:
+        chats = [
+            {"model": "llama3.2", "messages": [{"role": "user", "content": str(i)}]}
+            for i in range(200)
+        ]
+        results = await asyncio.gather(*(lines_of(client, "/api/chat", c) for c in chats))
     assert all(r[-1]["done"] for r in results)
     assert sim.counters.completed == 200
     assert sim.connections_accepted <= 100
