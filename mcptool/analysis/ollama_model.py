@@ -67,6 +67,10 @@ class OllamaModel:
     async def aclose(self) -> None:
         await self.client.aclose()
 
+    async def preload(self) -> None:
+        """Load the model into memory, kept for ``keep_alive``."""
+        await self.client.preload(self.name, self.keep_alive)
+
     async def ask(
         self, messages: Sequence[Mapping[str, str]], schema: Mapping[str, Any]
     ) -> ModelAnswer:

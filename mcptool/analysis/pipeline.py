@@ -88,6 +88,8 @@ class AnalysisPipeline:
         self._backoff = config.retry_after_s
         self._down_reason: str | None = None
         self._recent: dict[str, tuple[frozenset[tuple[str, str]], float]] = {}
+        self._data_now = 0.0
+        self._arrival: float | None = None
 
     # -- set-up and life cycle -------------------------------------------------------
     def add_device(self, device: str, points: Iterable[Any] = (), description: str = "") -> None:
@@ -100,6 +102,7 @@ class AnalysisPipeline:
         self._tasks.append(asyncio.create_task(self._publisher(), name="analysis-publisher"))
         self._tasks.append(asyncio.create_task(self._ticker(), name="analysis-ticker"))
         if self.model is not None:
+            self._tasks.append(asyncio.create_task(self._preload(), name="analysis-preload"))
             for i in range(self.config.max_in_flight):
                 self._tasks.append(asyncio.create_task(self._worker(), name=f"analysis-{i}"))
         if len(self.backlog):
@@ -145,19 +148,39 @@ class AnalysisPipeline:
     # -- input (synchronous, the gateway's hot path) ---------------------------------
     def observe(self, device: str, t: float, values: Mapping[str, Any]) -> None:
         """One poll of ``device`` read at Unix time ``t`` (point name -> value)."""
+        self._arrived(t)
         reports = self.analyzer.observe(device, t, values)
         if reports:
             self._handle(reports)
 
     def observe_failure(self, device: str, t: float) -> None:
         """A poll of ``device`` failed at ``t``."""
+        self._arrived(t)
         reports = self.analyzer.observe_failure(device, t)
         if reports:
             self._handle(reports)
 
+    def _arrived(self, t: float) -> None:
+        self._arrival = self.clock()
+        if t > self._data_now:
+            self._data_now = t
+
+    def now(self) -> float:
+        """The analysis clock: the newest reading's time plus the time since it arrived.
+
+        Live, that is the wall clock. When a spool or a link replays an hour of old
+        readings after an outage, it follows the data, so the replay neither closes
+        windows early nor makes every device look offline; when nothing arrives at all,
+        it runs on like the wall clock, so silent devices are still noticed.
+        """
+        wall = self.clock()
+        if self._arrival is None:
+            return wall
+        return self._data_now + (wall - self._arrival)
+
     def tick(self, now: float | None = None) -> None:
         """Close windows that are over and notice silent devices (the ticker calls this)."""
-        reports = self.analyzer.tick(self.clock() if now is None else now)
+        reports = self.analyzer.tick(self.now() if now is None else now)
         if reports:
             self._handle(reports)
 
@@ -275,6 +298,17 @@ class AnalysisPipeline:
             self.tick()
 
     # -- model calls -------------------------------------------------------------------
+    async def _preload(self) -> None:
+        """Load the model now, so the first anomaly does not wait for a cold load (tens of
+        seconds on a small box); best effort: a failure shows at the first real call."""
+        preload = getattr(self.model, "preload", None)
+        if preload is None:
+            return
+        try:
+            await preload()
+        except Exception as exc:  # only a hint: the real calls report failures properly
+            log.info("could not preload the model: %s", exc)
+
     async def _worker(self) -> None:
         loop = asyncio.get_running_loop()
         while True:

@@ -3,12 +3,15 @@ model calls only where triggers fired, validated findings, no window lost."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 
 from mcptool.analysis import SEVERITIES, AnalysisConfig, AnalysisPipeline, Backlog
 from simulators.ollama import BUSY_MESSAGE, OllamaSimulator
-from tests.analysis.conftest import Clock, Collector, drive, fast_model, shifted
+from tests.analysis.conftest import T0, Clock, Collector, drive, fast_model, shifted
+
+CHAT = ("/api/chat",)  # the pipeline's calls; its model preload goes to /api/generate
 
 
 def chat_calls(sim: OllamaSimulator) -> int:
@@ -111,7 +114,7 @@ async def test_a_dead_ollama_loses_no_window_even_across_a_restart(
 async def test_an_invalid_answer_is_repaired_once(
     ollama: OllamaSimulator, pipeline_config: AnalysisConfig
 ) -> None:
-    ollama.inject("invalid_output", output="The boiler looks hot to me.", times=1)
+    ollama.inject("invalid_output", output="The boiler looks hot to me.", times=1, paths=CHAT)
     sink, clock = Collector(), Clock()
     model = fast_model(ollama.url, pipeline_config)
     async with AnalysisPipeline(pipeline_config, sink=sink, model=model, clock=clock) as pipeline:
@@ -126,7 +129,7 @@ async def test_an_invalid_answer_is_repaired_once(
 async def test_an_answer_still_invalid_after_the_repair_is_reported_never_published(
     ollama: OllamaSimulator, pipeline_config: AnalysisConfig
 ) -> None:
-    ollama.inject("invalid_output", output='{"severity": "meh"}', times=2)
+    ollama.inject("invalid_output", output='{"severity": "meh"}', times=2, paths=CHAT)
     sink, clock = Collector(), Clock()
     model = fast_model(ollama.url, pipeline_config)
     async with AnalysisPipeline(pipeline_config, sink=sink, model=model, clock=clock) as pipeline:
@@ -170,3 +173,34 @@ async def test_without_a_model_every_flagged_window_gets_a_statistics_finding(
         await pipeline.wait_idle()
     assert finding["source"] == "statistics" and finding["reason"] == "no model configured"
     assert finding["points"] == ["p"] and finding["severity"] == "warning"
+
+
+async def test_the_model_is_loaded_at_start_not_at_the_first_anomaly(
+    ollama: OllamaSimulator, pipeline_config: AnalysisConfig
+) -> None:
+    model = fast_model(ollama.url, pipeline_config)
+    async with AnalysisPipeline(pipeline_config, sink=Collector(), model=model, clock=Clock()):
+        async with asyncio.timeout(10):
+            while not ollama.is_loaded("llama3.2"):
+                await asyncio.sleep(0.01)
+    await model.aclose()
+    assert chat_calls(ollama) == 0
+
+
+async def test_replayed_old_readings_neither_split_windows_nor_look_offline() -> None:
+    """After an outage the spool (or the link) replays old readings in a burst: the
+    analysis follows the readings' time, not the wall clock."""
+    config = AnalysisConfig(window_s=10.0, offline_after_s=30.0, every_window=True)
+    sink, clock = Collector(), Clock(T0 + 3600)  # the wall clock is an hour ahead
+    async with AnalysisPipeline(config, sink=sink, model=None, clock=clock) as pipeline:
+        for i in range(60):  # one minute of readings from an hour ago, arriving now
+            pipeline.observe("boiler", T0 + i, {"p": 60.0 + (i % 3)})
+            pipeline.tick()  # what the ticker does meanwhile
+        await pipeline.wait_idle()
+        assert pipeline.stats()["windows"] == 5  # windows 0-4 whole; window 5 still open
+        assert all(f["statistics"]["p"]["count"] == 10 for f in sink.of("finding"))
+        assert sink.of("trigger", rule="offline") == []
+        clock.now += 31  # then nothing arrives for 31 s
+        pipeline.tick()
+        [offline] = await sink.wait_for("trigger", rule="offline")
+    assert offline["device"] == "boiler"
