@@ -158,6 +158,44 @@ async def test_a_gateway_killed_with_sigkill_and_restarted_loses_nothing(
     subscriber.check_nothing_lost(final)
 
 
+async def test_a_backlog_spooled_during_an_outage_survives_sigkill(
+    devices: ModbusSimulator, broker: Broker, subscriber: Subscriber, tmp_path: Path
+) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(toml(gateway_config(devices, tmp_path, mqtt_port=broker.port)))
+    spool = tmp_path / "spool.db"
+    command = [sys.executable, "-m", "mcptool", "gateway", "run", "--config", str(config)]
+
+    def backlog() -> int:
+        with sqlite3.connect(spool) as db:
+            return int(db.execute("SELECT COALESCE(SUM(count), 0) FROM records").fetchone()[0])
+
+    gateway = await asyncio.create_subprocess_exec(*command, cwd=ROOT)
+    try:
+        await until(lambda: subscriber.count() >= 100, timeout=30, what="first readings")
+        broker.stop()
+        await until(lambda: backlog() >= 600, what="a backlog in the spool")
+        gateway.send_signal(signal.SIGKILL)
+        await gateway.wait()
+        kept = backlog()
+        assert kept >= 600
+        await broker.started()
+        gateway = await asyncio.create_subprocess_exec(*command, cwd=ROOT)
+        final_before_restart = produced_in(spool)
+        await until(
+            lambda: not subscriber.missing(final_before_restart),
+            timeout=30,
+            what="the spooled backlog delivered after the restart",
+        )
+    finally:
+        if gateway.returncode is None:
+            gateway.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(gateway.wait(), 20)
+    final = produced_in(spool)
+    await until(lambda: not subscriber.missing(final), what="every reading")
+    subscriber.check_nothing_lost(final)
+
+
 async def test_a_full_spool_drops_by_policy_and_says_so(
     devices: ModbusSimulator, broker: Broker, subscriber: Subscriber, tmp_path: Path
 ) -> None:
