@@ -880,7 +880,8 @@ class ResponseStream:
         """Read the body's end (the chunked terminator) so the connection goes back to the
         pool: closing a response with unread bytes closes its connection."""
         try:
-            async with asyncio.timeout(self._client.timeouts.read or 5.0):
+            # Ollama ends the body right after the final chunk; never wait long for it.
+            async with asyncio.timeout(min(self._client.timeouts.read or 1.0, 1.0)):
                 async for _line in lines:
                     pass
         except (TimeoutError, httpx.HTTPError):
