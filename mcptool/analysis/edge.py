@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcptool.analysis.analyzer import PointInfo
 from mcptool.analysis.config import AnalysisConfig
+from mcptool.analysis.metrics import AnalysisCollector
 from mcptool.analysis.model import AnalysisModel
 from mcptool.analysis.pipeline import AnalysisPipeline, Sink
 
@@ -200,6 +201,7 @@ def gateway_with_analysis(
         pipeline.add_device(device.name, device.points)
     transports = [AnalysisTransport(pipeline), *gateway_options.pop("transports", [])]
     gateway = Gateway(config, transports=transports, **gateway_options)
+    gateway.metrics.registry.register(AnalysisCollector(pipeline))
     holder.append(gateway)
     return gateway, pipeline
 

@@ -35,6 +35,7 @@ from mcptool.analysis.findings import (
     statistics_finding,
     window_statistics,
 )
+from mcptool.analysis.metrics import LatencyHistogram
 from mcptool.analysis.model import AnalysisModel, ModelAnswer, ModelRejected, ModelUnavailable
 from mcptool.analysis.prompting import Prompts
 from mcptool.analysis.triggers import signature
@@ -89,6 +90,7 @@ class AnalysisPipeline:
         self._down_reason: str | None = None
         self._recent: dict[str, tuple[frozenset[tuple[str, str]], float]] = {}
         self._data_now = 0.0
+        self.latency = LatencyHistogram()
         self._arrival: float | None = None
 
     # -- set-up and life cycle -------------------------------------------------------
@@ -398,6 +400,7 @@ class AnalysisPipeline:
             self._give_up(job, exc)
             return None
         self._available()
+        self.latency.observe(time.monotonic() - started)
         window = data["window"]
         timings = {
             **answer.timings,

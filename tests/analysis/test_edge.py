@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from mcptool.analysis import AnalysisConfig, ThresholdRule
 from mcptool.analysis.edge import analysed_gateway, fit
 from mcptool.gateway import parse_config
@@ -36,6 +38,7 @@ async def test_the_gateway_analyses_its_polls_and_forwards_findings_with_telemet
                 "node": "test",
                 "spool": {"path": str(tmp_path / "spool.db"), "commit_interval": 0.02},
                 "jsonl": {"path": str(jsonl)},
+                "metrics": {"port": 0},
                 "devices": [
                     {
                         "name": "tank",
@@ -59,9 +62,11 @@ async def test_the_gateway_analyses_its_polls_and_forwards_findings_with_telemet
             min_call_interval_s=0.0,
             cooldown_s=3600.0,
         )
-        async with analysed_gateway(config, analysis), asyncio.timeout(15):
+        async with analysed_gateway(config, analysis) as gw, asyncio.timeout(15):
             while not any(r.get("type") == "finding" for r in lines(jsonl)):
                 await asyncio.sleep(0.05)
+            async with httpx.AsyncClient() as http:
+                scrape = await http.get(f"http://127.0.0.1:{gw.metrics_port}/metrics")
     records = lines(jsonl)
     polls = [r for r in records if "readings" in r]
     trigger = next(r for r in records if r.get("type") == "trigger")
@@ -72,6 +77,10 @@ async def test_the_gateway_analyses_its_polls_and_forwards_findings_with_telemet
     assert finding["node"] == "test" and finding["seq"] > trigger["seq"]
     assert finding["statistics"]["level"]["unit"] == "cm"  # names and units from the map
     assert (tmp_path / "spool.db.analysis").exists()  # the backlog sits next to the spool
+    metrics = scrape.text  # the analysis shows on the gateway's own /metrics
+    assert 'mcptool_analysis_findings_total{source="model"} 1.0' in metrics
+    assert "mcptool_analysis_model_up 1.0" in metrics
+    assert "mcptool_analysis_model_call_seconds_count 1.0" in metrics
 
 
 def test_a_record_too_big_for_an_mcp_frame_is_cut_to_fit_and_says_so() -> None:
