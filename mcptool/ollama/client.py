@@ -896,7 +896,10 @@ class ResponseStream:
 async def _ndjson_lines(response: httpx.Response) -> AsyncIterator[bytes]:
     """Non-empty lines of an NDJSON body (blank lines tolerated, a last line without \\n too)."""
     pending = b""
-    async for data in response.aiter_bytes():
+    # Ollama does not compress; skip httpx's decoder layers unless the body is encoded.
+    identity = response.headers.get("content-encoding", "identity") == "identity"
+    chunks = response.aiter_raw() if identity else response.aiter_bytes()
+    async for data in chunks:
         if pending:
             data = pending + data
         *lines, pending = data.split(b"\n")
