@@ -8,6 +8,13 @@ that trigger a rule are explained by a local model (``OllamaModel``) as a valida
 from mcptool.analysis.analyzer import Analyzer, PointInfo, WindowReport
 from mcptool.analysis.backlog import Backlog, BacklogError, Job
 from mcptool.analysis.config import AnalysisConfig, AnalysisConfigError, ThresholdRule
+from mcptool.analysis.edge import (
+    AnalysisTransport,
+    SpoolSink,
+    analyse_poll,
+    analysed_gateway,
+    gateway_with_analysis,
+)
 from mcptool.analysis.findings import (
     FINDING_SCHEMA,
     SEVERITIES,
@@ -17,7 +24,10 @@ from mcptool.analysis.findings import (
     parse_answer,
     statistics_finding,
 )
+from mcptool.analysis.hub import HubAnalysis
+from mcptool.analysis.metrics import AnalysisCollector
 from mcptool.analysis.model import AnalysisModel, ModelAnswer, ModelRejected, ModelUnavailable
+from mcptool.analysis.mqtt_sink import MqttSink, SinkUnavailable
 from mcptool.analysis.ollama_model import OllamaModel
 from mcptool.analysis.pipeline import AnalysisPipeline, Sink
 from mcptool.analysis.prompting import Prompts
@@ -28,32 +38,41 @@ __all__ = [
     "FINDING_SCHEMA",
     "RULES",
     "SEVERITIES",
+    "AnalysisCollector",
     "AnalysisConfig",
     "AnalysisConfigError",
     "AnalysisModel",
     "AnalysisPipeline",
+    "AnalysisTransport",
     "Analyzer",
     "Backlog",
     "BacklogError",
     "DeviceWindow",
     "Finding",
+    "HubAnalysis",
     "InvalidAnswer",
     "Job",
     "ModelAnswer",
     "ModelRejected",
     "ModelUnavailable",
+    "MqttSink",
     "OllamaModel",
     "PointInfo",
     "PointStats",
     "Prompts",
     "Sink",
+    "SinkUnavailable",
+    "SpoolSink",
     "ThresholdRule",
     "TriggerEngine",
     "TriggerEvent",
     "Usual",
     "WindowReport",
     "WindowStats",
+    "analyse_poll",
+    "analysed_gateway",
     "finding_schema",
+    "gateway_with_analysis",
     "parse_answer",
     "statistics_finding",
 ]
