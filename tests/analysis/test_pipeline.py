@@ -7,7 +7,8 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
-from mcptool.analysis import SEVERITIES, AnalysisConfig, AnalysisPipeline, Backlog
+from mcptool.analysis import SEVERITIES, AnalysisConfig, AnalysisPipeline, Backlog, OllamaModel
+from mcptool.ollama import OllamaClient, RetryPolicy
 from simulators.ollama import BUSY_MESSAGE, OllamaSimulator
 from tests.analysis.conftest import T0, Clock, Collector, drive, fast_model, shifted
 
@@ -204,3 +205,18 @@ async def test_replayed_old_readings_neither_split_windows_nor_look_offline() ->
         pipeline.tick()
         [offline] = await sink.wait_for("trigger", rule="offline")
     assert offline["device"] == "boiler"
+
+
+async def test_model_calls_are_bounded_in_flight(pipeline_config: AnalysisConfig) -> None:
+    config = dataclasses.replace(pipeline_config, every_window=True, max_in_flight=2)
+    # slow answers and a server that could take four at once: only the bound limits it
+    async with OllamaSimulator(models=["llama3.2"], token_delay=0.005, parallel=4) as ollama:
+        client = OllamaClient(ollama.url, max_in_flight=4, retry=RetryPolicy(attempts=1))
+        model = OllamaModel(client, config)
+        sink, clock = Collector(), Clock()
+        async with AnalysisPipeline(config, sink=sink, model=model, clock=clock) as pipeline:
+            drive(pipeline, clock, "boiler", range(7), shifted(set()))  # six windows at once
+            await sink.wait_for("finding", 6, source="model")
+            await pipeline.wait_idle()
+        await client.aclose()
+        assert ollama.counters.max_in_flight == 2
