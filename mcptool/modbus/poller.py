@@ -1,14 +1,16 @@
-"""The poller: one scheduler and one TCP connection per device, reads planned once.
+"""The poller: one scheduler and one TCP connection per device address, reads planned once.
 
-Each device runs in its own task on its own connection, so a slow or dead device only
-ever delays itself. A poll runs the device's planned reads (see ``registermap``) one
-after another, decodes every reply in bulk and hands one ``PollResult`` to the caller.
+Each host:port is polled by its own task on its own connection, so a slow or dead device
+only ever delays the units behind the same address (a Modbus gateway serves one request
+at a time anyway). A poll runs the unit's planned reads (see ``registermap``) one after
+another, decodes every reply in bulk and hands one ``PollResult`` to the caller.
 
 Failures are told apart:
 
 - the device is gone (refused, connect timeout, timeout after connect, reset, malformed
   reply, gateway exception 0x0A/0x0B): the poll is dropped, the device goes offline
-  (``DeviceStatus``), the connection is closed and retried with exponential backoff;
+  (``DeviceStatus``) and is retried with exponential backoff; the connection is reopened
+  when it is the connection that failed (see ``_ConnectionScheduler``);
 - a point the device refuses (exception 0x02 illegal address / 0x03 illegal value on a
   merged read): the read is split in halves until the refused points are isolated;
   those points are reported bad (value None, an error text) on every poll, the rest of
@@ -251,7 +253,11 @@ class _Connection:
 
 
 class DevicePoller:
-    """Polls one device forever at its interval, with backoff while it is gone."""
+    """One device (unit): its read plan, bad points, status and polls.
+
+    The ``Poller`` schedules it on the connection of its host:port; for a one-off poll,
+    ``await connect()``, ``await poll_once()``, ``await close()``.
+    """
 
     def __init__(self, spec: DeviceSpec, hooks: PollerHooks) -> None:
         self.spec = spec
@@ -266,46 +272,11 @@ class DevicePoller:
         self._conn: _Connection | None = None
         self.status = DeviceStatus(spec.name, False, "not polled yet", time.time())
         self.polls = 0
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        failures = 0
-        next_tick = loop.time()
-        try:
-            while True:
-                try:
-                    await self.connect()
-                    result = await self.poll_once()
-                except PollError as exc:
-                    self.hooks.on_error(self.spec.name, exc.kind)
-                    await self._drop_connection()
-                    self._set_status(False, f"{exc.kind}: {exc}")
-                    failures += 1
-                    await asyncio.sleep(self._backoff(failures))
-                    next_tick = loop.time()
-                    continue
-                except Exception as exc:  # a bug must not end this device's polling
-                    log.exception("device %s: unexpected error", self.spec.name)
-                    await self._drop_connection()
-                    self._set_status(False, f"internal error: {type(exc).__name__}: {exc}")
-                    failures += 1
-                    await asyncio.sleep(self._backoff(failures))
-                    next_tick = loop.time()
-                    continue
-                failures = 0
-                self._set_status(True, "")
-                self.hooks.on_result(result)
-                next_tick += self.spec.interval
-                now = loop.time()
-                if next_tick < now:  # overran: skip the missed ticks rather than burst
-                    self.hooks.on_overrun(self.spec.name)
-                    next_tick = now
-                await asyncio.sleep(next_tick - now)
-        finally:
-            await self._drop_connection()
+        self.failures = 0  # in a row, for this unit's backoff
+        self.next_due = 0.0  # loop time of the next poll (the scheduler's)
 
     async def connect(self) -> None:
-        """Open the device connection (``run`` does this itself; for one-off polls)."""
+        """Open a connection of its own (the poller shares one per host:port instead)."""
         if self._conn is None:
             self._conn = await _Connection.open(
                 self.spec.host, self.spec.port, self.spec.connect_timeout
@@ -410,12 +381,125 @@ class DevicePoller:
         self.hooks.on_status(self.status)
 
 
+_CONNECTION_KINDS = (
+    ErrorKind.REFUSED,
+    ErrorKind.CONNECT_TIMEOUT,
+    ErrorKind.UNREACHABLE,
+    ErrorKind.RESET,
+    ErrorKind.MALFORMED,
+)
+
+
+class _ConnectionScheduler:
+    """Polls the units behind one host:port over one connection, each at its interval.
+
+    A Modbus/TCP gateway in front of serial devices, or a device with several unit ids,
+    serves one request at a time and often few connections, so its units share one
+    connection and take turns (earliest due first). A unit that fails (an exception
+    0x0A/0x0B, a timeout) backs off alone; a connection that fails (refused, reset,
+    not Modbus) is reopened with backoff, and each unit reports it when its turn comes.
+    """
+
+    def __init__(self, units: Sequence[DevicePoller]) -> None:
+        self.units = list(units)
+        self.spec = units[0].spec
+        self.hooks = units[0].hooks
+        self.connect_failures = 0
+        self._timeouts = 0  # in a row on this connection, whatever the unit
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for unit in self.units:
+            unit.next_due = loop.time()
+        conn: _Connection | None = None
+        try:
+            while True:
+                unit = min(self.units, key=lambda u: u.next_due)
+                delay = unit.next_due - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if conn is None:
+                    conn = await self._open(loop.time())
+                    if conn is None:
+                        continue
+                try:
+                    result = await unit.poll_once()
+                except Exception as exc:
+                    if self._failed(unit, exc, loop.time()):
+                        await conn.close()
+                        conn = None
+                        self._share(None)
+                    continue
+                self._timeouts = 0
+                unit.failures = 0
+                unit._set_status(True, "")
+                self.hooks.on_result(result)
+                unit.next_due += unit.spec.interval
+                now = loop.time()
+                if unit.next_due < now:  # overran: skip the missed ticks rather than burst
+                    self.hooks.on_overrun(unit.spec.name)
+                    unit.next_due = now
+        finally:
+            self._share(None)
+            if conn is not None:
+                await conn.close()
+
+    async def _open(self, now: float) -> _Connection | None:
+        spec = self.spec
+        try:
+            conn = await _Connection.open(spec.host, spec.port, spec.connect_timeout)
+        except PollError as exc:
+            self.connect_failures += 1
+            delay = self.units[0]._backoff(self.connect_failures)
+            for unit in self.units:
+                self.hooks.on_error(unit.spec.name, exc.kind)
+                unit._set_status(False, f"{exc.kind}: {exc}")
+                unit.next_due = max(unit.next_due, now + delay)
+            return None
+        self.connect_failures = 0
+        self._timeouts = 0
+        self._share(conn)
+        return conn
+
+    def _share(self, conn: _Connection | None) -> None:
+        for unit in self.units:
+            unit._conn = conn
+
+    def _failed(self, unit: DevicePoller, exc: Exception, now: float) -> bool:
+        """Back the unit off; True when the connection must be reopened."""
+        if isinstance(exc, PollError):
+            kind = exc.kind
+            self.hooks.on_error(unit.spec.name, kind)
+            unit._set_status(False, f"{kind}: {exc}")
+        else:  # a bug must not end the polling of this connection
+            log.exception("device %s: unexpected error", unit.spec.name)
+            kind = ErrorKind.RESET
+            unit._set_status(False, f"internal error: {type(exc).__name__}: {exc}")
+        unit.failures += 1
+        unit.next_due = now + unit._backoff(unit.failures)
+        if kind is ErrorKind.TIMEOUT:
+            # one unit timing out behind a gateway says nothing about the connection;
+            # timeouts in a row (or the only unit timing out) may be a dead one: reopen
+            self._timeouts += 1
+            return len(self.units) == 1 or self._timeouts >= 2
+        return kind in _CONNECTION_KINDS
+
+
 class Poller:
-    """Runs a ``DevicePoller`` per device; ``async with Poller(specs, hooks):`` polls."""
+    """Polls devices; ``async with Poller(specs, hooks):`` runs until the block ends.
+
+    Devices with the same host and port (units behind one gateway) share one connection
+    and one scheduler; every other device has its own, so a slow or dead device only
+    ever delays the units that share its connection.
+    """
 
     def __init__(self, specs: Sequence[DeviceSpec], hooks: PollerHooks | None = None) -> None:
         self.hooks = hooks or PollerHooks()
         self.devices = {spec.name: DevicePoller(spec, self.hooks) for spec in specs}
+        groups: dict[tuple[str, int], list[DevicePoller]] = {}
+        for device in self.devices.values():
+            groups.setdefault((device.spec.host, device.spec.port), []).append(device)
+        self.connections = [_ConnectionScheduler(units) for units in groups.values()]
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> Poller:
@@ -426,8 +510,9 @@ class Poller:
         await self.stop()
 
     def start(self) -> None:
-        for name, device in self.devices.items():
-            self._tasks.append(asyncio.create_task(device.run(), name=f"poll {name}"))
+        for scheduler in self.connections:
+            name = f"poll {scheduler.spec.host}:{scheduler.spec.port}"
+            self._tasks.append(asyncio.create_task(scheduler.run(), name=name))
 
     async def stop(self) -> None:
         for task in self._tasks:

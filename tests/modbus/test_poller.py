@@ -173,3 +173,27 @@ async def test_every_table_and_order_reads_right_from_an_independent_modbus_stac
     result = hooks.results[-1]
     assert result.values == [-1.5, -3.5, 123456789, True, True, True, None]
     assert set(result.errors) == {6}
+
+
+async def test_units_behind_one_address_share_one_connection_and_fail_alone() -> None:
+    from simulators.modbus import UnitProfile
+
+    def unit(unit_id: int) -> UnitProfile:
+        return UnitProfile(unit_id, floats_profile("u", 4).points)
+
+    profile = DeviceProfile(name="gateway", units=[unit(1), unit(2)], absent_unit=0x0B)
+    async with ModbusSimulator([profile]) as sim:
+        hooks = Recorder()
+        specs = [
+            floats_spec(f"unit{u}", sim.address, 4, unit=u, backoff_max=0.2) for u in (1, 2, 3)
+        ]
+        async with Poller(specs, hooks) as poller:
+            await until(lambda: len(hooks.of("unit1")) >= 5 and len(hooks.of("unit2")) >= 5)
+            await until(lambda: not poller.devices["unit3"].status.online and hooks.errors != [])
+            statuses = {name: device.status for name, device in poller.devices.items()}
+        connections = sim.counters.connections
+    assert connections == 1
+    assert statuses["unit1"].online and statuses["unit2"].online
+    assert "0x0B" in statuses["unit3"].reason
+    assert hooks.of("unit3") == []
+    assert {kind for device, kind in hooks.errors if device == "unit3"} == {ErrorKind.EXCEPTION}
