@@ -323,10 +323,12 @@ def _problem(error: Mapping[str, Any]) -> Problem:
     if kind == "missing":
         return Problem(path, "missing (required)")
     message = str(error["msg"])
-    if message.startswith("Input should be "):
-        message = "should be " + message.removeprefix("Input should be ")
-    if kind not in ("unknown_type", "unknown_table", "unknown_order", "missing"):
-        message = f"{message}, got {error.get('input')!r}"
+    for prefix in ("Input should ", "String should ", "List should ", "Value should "):
+        if message.startswith(prefix):
+            message = "should " + message.removeprefix(prefix)
+    secret = str(error["loc"][-1]) in ("key", "password") if error["loc"] else False
+    if kind not in ("unknown_type", "unknown_table", "unknown_order") and not secret:
+        message = f"{message}, got {error.get('input')!r}"  # never echo a secret
     return Problem(path, message)
 
 

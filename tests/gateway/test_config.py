@@ -168,3 +168,10 @@ def test_the_example_configs_are_valid() -> None:
 def test_topic_templates_accept_only_node_and_device() -> None:
     config = base(mqtt={"topic": "plant/{nod}/{device}"})
     assert problems(config) == ["mqtt.topic: unknown placeholder {nod} (use {node} and {device})"]
+
+
+def test_a_bad_secret_is_never_echoed() -> None:
+    config = base(uplink={"url": "mcp://127.0.0.1:7878", "key": "short-secret"})
+    [problem] = problems(config)
+    assert problem.startswith("uplink.key: should have at least 16 characters")
+    assert "short-secret" not in problem
