@@ -1,17 +1,19 @@
 """Gateway throughput: simulated devices -> gateway (spool on, MQTT QoS 1) -> Mosquitto ->
 a subscriber that counts every reading and checks every device's sequence numbers.
 
-Settings: 20 devices x 100 float32 points every 100 ms (20,000 points/s offered), and a
-heavier one. Each runs the real `mcptool gateway run` in its own process (so its peak
-RSS and CPU share are its own), the simulated devices in another, Mosquitto as a third;
+Settings: 20 devices x 100 float32 points every 100 ms (20,000 points/s offered), a
+heavier one (40 x 125 every 50 ms: 100,000/s) and a stress one (80 x 125: 200,000/s).
+Each runs the real `mcptool gateway run` in its own process (so its peak RSS and CPU
+share are its own), the simulated devices in another, Mosquitto as a third;
 the subscriber runs here. Side by side, the baseline is what the ThingsBoard gateway
 does: one request per configured point (pymodbus client) and one QoS 1 publish per
 reading, no spool.
 
 Prints progress to stderr and, as its last stdout line, one JSON object: points_per_s,
 p99_ms, rss_mb, cpu_share (of the gateway process, in cores) of the heavier setting
-(40 devices x 125 float32 every 50 ms, 100,000 points/s offered), lost (both settings),
-the 20 x 100 setting's figures as normal_*, and the baseline's points/s with the
+(40 devices x 125 float32 every 50 ms, 100,000 points/s offered), lost (all settings),
+the 20 x 100 setting's figures as normal_*, the stress setting's as stress_*, the
+poller's own Modbus client against pymodbus's, and the baseline's points/s with the
 speed-up over it. A reading is lost when its sequence number never reached the
 subscriber after the gateway stopped cleanly.
 
@@ -421,6 +423,7 @@ async def main(seconds: float) -> None:
         baseline = await run_baseline(20, 100, 0.1, min(seconds, 5))
         normal = await run_setting("20x100@100ms", 20, 100, 0.1, seconds, workdir)
         heavy = await run_setting("40x125@50ms", 40, 125, 0.05, seconds, workdir)
+        stress = await run_setting("80x125@50ms", 80, 125, 0.05, seconds, workdir)
     # the headline is the heavier setting (what the gateway can carry); the 20 x 100
     # setting offers only 20,000 points/s, so its points/s is the offered rate
     print(
@@ -429,7 +432,7 @@ async def main(seconds: float) -> None:
                 "points_per_s": heavy["points_per_s"],
                 "p99_ms": heavy["p99_ms"],
                 "rss_mb": max(heavy["rss_mb"], normal["rss_mb"]),
-                "lost": normal["lost"] + heavy["lost"],
+                "lost": normal["lost"] + heavy["lost"] + stress["lost"],
                 "cpu_share": heavy["cpu_share"],
                 "setting": "40 devices x 125 float32 every 50 ms",
                 "offered_per_s": heavy["offered_per_s"],
@@ -439,6 +442,11 @@ async def main(seconds: float) -> None:
                 "normal_rss_mb": normal["rss_mb"],
                 "normal_cpu_share": normal["cpu_share"],
                 "normal_lost": normal["lost"],
+                "stress_points_per_s": stress["points_per_s"],
+                "stress_offered_per_s": stress["offered_per_s"],
+                "stress_p99_ms": stress["p99_ms"],
+                "stress_rss_mb": stress["rss_mb"],
+                "stress_cpu_share": stress["cpu_share"],
                 "baseline_points_per_s": round(baseline),
                 "speedup_vs_baseline": round(heavy["points_per_s"] / max(baseline, 1), 1),
                 "own_client_polls_per_s": round(clients["own_client_polls_per_s"]),
