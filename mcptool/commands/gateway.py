@@ -47,6 +47,8 @@ def check(config_path: str) -> int:
     if isinstance(config, int):
         return config
     sinks = [name for name in ("mqtt", "uplink", "jsonl") if getattr(config, name) is not None]
+    if config.analysis is not None and config.analysis.enabled:
+        sinks.append(f"analysis by {config.analysis.model}")
     reads = sum(len(device.plan()) for device in config.devices)
     click.echo(
         f"{config_path}: ok: node {config.node}, {len(config.devices)} devices, "
@@ -78,14 +80,23 @@ def run(config_path: str, status: bool | None, verbose: bool) -> int:
     return 0
 
 
-async def _run(config: GatewayConfig, live: bool) -> None:
+def _gateway(config: GatewayConfig) -> contextlib.AbstractAsyncContextManager[Any]:
+    """The gateway, with its polls analysed when the config has an enabled [analysis]."""
+    if config.analysis is not None and config.analysis.enabled:
+        from mcptool.analysis.edge import analysed_gateway
+
+        return analysed_gateway(config, config.analysis)
     from mcptool.gateway.pipeline import Gateway
 
+    return Gateway(config)
+
+
+async def _run(config: GatewayConfig, live: bool) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with Gateway(config) as gw:
+    async with _gateway(config) as gw:
         where = (
             f", metrics on http://127.0.0.1:{gw.metrics_port}/metrics" if gw.metrics_port else ""
         )

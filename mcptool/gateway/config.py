@@ -211,6 +211,8 @@ class RawConfig(_Model):
     defaults: DeviceSettings = DeviceSettings()
     templates: dict[str, TemplateConfig] = Field(default_factory=dict)
     devices: list[DeviceConfig] = Field(min_length=1)
+    # validated by mcptool.analysis (docs/ANALYSIS.md), which names its own keys
+    analysis: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +247,7 @@ class GatewayConfig:
     jsonl: JsonlConfig | None = None
     metrics: MetricsConfig | None = None
     base_dir: Path = Path()
+    analysis: Any = None  # mcptool.analysis.AnalysisConfig when [analysis] is given
 
     @property
     def points(self) -> int:
@@ -291,6 +294,15 @@ def parse_config(
                 problems.append(Problem(f"mqtt.{key}", problem))
     if raw.uplink and not (raw.uplink.key or raw.uplink.key_file):
         problems.append(Problem("uplink.key", "missing: give key or key_file (shared secret)"))
+    analysis = None
+    if raw.analysis is not None:
+        # imported here: the analysis package builds on this one
+        from mcptool.analysis.config import AnalysisConfig, AnalysisConfigError
+
+        try:
+            analysis = AnalysisConfig.from_dict(raw.analysis, base_dir=base_dir or Path())
+        except AnalysisConfigError as exc:
+            problems.append(Problem("", str(exc)))
     if problems:
         raise ConfigError(source, problems)
     return GatewayConfig(
@@ -302,6 +314,7 @@ def parse_config(
         jsonl=raw.jsonl,
         metrics=raw.metrics,
         base_dir=base_dir or Path(),
+        analysis=analysis,
     )
 
 

@@ -1,11 +1,19 @@
 """``mcptool gateway``: check reports every problem with its path, one line each; run
-refuses a bad config the same way. (Running it is proven in tests/gateway/.)"""
+refuses a bad config the same way, and with an [analysis] table analyses the polls.
+(Delivery through outages and SIGKILL is proven in tests/gateway/.)"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from simulators.modbus import ModbusSimulator
+from simulators.ollama import OllamaSimulator
+from tests.gateway.conftest import float_profile, gateway_config, toml, until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,3 +79,32 @@ def test_run_with_a_missing_config_is_one_line_and_exit_2(tmp_path: Path) -> Non
     assert result.returncode == 2
     assert "file not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_run_with_an_analysis_table_analyses_the_polls(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    async with (
+        ModbusSimulator([float_profile("d0", 2)]) as devices,
+        OllamaSimulator(models=["llama3.2"], port=0) as ollama,
+    ):
+        raw = gateway_config(devices, tmp_path, mqtt_port=None, jsonl={"path": str(out)})
+        config = tmp_path / "gateway.toml"
+        config.write_text(
+            toml(raw)
+            + f'[analysis]\nollama = "{ollama.url}"\nwindow_s = 0.5\nmin_call_interval_s = 0\n'
+            + '[[analysis.thresholds]]\npoint = "p0"\nabove = -1e9\n'
+        )
+
+        def typed() -> list[str]:
+            lines = out.read_text().splitlines() if out.exists() else []
+            return [json.loads(line).get("type", "") for line in lines]
+
+        gateway = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mcptool", "gateway", "run", "--config", str(config), cwd=ROOT
+        )
+        try:
+            await until(lambda: "trigger" in typed(), timeout=30, what="an analysis record")
+        finally:
+            gateway.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(gateway.wait(), 20)
+    assert gateway.returncode == 0

@@ -175,3 +175,12 @@ def test_a_bad_secret_is_never_echoed() -> None:
     [problem] = problems(config)
     assert problem.startswith("uplink.key: should have at least 16 characters")
     assert "short-secret" not in problem
+
+
+def test_an_analysis_table_is_validated_by_the_analysis_package() -> None:
+    config = base(analysis={"model": "llama3.2", "window_s": 30})
+    analysis = parse_config(config).analysis
+    assert (analysis.model, analysis.window_s) == ("llama3.2", 30)
+    config = base(analysis={"windw_s": 30})
+    [problem] = problems(config)
+    assert problem.startswith("analysis.windw_s: unknown key")
