@@ -1,6 +1,6 @@
 """Modbus/TCP: register data types and maps, probe and scan, the poller.
 
-Public API (each block is owned by the module named in its comment).
+Public API, one block per module; ``__all__`` lists every name the blocks import.
 """
 
 # --- data types and byte/word orders (mcptool.modbus.datatypes) ---
@@ -55,4 +55,48 @@ from mcptool.modbus.registermap import ReadRequest as ReadRequest
 from mcptool.modbus.registermap import Table as Table
 from mcptool.modbus.registermap import plan_reads as plan_reads
 
-__all__: list[str] = []
+__all__ = [
+    "ORDERS",
+    "TYPES",
+    "ByteOrder",
+    "Codec",
+    "DataType",
+    "DataTypeError",
+    "DeviceSpec",
+    "DeviceStatus",
+    "ErrorKind",
+    "Identity",
+    "MalformedField",
+    "ModbusConnection",
+    "Outcome",
+    "Point",
+    "PollError",
+    "PollResult",
+    "Poller",
+    "PollerHooks",
+    "ProbeRequest",
+    "ProbeResult",
+    "ReadOnlyError",
+    "ReadRequest",
+    "ResolveError",
+    "ScanOptions",
+    "ScanSummary",
+    "Scanner",
+    "Table",
+    "Target",
+    "TargetError",
+    "codec",
+    "decode",
+    "encode",
+    "identify",
+    "normalize_order",
+    "normalize_type",
+    "parse_units",
+    "plan_reads",
+    "probe",
+    "probe_sync",
+    "register_count",
+    "resolve_targets",
+    "scan",
+    "swap_bytes",
+]
