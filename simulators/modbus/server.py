@@ -336,6 +336,7 @@ class _Listener:
         self.sock: socket.socket | None = None
         self.task: asyncio.Task[None] | None = None
         self._accepting: asyncio.Future[tuple[socket.socket, object]] | None = None
+        self._fd = -1
 
     @property
     def address(self) -> tuple[str, int]:
@@ -363,6 +364,7 @@ class _Listener:
                 "(pick another --port, or 0 for any free one)"
             ) from None
         self.sock.setblocking(False)
+        self._fd = self.sock.fileno()
         self.task = asyncio.get_running_loop().create_task(self._accept_loop())
 
     def _over_limit(self) -> Fault | None:
@@ -375,8 +377,19 @@ class _Listener:
         try:
             await self._accept_forever()
         finally:
-            if self._accepting is not None:
-                self._accepting.cancel()
+            pending, self._accepting = self._accepting, None
+            if pending is not None:
+                pending.cancel()
+            self._drop_reader()
+
+    def _drop_reader(self) -> None:
+        # Cancelling sock_accept only schedules its own reader removal for a later loop
+        # turn. Until then its reader stays on the listening fd: a connection already
+        # queued fires it on the cancelled future (an error in the loop, a socket lost),
+        # and if the socket closes first, the fd number goes to the next listener while
+        # the selector still holds the old registration, so nothing wakes for it.
+        if self._fd >= 0:
+            asyncio.get_running_loop().remove_reader(self._fd)
 
     async def _accept_forever(self) -> None:
         loop = asyncio.get_running_loop()
@@ -440,6 +453,8 @@ class _Listener:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
         if self.sock is not None:
+            self._drop_reader()  # also when close() itself was cancelled before the task ended
+            self._fd = -1
             self.sock.close()
         for conn in list(self.connections):
             conn.abort()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import socket
 import struct
 
 import pytest
@@ -227,3 +229,58 @@ async def test_mbpoll_decodes_cdab_counters_and_abcd_floats_like_the_profile_say
         boiler = await poll("-a", "1", "-r", "9", "-c", "1", "-t", "4:float", "-B")
     assert meter == {3: "1000"}
     assert float(boiler[9]) == 70.0
+
+
+def _numbered_profiles(n: int) -> list[DeviceProfile]:
+    return [
+        DeviceProfile(name=f"dev{i}", points=[Point("holding", 0, "uint16", value=i)])
+        for i in range(n)
+    ]
+
+
+async def _answers(sim: ModbusSimulator) -> list[bytes]:
+    replies = []
+    for address in sim.addresses:
+        client = await RawClient.connect(address)
+        try:
+            replies.append(await client.request(1, read_holding(0, 1)))
+        finally:
+            await client.close()
+    return replies
+
+
+async def test_simulators_started_one_after_another_in_one_loop_all_answer() -> None:
+    expected = [bytes([3, 2, 0, i]) for i in range(4)]
+    for _ in range(2):
+        async with ModbusSimulator(_numbered_profiles(4)) as sim:
+            assert await _answers(sim) == expected
+    # The third reuses the file descriptors of the stopped ones.
+    async with ModbusSimulator(_numbered_profiles(4)) as sim:
+        assert await _answers(sim) == expected
+
+
+async def test_stopping_with_a_connection_waiting_to_be_accepted_leaves_no_loop_error() -> None:
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        sim = await ModbusSimulator(_numbered_profiles(1)).start()
+        await _answers(sim)  # the accept loop is armed again after serving this one
+        waiting = socket.socket()
+        waiting.setblocking(False)
+        try:
+            with contextlib.suppress(BlockingIOError):
+                waiting.connect(sim.address)  # on loopback it is queued for accept at once
+            await sim.stop()
+            # A stale accept fires on the loop's next turn; wait for a later turn's echo.
+            echo = loop.create_future()
+            loop.call_soon(loop.call_soon, echo.set_result, None)
+            await echo
+        finally:
+            waiting.close()
+        async with ModbusSimulator(_numbered_profiles(2)) as again:
+            assert await _answers(again) == [bytes([3, 2, 0, 0]), bytes([3, 2, 0, 1])]
+    finally:
+        loop.set_exception_handler(previous)
+    assert [e.get("message") for e in errors] == []
