@@ -10,11 +10,15 @@ import signal
 import ssl
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import click
 
 from mcptool.errors import UsageError
+
+if TYPE_CHECKING:
+    from mcptool.analysis import HubAnalysis
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -43,6 +47,28 @@ def server_tls(cert: str | None, key: str | None) -> ssl.SSLContext | None:
     except (OSError, ssl.SSLError) as exc:
         raise UsageError(f"--tls-cert {cert}: cannot load certificate and key: {exc}") from None
     return context
+
+
+def check_ollama_url(url: str) -> None:
+    """Fail with one line on an --ollama address the client could not use."""
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.scheme not in ("http", "https"):
+        raise UsageError(f"--ollama {url}: use http://host:port, e.g. http://127.0.0.1:11434")
+    try:
+        parts.port  # noqa: B018 (urllib checks the port range only when it is read)
+    except ValueError:
+        raise UsageError(f"--ollama {url}: the port is not a number from 0 to 65535") from None
+
+
+def hub_analysis(ollama_url: str | None, mqtt_url: str | None, model: str) -> HubAnalysis | None:
+    """The analysis of relayed polls that --ollama / --mqtt ask for (None: neither)."""
+    if not (ollama_url or mqtt_url):
+        return None
+    from mcptool.analysis import HubAnalysis
+
+    if ollama_url:
+        check_ollama_url(ollama_url)
+    return HubAnalysis.from_urls(ollama_url, mqtt_url, model=model)
 
 
 def show(body: bytes) -> str:
@@ -103,6 +129,23 @@ def stamp() -> str:
     help="Append every delivered frame to this JSON Lines file and resume from it after a "
     "restart: exactly-once delivery even across a hub crash.",
 )
+@click.option(
+    "--ollama",
+    "ollama_url",
+    metavar="URL",
+    help="Analyse the polls gateways relay with the Ollama server at URL "
+    "(e.g. http://127.0.0.1:11434).",
+)
+@click.option(
+    "--mqtt",
+    "mqtt_url",
+    metavar="URL",
+    help="Publish analysis records to this broker (mqtt://host:port) on "
+    "mcptool/<node>/<device>/analysis.",
+)
+@click.option(
+    "--model", default="llama3.2", show_default=True, help="Ollama model of the analysis."
+)
 @click.option("--json", "as_json", is_flag=True, help="Log one JSON object a line.")
 @click.option("--quiet", is_flag=True, help="Do not log each data frame.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after N s.")
@@ -116,6 +159,9 @@ def hub(
     window: int,
     max_connections: int,
     journal: str | None,
+    ollama_url: str | None,
+    mqtt_url: str | None,
+    model: str,
     as_json: bool,
     quiet: bool,
     duration: float | None,
@@ -123,6 +169,8 @@ def hub(
     """Run an MCP hub: authenticate edge nodes, acknowledge their data, answer requests.
 
     Requests it answers: echo (returns its data), time (hub clock), status (nodes up).
+    With --ollama and/or --mqtt it also analyses the polls gateways relay (see
+    docs/ANALYSIS.md): findings go to MQTT on mcptool/<node>/<device>/analysis.
     """
     from mcptool.link import JournalLedger, LinkServer, MemoryLedger, load_keys
 
@@ -130,6 +178,7 @@ def hub(
     host, port = parse_listen(listen)
     keys = load_keys(keys_file)
     context = server_tls(tls_cert, tls_key)
+    analysis = hub_analysis(ollama_url, mqtt_url, model)
     try:
         ledger = JournalLedger(journal) if journal else MemoryLedger()
     except OSError as exc:
@@ -147,6 +196,8 @@ def hub(
     def on_data(node: str, seq: int, body: bytes) -> None:
         if isinstance(ledger, JournalLedger):
             ledger.record(node, seq, body)
+        if analysis is not None:
+            analysis.on_data(node, seq, body)
         if not quiet:
             if as_json:
                 try:
@@ -205,5 +256,9 @@ def hub(
             if isinstance(ledger, JournalLedger):
                 ledger.close()
 
-    asyncio.run(run())
+    async def run_with_analysis() -> None:
+        async with analysis or contextlib.nullcontext():
+            await run()
+
+    asyncio.run(run_with_analysis())
     return 0

@@ -1,0 +1,88 @@
+"""`mcptool hub --ollama URL --mqtt URL`: the hub analyses the polls its nodes relay and
+publishes the findings to a real Mosquitto on mcptool/<node>/<device>/analysis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+from mcptool.link import LinkClient
+from simulators.ollama import OllamaSimulator
+from tests.analysis.conftest import T0, Mosquitto
+from tests.link.conftest import write_keys
+from tests.link.test_commands import mcptool, start_hub
+
+SECRET = "correct-horse-battery-staple"
+
+
+def poll(t: float, level: float) -> bytes:
+    """A poll of device ``tank`` as a gateway spools and relays it."""
+    ms = round(t * 1000)
+    reading = {"device": "tank", "point": "level", "seq": 1, "ts": ms, "value": level}
+    return json.dumps(
+        {"node": "node-1", "device": "tank", "ts": ms, "readings": [reading]}
+    ).encode()
+
+
+def tank_jumps() -> list[bytes]:
+    """Seven quiet 10 s windows (the default z-score needs five), a window 20 cm higher,
+    and one reading that closes it."""
+    bodies = []
+    for w in range(9):
+        for i in range(5 if w < 8 else 1):
+            level = 60.0 + (20.0 if w == 7 else 0.0) + 0.5 * math.sin(i * 1.3 + w)
+            bodies.append(poll(T0 + w * 10.0 + i * 2.0, level))
+    return bodies
+
+
+async def test_hub_with_ollama_and_mqtt_publishes_findings_of_relayed_polls(
+    tmp_path: Path, ollama: OllamaSimulator, mosquitto: Mosquitto
+) -> None:
+    keys = write_keys(tmp_path / "keys", f"node-1 {SECRET}\n")
+    received: list[tuple[str, dict[str, Any]]] = []
+    async with asyncio.timeout(60), aiomqtt.Client("127.0.0.1", mosquitto.port) as subscriber:
+        await subscriber.subscribe("mcptool/#", qos=1)
+        hub = start_hub(
+            "--keys",
+            str(keys),
+            "--quiet",
+            "--ollama",
+            ollama.url,
+            "--mqtt",
+            f"mqtt://127.0.0.1:{mosquitto.port}",
+        )
+        try:
+            async with LinkClient(hub.url, "node-1", SECRET.encode()) as link:
+                for body in tank_jumps():
+                    await link.send(body)
+            async for message in subscriber.messages:
+                record = json.loads(message.payload)  # type: ignore[arg-type]
+                received.append((str(message.topic), record))
+                if record["type"] == "finding":
+                    break
+        finally:
+            hub.stop()
+    assert hub.process.returncode == 0
+    assert {topic for topic, _ in received} == {"mcptool/node-1/tank/analysis"}
+    finding = received[-1][1]
+    assert finding["node"] == "node-1" and finding["device"] == "tank"
+    assert finding["source"] == "model" and finding["window"]["start"] == T0 + 70
+    assert ollama.counters.by_path["/api/chat"] >= 1  # the hub asked the model
+
+
+def test_hub_analysis_urls_that_cannot_work_are_one_line_errors(tmp_path: Path) -> None:
+    keys = write_keys(tmp_path / "keys", f"node-1 {SECRET}\n")
+    for option, url, error in [
+        ("--ollama", "ftp://127.0.0.1", "use http://host:port"),
+        ("--ollama", "http://127.0.0.1:99999", "the port is not a number from 0 to 65535"),
+        ("--mqtt", "http://127.0.0.1:1883", "use mqtt://host:port"),
+    ]:
+        result = mcptool("hub", "--listen", "127.0.0.1:0", "--keys", str(keys), option, url)
+        assert result.returncode == 2
+        assert result.stderr.startswith(f"error: {option} {url}: {error}")
+        assert len(result.stderr.splitlines()) == 1
