@@ -110,7 +110,7 @@ THRESHOLDS = [
     default=None,
     metavar="URL",
     help="Also publish to this broker, e.g. mqtt://127.0.0.1:1883 (telemetry on "
-    "mcptool/demo/<device>, analysis on mcptool/demo/<device>/analysis).",
+    "mcptool/demo/<device>/telemetry, analysis on mcptool/demo/<device>/analysis).",
 )
 @click.option("--model", default="llama3.2", show_default=True, help="The Ollama model to use.")
 @click.option(
@@ -141,8 +141,6 @@ def _mqtt(url: str) -> dict[str, Any]:
         "host": parts.hostname or "127.0.0.1",
         "port": port,
         "tls": parts.scheme == "mqtts",
-        # device records and analysis records side by side: .../<device>, .../<device>/analysis
-        "topic": "mcptool/{node}/{device}",
     }
     if parts.username:
         config["username"] = parts.username

@@ -174,6 +174,8 @@ class MqttConfig(_Model):
     tls_insecure: bool = False
     qos: Literal[0, 1] = 1
     topic: str = "mcptool/{node}/{device}/telemetry"
+    # analysis records (spool pseudo-device "<device>/analysis"); {device} is <device>
+    analysis_topic: str = "mcptool/{node}/{device}/analysis"
     status_topic: str = "mcptool/{node}/{device}/status"
     gateway_topic: str = "mcptool/{node}/status"
     keepalive: int = Field(default=30, ge=5, le=3600)
@@ -288,7 +290,7 @@ def parse_config(
     if not (raw.mqtt or raw.uplink or raw.jsonl):
         problems.append(Problem("", "no destination: add [mqtt], [uplink] or [jsonl]"))
     if raw.mqtt is not None:
-        for key in ("topic", "status_topic", "gateway_topic", "client_id"):
+        for key in ("topic", "analysis_topic", "status_topic", "gateway_topic", "client_id"):
             problem = _template_problem(getattr(raw.mqtt, key))
             if problem:
                 problems.append(Problem(f"mqtt.{key}", problem))

@@ -108,7 +108,6 @@ async def test_demo_also_publishes_telemetry_and_findings_to_a_broker(tmp_path: 
         assert process.returncode == 0, stderr.decode()
     finally:
         broker.stop()
-    assert "mcptool/demo/boiler" in topics  # telemetry
-    assert topics["mcptool/demo/boiler"][0]["readings"]
+    assert topics["mcptool/demo/boiler/telemetry"][0]["readings"]
     findings = [r for r in topics.get("mcptool/demo/boiler/analysis", []) if r["type"] == "finding"]
     assert findings and findings[0]["source"] == "model"

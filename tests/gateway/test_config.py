@@ -170,6 +170,13 @@ def test_topic_templates_accept_only_node_and_device() -> None:
     assert problems(config) == ["mqtt.topic: unknown placeholder {nod} (use {node} and {device})"]
 
 
+def test_the_analysis_topic_template_is_checked_like_the_telemetry_topic() -> None:
+    config = base(mqtt={"analysis_topic": "plant/{node}/{dev}/analysis"})
+    assert problems(config) == [
+        "mqtt.analysis_topic: unknown placeholder {dev} (use {node} and {device})"
+    ]
+
+
 def test_a_bad_secret_is_never_echoed() -> None:
     config = base(uplink={"url": "mcp://127.0.0.1:7878", "key": "short-secret"})
     [problem] = problems(config)

@@ -1,7 +1,10 @@
 """MQTT destination through aiomqtt: QoS 1 publishes acknowledged by the broker's PUBACK.
 
 One message per spool record (one poll of one device: a batch of readings), on the
-topic template (``mcptool/{node}/{device}/telemetry`` by default). A record counts as
+topic template (``mcptool/{node}/{device}/telemetry`` by default). Analysis records (the
+spool's pseudo-device ``<device>/analysis``) go on ``analysis_topic`` with ``{device}``
+the device they analyse (``mcptool/{node}/{device}/analysis`` by default), not under the
+telemetry topic. A record counts as
 delivered only when ``publish`` returned, which with QoS 1 means the PUBACK arrived; with
 QoS 0 it means the bytes were handed to the socket (no guarantee: the docs say so).
 
@@ -27,6 +30,10 @@ from mcptool.gateway.sinks.forwarder import SinkError
 from mcptool.gateway.spool import Record
 
 __all__ = ["MqttTransport"]
+
+# the spool's pseudo-device of a device's analysis records (mcptool.analysis.edge, which
+# builds on this package, names them so)
+ANALYSIS_SUFFIX = "/analysis"
 
 
 class MqttTransport:
@@ -54,7 +61,10 @@ class MqttTransport:
     def topic(self, device: str) -> str:
         topic = self._topics.get(device)
         if topic is None:
-            topic = self._topics[device] = self.config.topic.format(node=self.node, device=device)
+            template, name = self.config.topic, device
+            if device.endswith(ANALYSIS_SUFFIX) and len(device) > len(ANALYSIS_SUFFIX):
+                template, name = self.config.analysis_topic, device[: -len(ANALYSIS_SUFFIX)]
+            topic = self._topics[device] = template.format(node=self.node, device=name)
         return topic
 
     def _tls(self) -> ssl.SSLContext | None:

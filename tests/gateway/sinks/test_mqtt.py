@@ -4,11 +4,17 @@ certificate that is not trusted is refused; with its CA file the gateway deliver
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
 
+import aiomqtt
+
 from mcptool.gateway import Gateway, parse_config
+from mcptool.gateway.config import MqttConfig
 from mcptool.gateway.sinks.forwarder import SinkState
+from mcptool.gateway.sinks.mqtt import MqttTransport
+from mcptool.gateway.spool import Record
 from simulators.modbus import ModbusSimulator
 from tests.conftest import require_program
 from tests.gateway.conftest import Broker, gateway_config, until
@@ -69,3 +75,37 @@ async def test_tls_to_the_broker_verifies_its_certificate(
             await until(lambda: gw.forwarders[0].acked >= 10, what="delivery over TLS")
     finally:
         broker.stop()
+
+
+async def test_analysis_records_go_to_the_analysis_topic_of_their_device(
+    broker: Broker,
+) -> None:
+    """The spool's pseudo-device ``boiler/analysis`` is published on
+    ``mcptool/<node>/boiler/analysis``, not under the telemetry topic."""
+    transport = MqttTransport(MqttConfig(host="127.0.0.1", port=broker.port), "plant-1")
+    received: dict[str, bytes] = {}
+    async with aiomqtt.Client("127.0.0.1", broker.port) as subscriber:
+        await subscriber.subscribe("mcptool/+/+/+", qos=1)
+        await transport.connect()
+        try:
+            await transport.send(Record(1, "boiler", 1, 2, 0.0, b'{"readings":[]}'))
+            await transport.send(Record(2, "boiler/analysis", 1, 1, 0.0, b'{"type":"finding"}'))
+        finally:
+            await transport.stop()
+        async with asyncio.timeout(10):
+            async for message in subscriber.messages:
+                if not str(message.topic).endswith("/status"):
+                    received[str(message.topic)] = message.payload  # type: ignore[assignment]
+                if len(received) == 2:
+                    break
+    assert received == {
+        "mcptool/plant-1/boiler/telemetry": b'{"readings":[]}',
+        "mcptool/plant-1/boiler/analysis": b'{"type":"finding"}',
+    }
+
+
+def test_the_analysis_topic_template_is_configurable() -> None:
+    config = MqttConfig(analysis_topic="site/{node}/findings/{device}")
+    transport = MqttTransport(config, "plant-1")
+    assert transport.topic("boiler/analysis") == "site/plant-1/findings/boiler"
+    assert transport.topic("boiler") == "mcptool/plant-1/boiler/telemetry"
