@@ -78,7 +78,9 @@ class Gateway:
         if config.uplink is not None:
             from mcptool.gateway.sinks.mcp import UplinkTransport
 
-            self.transports.append(UplinkTransport(config.uplink, config.node, config.base_dir))
+            self.transports.append(
+                UplinkTransport(config.uplink, config.node, config.base_dir, on_drop=self._on_drop)
+            )
             windows["uplink"] = config.uplink.window
         self.transports.extend(transports or [])
         spool = config.spool
@@ -176,7 +178,11 @@ class Gateway:
 
     def _on_drop(self, dropped: Dropped) -> None:
         log.warning(
-            "spool full: dropped %s seq %d-%d", dropped.device, dropped.seq_first, dropped.seq_last
+            "%s: dropped %s seq %d-%d",
+            dropped.reason,
+            dropped.device,
+            dropped.seq_first,
+            dropped.seq_last,
         )
         now = time.monotonic()
         if self.mqtt is not None and now - self._last_drop_publish > 1.0:

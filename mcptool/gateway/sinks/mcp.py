@@ -1,7 +1,11 @@
 """MCP uplink destination: each record goes to the hub as DATA, delivered when ACKed.
 
 A record whose message exceeds one frame is cut into several messages (same format,
-fewer readings each) and counts as delivered when the hub acknowledged all of them.
+fewer readings each) and counts as delivered when the hub acknowledged all of them. A
+record that cannot be cut so (not a poll, or one reading over a frame) is never sent:
+resending it would fail the same way on every reconnect and wedge the uplink behind it.
+Like the spool's drops, it is counted per device (``dropped``) and handed to ``on_drop``
+(logged when there is none), once; the other destinations still get it.
 
 The link's own reconnect is off: when the session drops, the forwarder reconnects with
 a fresh ``LinkClient`` and resends from the spool position, the same way for every
@@ -14,29 +18,46 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 from mcptool.errors import McptoolError
 from mcptool.frame import MAX_LENGTH_DEFAULT
 from mcptool.gateway.config import UplinkConfig
 from mcptool.gateway.sinks.forwarder import SinkError
-from mcptool.gateway.spool import Record
+from mcptool.gateway.spool import Dropped, Record
 from mcptool.link import ClientState, LinkClient, LinkError, load_secret
 from mcptool.link.events import StateChanged
 
 __all__ = ["UplinkTransport"]
 
+log = logging.getLogger(__name__)
+
 # room for the DATA header fields around the body inside one frame
 _BODY_LIMIT = MAX_LENGTH_DEFAULT - 64
 
 
+class _Unsendable(ValueError):
+    """A record that no cut fits into uplink frames."""
+
+
 class UplinkTransport:
-    def __init__(self, config: UplinkConfig, node: str, base_dir: Path = Path()) -> None:
+    def __init__(
+        self,
+        config: UplinkConfig,
+        node: str,
+        base_dir: Path = Path(),
+        *,
+        on_drop: Callable[[Dropped], None] | None = None,
+    ) -> None:
         self.name = "uplink"
         self.config = config
         self.node_id = config.node_id or node
         self.base_dir = base_dir
+        self.on_drop = on_drop
+        self.dropped: dict[str, int] = {}  # readings per device never sent: over one frame
         self._link: LinkClient | None = None
         self._lost: asyncio.Future[None] | None = None
 
@@ -92,10 +113,29 @@ class UplinkTransport:
         if link is None:
             raise SinkError("uplink: not connected")
         try:
-            acks = [await link.submit(body) for body in _frames(record.payload)]
+            bodies = _frames(record.payload)
+        except _Unsendable as exc:
+            self._drop(record, str(exc))
+            return  # the forwarder moves past it: the uplink goes on with the next record
+        try:
+            acks = [await link.submit(body) for body in bodies]
             await asyncio.gather(*acks)
         except LinkError as exc:
             raise SinkError(f"uplink: {exc}") from None
+
+    def _drop(self, record: Record, why: str) -> None:
+        self.dropped[record.device] = self.dropped.get(record.device, 0) + record.count
+        dropped = Dropped(record.device, record.seq_first, record.seq_last, f"uplink: {why}")
+        if self.on_drop is not None:
+            self.on_drop(dropped)
+        else:
+            log.warning(
+                "%s: dropped %s seq %d-%d",
+                dropped.reason,
+                dropped.device,
+                dropped.seq_first,
+                dropped.seq_last,
+            )
 
     async def watch(self) -> None:
         assert self._lost is not None
@@ -110,24 +150,42 @@ class UplinkTransport:
 
 
 def _frames(payload: bytes) -> list[bytes]:
-    """The message as one body, or cut into messages of fewer readings that each fit."""
+    """The message as one body, or cut into messages of fewer readings that each fit.
+
+    Raises ``_Unsendable`` when it is over one frame and cannot be cut so.
+    """
     if len(payload) <= _BODY_LIMIT:
         return [payload]
-    message = json.loads(payload)
-    readings = message.pop("readings")
+    too_big = f"a record of {len(payload)} bytes is over one frame ({_BODY_LIMIT} bytes)"
+    try:
+        message = json.loads(payload)
+    except ValueError:
+        raise _Unsendable(f"{too_big} and is not JSON") from None
+    readings = message.pop("readings", None) if isinstance(message, dict) else None
+    if not isinstance(readings, list) or not readings:
+        raise _Unsendable(f"{too_big} and has no readings to cut it by")
     per = max(1, len(readings) * _BODY_LIMIT // len(payload) - 1)
     bodies: list[bytes] = []
     start = 0
     while start < len(readings):
         chunk = readings[start : start + per]
         body = json.dumps(
-            {**message, "seq": chunk[0]["seq"], "readings": chunk},
+            {**message, "seq": _seq(chunk[0], message), "readings": chunk},
             ensure_ascii=False,
             separators=(",", ":"),
         ).encode()
-        if len(body) > _BODY_LIMIT and per > 1:
+        if len(body) > _BODY_LIMIT:
+            if per == 1:
+                raise _Unsendable(f"{too_big} and one reading alone is {len(body)} bytes")
             per = max(1, per // 2)  # readings longer than average: retry smaller
             continue
         bodies.append(body)
         start += len(chunk)
     return bodies
+
+
+def _seq(reading: object, message: dict[str, object]) -> object:
+    """The first reading's sequence number names a cut message (the record's if none)."""
+    return (
+        reading.get("seq", message.get("seq")) if isinstance(reading, dict) else message.get("seq")
+    )

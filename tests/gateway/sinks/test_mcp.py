@@ -4,13 +4,16 @@ restart too, and oversized polls are cut into frames that fit."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from mcptool.gateway import Gateway, parse_config
-from mcptool.gateway.sinks.mcp import _BODY_LIMIT, _frames
+from mcptool.gateway.config import UplinkConfig
+from mcptool.gateway.sinks.mcp import _BODY_LIMIT, UplinkTransport, _frames, _Unsendable
+from mcptool.gateway.spool import Dropped, Record
 from mcptool.link import LinkServer
 from simulators.modbus import ModbusSimulator
 from tests.gateway.conftest import ReadingLog, gateway_config, until
@@ -100,3 +103,56 @@ def test_a_message_too_big_for_one_frame_is_cut_into_frames_that_fit() -> None:
     messages = [json.loads(body) for body in bodies]
     assert [r for m in messages for r in m["readings"]] == readings
     assert [m["seq"] for m in messages] == [m["readings"][0]["seq"] for m in messages]
+
+
+def poll(seq: int, size: int = 0) -> bytes:
+    reading = {"device": "d", "point": "p", "seq": seq, "ts": 1, "value": "x" * size}
+    return json.dumps({"node": "test", "device": "d", "seq": seq, "readings": [reading]}).encode()
+
+
+def finding(size: int) -> bytes:
+    return json.dumps({"type": "finding", "device": "d", "summary": "x" * size}).encode()
+
+
+def test_a_message_over_one_frame_that_cannot_be_cut_is_refused() -> None:
+    for payload, why in [
+        (finding(_BODY_LIMIT), "has no readings to cut it by"),
+        (b"\xff" * (_BODY_LIMIT + 1), "is not JSON"),
+        (poll(1, size=_BODY_LIMIT), "one reading alone is"),
+    ]:
+        with pytest.raises(_Unsendable, match=why):
+            _frames(payload)
+
+
+async def test_an_uncuttable_record_is_reported_once_and_the_uplink_goes_on(hub: Hub) -> None:
+    dropped: list[Dropped] = []
+    config = UplinkConfig(url=f"mcp://127.0.0.1:{hub.port}", key=KEY)
+    transport = UplinkTransport(config, "test", on_drop=dropped.append)
+    await transport.connect()
+    try:
+        await transport.send(Record(1, "d/analysis", 1, 1, 0.0, finding(_BODY_LIMIT)))
+        await transport.send(Record(2, "d", 1, 1, 0.0, poll(1)))
+    finally:
+        await transport.close()
+    [drop] = dropped
+    assert (drop.device, drop.seq_first, drop.seq_last) == ("d/analysis", 1, 1)
+    assert drop.reason.startswith("uplink: a record of ") and "over one frame" in drop.reason
+    assert transport.dropped == {"d/analysis": 1}
+    assert hub.log.count("d") == 1  # the record after it was delivered
+    assert hub.sessions == 1  # no reconnect
+
+
+async def test_without_a_drop_handler_the_uplink_logs_the_drop_in_one_line(
+    hub: Hub, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = UplinkConfig(url=f"mcp://127.0.0.1:{hub.port}", key=KEY)
+    transport = UplinkTransport(config, "test")
+    await transport.connect()
+    try:
+        with caplog.at_level(logging.WARNING, logger="mcptool.gateway.sinks.mcp"):
+            await transport.send(Record(7, "d/analysis", 3, 1, 0.0, finding(_BODY_LIMIT)))
+    finally:
+        await transport.close()
+    [line] = [r.getMessage() for r in caplog.records if r.name == "mcptool.gateway.sinks.mcp"]
+    assert line.startswith("uplink: a record of ") and line.endswith("dropped d/analysis seq 3-3")
+    assert transport.dropped == {"d/analysis": 1}
