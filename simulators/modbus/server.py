@@ -310,6 +310,11 @@ class _Connection(asyncio.Protocol):
         self._flush()
 
 
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class _Listener:
     """One device on one port: its socket, connections, counters and accept loop."""
 
@@ -335,7 +340,6 @@ class _Listener:
         self.wake = asyncio.Event()
         self.sock: socket.socket | None = None
         self.task: asyncio.Task[None] | None = None
-        self._accepting: asyncio.Future[tuple[socket.socket, object]] | None = None
         self._fd = -1
 
     @property
@@ -377,33 +381,26 @@ class _Listener:
         try:
             await self._accept_forever()
         finally:
-            pending, self._accepting = self._accepting, None
-            if pending is not None:
-                pending.cancel()
             self._drop_reader()
 
     def _drop_reader(self) -> None:
-        # Cancelling sock_accept only schedules its own reader removal for a later loop
-        # turn. Until then its reader stays on the listening fd: a connection already
-        # queued fires it on the cancelled future (an error in the loop, a socket lost),
-        # and if the socket closes first, the fd number goes to the next listener while
-        # the selector still holds the old registration, so nothing wakes for it.
+        # Synchronous, so the reader is gone before the socket closes: a registration
+        # left on a closed fd stays in the selector's map, and the next socket given
+        # that fd number (another listener) is never polled.
         if self._fd >= 0:
             asyncio.get_running_loop().remove_reader(self._fd)
 
     async def _accept_forever(self) -> None:
+        # accept() ourselves when the socket is readable, rather than a cancellable
+        # loop.sock_accept(): cancelling that Task after its future got a connection
+        # drops the socket, and cancelling it earlier leaves its reader registered for
+        # a loop turn. Here an accepted socket is always handed on or closed.
         loop = asyncio.get_running_loop()
         assert self.sock is not None
         while True:
             f = self._over_limit()
             if f is not None and f.mode == "backlog":
                 # Stop accepting: the kernel's queue fills and further connects time out.
-                pending, self._accepting = self._accepting, None
-                if pending is not None:
-                    pending.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        sock, _ = await pending
-                        await self._admit(sock, check=False)  # it won the race: let it in
                 if f.trigger():
                     self.counters.faults["refuse"] += 1
                 self.sock.listen(0)
@@ -411,24 +408,28 @@ class _Listener:
                 await self.wake.wait()
                 self.sock.listen(BACKLOG)
                 continue
-            if self._accepting is None:
-                self._accepting = asyncio.ensure_future(loop.sock_accept(self.sock))
-            accepting = self._accepting
-            # Wake on a new connection, or when a connection closes or faults change
-            # (either may lift or impose a connection limit).
-            waking = asyncio.ensure_future(self.wake.wait())
             try:
-                await asyncio.wait({accepting, waking}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waking.cancel()
-            self.wake.clear()
-            if accepting.done():
-                self._accepting = None
-                try:
-                    sock, _ = accepting.result()
-                except OSError:
-                    continue
-                await self._admit(sock, check=True)
+                sock, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                await self._readable_or_woken(loop)
+                continue
+            except OSError:
+                continue  # the peer gave up before we accepted (ECONNABORTED and kin)
+            sock.setblocking(False)
+            await self._admit(sock, check=True)
+
+    async def _readable_or_woken(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait for a connection, or for a connection closing or faults changing
+        (either may lift or impose a connection limit)."""
+        readable = loop.create_future()
+        loop.add_reader(self._fd, _set_done, readable)
+        waking = asyncio.ensure_future(self.wake.wait())
+        try:
+            await asyncio.wait({readable, waking}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waking.cancel()
+            self._drop_reader()
+        self.wake.clear()
 
     async def _admit(self, sock: socket.socket, check: bool) -> None:
         f = self._over_limit() if check else None
@@ -446,6 +447,9 @@ class _Listener:
             )
         except OSError:
             sock.close()
+        except asyncio.CancelledError:
+            sock.close()  # stopped while handing it over: nobody else will close it
+            raise
 
     async def close(self) -> None:
         if self.task is not None:
