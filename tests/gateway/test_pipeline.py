@@ -154,7 +154,7 @@ async def test_a_gateway_killed_with_sigkill_and_restarted_loses_nothing(
             await asyncio.wait_for(gateway.wait(), 20)
     assert gateway.returncode == 0
     final = produced_in(tmp_path / "spool.db")
-    await until(lambda: not subscriber.missing(final), what="every reading")
+    await until(lambda: not subscriber.missing(final), timeout=60, what="every reading")
     subscriber.check_nothing_lost(final)
 
 
