@@ -170,10 +170,13 @@ def decode(source: str, raw: bool, as_json: bool, resync: bool, max_length: int)
     failure: FrameError | None = None
     try:
         frames = _frames_with_offsets(data, decoder)
-        decoder.close()
     except FrameError as exc:
-        frames = getattr(exc, "frames", None) or (frames if "frames" in locals() else [])
-        failure = exc
+        frames, failure = exc.frames, exc  # type: ignore[attr-defined]
+    else:
+        try:
+            decoder.close()
+        except FrameError as exc:
+            failure = exc
     bad_payloads = 0
     for offset, f in frames:
         try:

@@ -10,6 +10,7 @@ payload instead of failing (found by tests/frame/test_messages.py).
 
 from __future__ import annotations
 
+import json
 import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -294,8 +295,6 @@ class Event(Message):
     body: dict[str, Any]
 
     def payload(self) -> bytes:
-        import json
-
         return json.dumps(self.body, separators=(",", ":")).encode()
 
     @classmethod
