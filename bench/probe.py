@@ -4,7 +4,11 @@
     simulated device, for three clients measured in alternating rounds in one run:
     mcptool's probe (full outcome classification), a probe written with pymodbus's
     AsyncModbusTcpClient, and a bare asyncio socket that sends the fixed 12-byte request
-    and reads the 11-byte reply (the limit). Sequential and 64 in flight.
+    and reads the 11-byte reply (the limit). Sequential and 64 in flight. A fourth,
+    blocking client (plain socket calls, no event loop) measures the floor: what the
+    kernel's TCP work for one probe costs this process, which no Python client can go
+    below. Its CPU per probe against the pymodbus probe's is the highest ratio to
+    pymodbus that any one-process client can reach once the client is the bottleneck.
 (b) A scan of 1,000 loopback targets (one address each in 127.1.0.0/22) mixing
     answering simulated devices, refused ports and silent listeners, against its lower
     bound: silent targets / concurrency x timeout.
@@ -114,6 +118,29 @@ async def raw_probe(port: int) -> bool:
         sock.close()
 
 
+def floor_rate(port: int) -> tuple[float, float]:
+    """Probes per second and CPU microseconds per probe of a blocking socket client.
+
+    Blocking calls stall the event loop on purpose: nothing else runs in it meanwhile,
+    and a loop would only add cost to what this measures.
+    """
+    done = 0
+    end = time.perf_counter() + ROUND_SECONDS
+    started, cpu = time.perf_counter(), time.process_time()
+    while time.perf_counter() < end:
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
+            sock.sendall(REQUEST)
+            reply = b""
+            while len(reply) < 11:
+                data = sock.recv(256)
+                if not data:
+                    raise RuntimeError("floor: the simulator closed without a reply")
+                reply += data
+        done += 1
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return done / elapsed, cpu / done * 1e6
+
+
 async def rate(
     probe: Callable[[int], Awaitable[bool]], port: int, concurrency: int
 ) -> tuple[float, float]:
@@ -148,8 +175,8 @@ async def throughput(port: int) -> tuple[Figures, Figures, Figures]:
     """
     probes = {"mcptool": mcptool_probe, "pymodbus": pymodbus_probe, "raw": raw_probe}
     modes = (("seq", 1), ("c64", 64))
-    rates: Figures = {name: {m: [] for m, _ in modes} for name in probes}
-    cpu: Figures = {name: {m: [] for m, _ in modes} for name in probes}
+    rates: Figures = {name: {m: [] for m, _ in modes} for name in [*probes, "floor"]}
+    cpu: Figures = {name: {m: [] for m, _ in modes} for name in [*probes, "floor"]}
     ratios: Figures = {name: {m: [] for m, _ in modes} for name in ("pymodbus", "raw")}
     for round_ in range(ROUNDS):
         for mode, concurrency in modes:
@@ -165,6 +192,12 @@ async def throughput(port: int) -> tuple[Figures, Figures, Figures]:
                 )
             for other in ratios:
                 ratios[other][mode].append(rates["mcptool"][mode][-1] / rates[other][mode][-1])
+        value, us = floor_rate(port)
+        rates["floor"]["seq"].append(value)
+        cpu["floor"]["seq"].append(us)
+        log(
+            f"round {round_ + 1} seq    floor: {value:7.0f} probes/s, {us:5.0f} us client CPU/probe"
+        )
     return rates, cpu, ratios
 
 
@@ -261,9 +294,28 @@ async def main() -> None:
         "vs_pymodbus_probe_sequential": med(ratios["pymodbus"]["seq"], 2),
         "vs_raw_socket": med(ratios["raw"]["c64"], 2),
         "vs_raw_socket_sequential": med(ratios["raw"]["seq"], 2),
-        "client_cpu_us_per_probe": {name: med(v["c64"]) for name, v in cpu.items()},
+        "client_cpu_us_per_probe": {name: med(v["c64"]) for name, v in cpu.items() if v["c64"]},
         "vs_pymodbus_probe_cpu": round(
             statistics.median(cpu["pymodbus"]["c64"]) / statistics.median(cpu["mcptool"]["c64"]), 2
+        ),
+        # Whether 64 in flight saturated the client's core (1.0: the client is the
+        # bottleneck, so the CPU per probe decides the ratios).
+        "client_core_share_c64": {
+            name: round(statistics.median(v["c64"]) * med(cpu[name]["c64"]) / 1e6, 2)
+            for name, v in rates.items()
+            if v["c64"]
+        },
+        "floor_probe_per_s_sequential": med(rates["floor"]["seq"]),
+        "floor_cpu_us_per_probe": med(cpu["floor"]["seq"]),
+        # The most any one-process client could gain on the pymodbus probe here: its
+        # CPU per probe over the floor's (64 in flight), its latency over the floor's
+        # (sequential).
+        "vs_pymodbus_ceiling": round(
+            statistics.median(cpu["pymodbus"]["c64"]) / statistics.median(cpu["floor"]["seq"]), 2
+        ),
+        "vs_pymodbus_ceiling_sequential": round(
+            statistics.median(rates["floor"]["seq"]) / statistics.median(rates["pymodbus"]["seq"]),
+            2,
         ),
         "scan_targets": SCAN_TARGETS,
         "scan_s": round(scan_s, 3),

@@ -1,10 +1,12 @@
 """One Modbus/TCP connection driven by asyncio, with every failure told apart.
 
 Our own asyncio protocol rather than pymodbus's client: ``AsyncModbusTcpClient.connect()``
-sleeps 0.1 s, returns False for refused, reset and timed-out connects alike, keeps one
-request in flight behind a lock, and silently drops replies whose protocol id is not 0,
-so a non-Modbus peer looks like a timeout. A probe must report each of those apart and
-cost no more than the network. The PDUs themselves are pymodbus's (see ``pdu``).
+returns False for refused, reset and timed-out connects alike, the client keeps one
+request in flight behind a lock, and it silently drops replies whose protocol id is not
+0, so a non-Modbus peer looks like a timeout. A probe must report each of those apart
+and cost little more than the kernel's own TCP work (pymodbus's client takes about 1.7x
+the CPU per probe; its ``connect()`` no longer sleeps 0.1 s as of 3.16, see
+docs/PROBE.md). The PDUs themselves are pymodbus's (see ``pdu``).
 """
 
 from __future__ import annotations
