@@ -18,6 +18,7 @@ from simulators.modbus.profile import (
     ProfileError,
     ServerId,
     UnitProfile,
+    bundled_profiles,
     load_profile,
     parse_profile,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "UnitProfile",
     "UnitState",
     "ValueSpecError",
+    "bundled_profiles",
     "load_profile",
     "make_generator",
     "parse_fault",

@@ -13,6 +13,8 @@ import itertools
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +44,9 @@ _TABLE_ALIASES = {
     "ir": "input",
 }
 BIT_TABLES = ("coil", "discrete")
-# Where bundled profiles live (a source checkout); `--profile boiler` finds boiler.toml here.
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "devices"
+# Package data (see simulators/modbus/profiles/__init__.py): read through importlib.resources,
+# never a path computed from __file__, so `--profile boiler` works from a wheel as well.
+BUNDLED_PACKAGE = "simulators.modbus.profiles"
 
 
 class ProfileError(UsageError):
@@ -379,16 +382,20 @@ def _server_id(data: Any, where: str) -> ServerId:
 
 
 def parse_profile(
-    data: Mapping[str, Any], source: str = "profile", base: Path | None = None
+    data: Mapping[str, Any], source: str = "profile", base: Path | Traversable | None = None
 ) -> DeviceProfile:
-    """Build a :class:`DeviceProfile` from parsed TOML; errors start with ``source:``."""
+    """Build a :class:`DeviceProfile` from parsed TOML; errors start with ``source:``.
+
+    ``base`` is where ``units[].profile`` references are looked up (default: the current
+    folder); a name that is not there is taken as a bundled profile.
+    """
     try:
         return _parse(data, base or Path.cwd(), source)
     except ProfileError as exc:
         raise ProfileError(f"{source}: {exc}") from None
 
 
-def _parse(data: Mapping[str, Any], base: Path, source: str) -> DeviceProfile:
+def _parse(data: Mapping[str, Any], base: Path | Traversable, source: str) -> DeviceProfile:
     f = _Fields(data, "", _DEVICE_KEYS)
     identity = _identity(data["identity"], "identity") if "identity" in data else Identity()
     server_id = _server_id(data["server_id"], "server_id") if "server_id" in data else ServerId()
@@ -407,9 +414,9 @@ def _parse(data: Mapping[str, Any], base: Path, source: str) -> DeviceProfile:
             raise ProfileError(f"{at}.id: missing")
         unit_id = u.get("id", int)
         if "profile" in item:
-            ref = base / u.get("profile", str)
+            found = resolve_profile(u.get("profile", str), base)
             try:
-                included = load_profile(ref)
+                included = _load(str(found), found)
             except ProfileError as exc:
                 raise ProfileError(f"{at}.profile: {exc}") from None
             first = included.all_units()[0]
@@ -440,28 +447,46 @@ def _parse(data: Mapping[str, Any], base: Path, source: str) -> DeviceProfile:
     )
 
 
-def resolve_profile_path(path: str | Path) -> Path:
-    """A path as given, or the name of a bundled profile (``boiler`` -> fixtures/devices)."""
-    p = Path(path)
-    if p.exists():
-        return p
-    for candidate in (FIXTURES / p, FIXTURES / f"{p}.toml"):
-        if candidate.exists():
-            return candidate
-    return p
+def bundled_profiles() -> tuple[str, ...]:
+    """The names of the profiles shipped with mcptool, e.g. ``("boiler", ...)``."""
+    entries = resources.files(BUNDLED_PACKAGE).iterdir()
+    return tuple(sorted(e.name.removesuffix(".toml") for e in entries if e.name.endswith(".toml")))
+
+
+def resolve_profile(path: str | Path, base: Path | Traversable | None = None) -> Traversable:
+    """The file a profile reference names.
+
+    A path that exists (relative to ``base``, default the current folder) wins; otherwise a
+    bare name such as ``boiler`` or ``boiler.toml`` is a bundled profile. A reference that is
+    neither comes back as the path, so reading it reports the missing file.
+    """
+    given = Path(path) if base is None else base / str(path)
+    # exists(), not is_file(), for a real path: a folder named like a profile is reported.
+    if given.is_file() or (isinstance(given, Path) and given.exists()):
+        return given
+    name = str(path)
+    if name and Path(name).name == name:  # a bare name, never a path into the package
+        entry = resources.files(BUNDLED_PACKAGE) / f"{name.removesuffix('.toml')}.toml"
+        if entry.is_file():
+            return entry
+    return given
 
 
 def load_profile(path: str | Path) -> DeviceProfile:
     """Load a TOML profile (a path, or a bundled name such as ``boiler``)."""
-    p = resolve_profile_path(path)
+    return _load(path, resolve_profile(path))
+
+
+def _load(shown: str | Path, source: Traversable) -> DeviceProfile:
     try:
-        text = p.read_text(encoding="utf-8")
+        text = source.read_text(encoding="utf-8")
     except OSError as exc:
-        bundled = sorted(x.stem for x in FIXTURES.glob("*.toml"))
-        hint = f" (bundled: {', '.join(bundled)})" if bundled else ""
-        raise ProfileError(f"{path}: cannot read profile: {exc.strerror or exc}{hint}") from None
+        hint = f" (bundled: {', '.join(bundled_profiles())})"
+        raise ProfileError(f"{shown}: cannot read profile: {exc.strerror or exc}{hint}") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{p.name}: not valid TOML: {exc}") from None
-    return parse_profile(data, p.name, p.parent)
+        raise ProfileError(f"{source.name}: not valid TOML: {exc}") from None
+    # Includes (units[].profile) resolve beside the file: its folder, or the bundled package.
+    base = source.parent if isinstance(source, Path) else resources.files(BUNDLED_PACKAGE)
+    return parse_profile(data, source.name, base)

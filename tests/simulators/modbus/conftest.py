@@ -21,9 +21,11 @@ from pathlib import Path
 
 import pytest
 
+import simulators.modbus.profiles
 from simulators.modbus import DeviceProfile, Fault, ModbusSimulator, load_profile
 
-FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "devices"
+# The bundled profiles, where the package keeps them (package data, not a test-only copy).
+PROFILES = Path(simulators.modbus.profiles.__file__).parent
 
 
 class FakeClock:
@@ -87,7 +89,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def boiler() -> DeviceProfile:
-    return load_profile(FIXTURES / "boiler.toml")
+    return load_profile(PROFILES / "boiler.toml")
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from mcptool.modbus.datatypes import decode
 from simulators.modbus import DeviceProfile, Identity, Point, ServerId, UnitProfile, load_profile
 from simulators.modbus.device import DeviceState
-from tests.simulators.modbus.conftest import FIXTURES, FakeClock
+from tests.simulators.modbus.conftest import PROFILES, FakeClock
 
 
 def _device(profile: DeviceProfile, clock: FakeClock | None = None) -> DeviceState:
@@ -141,7 +141,7 @@ def test_scale_offset_and_counter_wrap() -> None:
 
 def test_power_meter_counters_are_cdab() -> None:
     clock = FakeClock()
-    device = _device(load_profile(FIXTURES / "power_meter.toml"), clock)
+    device = _device(load_profile(PROFILES / "power_meter.toml"), clock)
     regs = _regs(device.handle(1, read(3, 0, 6)))
     assert decode(regs[0:2], "uint32", "CDAB") == 4_000_000_000
     assert decode(regs[2:4], "uint32", "CDAB") == 1000
@@ -170,7 +170,7 @@ def _objects(reply: bytes) -> tuple[int, int, int, dict[int, bytes]]:
 
 
 def test_device_identification_basic_and_regular() -> None:
-    device = _device(load_profile(FIXTURES / "boiler.toml"))
+    device = _device(load_profile(PROFILES / "boiler.toml"))
     conformity, more, _, objs = _objects(device.handle(1, bytes([0x2B, 0x0E, 1, 0])))
     assert objs == {0: b"Acme Heating", 1: b"BX-200", 2: b"2.4"}
     assert more == 0 and conformity == 0x82
@@ -179,7 +179,7 @@ def test_device_identification_basic_and_regular() -> None:
 
 
 def test_device_identification_one_object_and_unknown_object() -> None:
-    device = _device(load_profile(FIXTURES / "boiler.toml"))
+    device = _device(load_profile(PROFILES / "boiler.toml"))
     _, _, _, objs = _objects(device.handle(1, bytes([0x2B, 0x0E, 4, 5])))
     assert objs == {5: b"BX-200-G"}
     assert device.handle(1, bytes([0x2B, 0x0E, 4, 0x50])) == bytes([0xAB, 2])
@@ -222,7 +222,7 @@ def test_report_server_id() -> None:
 
 
 def test_gateway_answers_its_units_and_0x0b_for_absent_ones() -> None:
-    device = _device(load_profile(FIXTURES / "gateway.toml"))
+    device = _device(load_profile(PROFILES / "gateway.toml"))
     assert device.handle(1, read(3, 8, 2))[0] == 3
     assert device.handle(2, read(3, 0, 2))[0] == 3
     assert device.handle(10, read(3, 100, 1))[0] == 3
@@ -245,7 +245,7 @@ def test_answer_all_units_serves_any_unit_id() -> None:
 
 
 def test_set_value_pins_a_point() -> None:
-    device = _device(load_profile(FIXTURES / "boiler.toml"))
+    device = _device(load_profile(PROFILES / "boiler.toml"))
     unit = device.unit(1)
     assert unit is not None
     unit.set_value("supply_temperature", 99.5)

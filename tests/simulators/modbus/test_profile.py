@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from simulators.modbus import DeviceProfile, Point, ProfileError, load_profile
-from tests.simulators.modbus.conftest import FIXTURES
+from simulators.modbus import DeviceProfile, Point, ProfileError, bundled_profiles, load_profile
+from tests.simulators.modbus.conftest import PROFILES
 
 
 @pytest.mark.parametrize("name", ["boiler", "power_meter", "digital_io", "gateway"])
 def test_bundled_profiles_load_by_path_and_by_name(name: str) -> None:
-    by_path = load_profile(FIXTURES / f"{name}.toml")
+    by_path = load_profile(PROFILES / f"{name}.toml")
     by_name = load_profile(name)
     assert by_path.name == by_name.name == name
     assert all(unit.points for unit in by_path.all_units())
@@ -82,6 +82,36 @@ def test_mistakes_are_named(tmp_path: Path, toml: str, message: str) -> None:
         load_profile(_write(tmp_path, toml))
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_every_bundled_profile_is_listed_and_loads() -> None:
+    assert bundled_profiles() == tuple(sorted(p.stem for p in PROFILES.glob("*.toml")))
+    assert {"boiler", "boiler_drift", "gateway"} <= set(bundled_profiles())
+    for name in bundled_profiles():
+        assert load_profile(name).all_units()
+
+
+def test_a_file_in_the_current_folder_wins_over_a_bundled_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(tmp_path, 'name = "mine"\n', "boiler.toml")
+    monkeypatch.chdir(tmp_path)
+    assert load_profile("boiler.toml").name == "mine"
+    assert load_profile("boiler").name == "boiler"  # no file "boiler" here: the bundled one
+
+
+def test_a_unit_may_take_a_bundled_profile_by_name(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[[units]]\nid = 3\nprofile = 'power_meter'\n")
+    unit = load_profile(path).all_units()[0]
+    assert (unit.id, [p.name for p in unit.points]) == (
+        3,
+        [p.name for p in load_profile("power_meter").points],
+    )
+
+
+def test_a_path_is_never_looked_up_among_the_bundled_profiles(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="cannot read profile"):
+        load_profile(tmp_path / "boiler.toml")
 
 
 def test_a_missing_file_lists_the_bundled_profiles(tmp_path: Path) -> None:

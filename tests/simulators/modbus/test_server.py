@@ -16,7 +16,7 @@ from mcptool.modbus.datatypes import decode
 from simulators.modbus import DeviceProfile, ModbusSimulator, Point, SimulatorError, load_profile
 from tests.conftest import require_program
 from tests.simulators.modbus.conftest import (
-    FIXTURES,
+    PROFILES,
     FakeClock,
     RawClient,
     StartSimulator,
@@ -51,7 +51,7 @@ async def test_mbpoll_reads_holding_registers() -> None:
 
 
 async def test_pymodbus_client_reads_floats_coils_and_identification() -> None:
-    async with ModbusSimulator([load_profile(FIXTURES / "boiler.toml")]) as sim:
+    async with ModbusSimulator([load_profile(PROFILES / "boiler.toml")]) as sim:
         host, port = sim.address
         client = AsyncModbusTcpClient(host, port=port, timeout=2, retries=0)
         await client.connect()
@@ -130,7 +130,7 @@ async def test_values_advance_with_the_injected_clock() -> None:
 
 
 async def test_several_devices_listen_on_several_ports() -> None:
-    profiles = [_const_profile(), load_profile(FIXTURES / "digital_io.toml")]
+    profiles = [_const_profile(), load_profile(PROFILES / "digital_io.toml")]
     async with ModbusSimulator(profiles) as sim:
         addresses = sim.addresses
         a = await RawClient.connect(addresses[0])
@@ -210,7 +210,7 @@ async def test_a_port_in_use_is_one_clear_error() -> None:
 async def test_mbpoll_decodes_cdab_counters_and_abcd_floats_like_the_profile_says() -> None:
     mbpoll = require_program("mbpoll")
     clock = FakeClock()
-    async with ModbusSimulator([load_profile(FIXTURES / "gateway.toml")], clock=clock) as sim:
+    async with ModbusSimulator([load_profile(PROFILES / "gateway.toml")], clock=clock) as sim:
         host, port = sim.address
 
         async def poll(*args: str) -> dict[int, str]:
