@@ -20,7 +20,7 @@ _CONFIG = click.option(
     "config_path",
     required=True,
     type=click.Path(dir_okay=False),
-    help="Gateway config (TOML); see fixtures/gateway/ and docs/GATEWAY.md.",
+    help="Gateway config (TOML); `mcptool gateway example` prints a commented one to start from.",
 )
 
 
@@ -37,6 +37,24 @@ def _load(path: str) -> GatewayConfig | int:
             click.echo(f"{exc.source}: {problem}", err=True)
         click.echo(f"{len(exc.problems)} problem(s) in {exc.source}", err=True)
         return 2
+
+
+@gateway.command()
+@click.argument("name", required=False)
+def example(name: str | None) -> int:
+    """Print example config NAME (e.g. plant) to save and edit; without NAME, list them.
+
+    \b
+      mcptool gateway example plant > plant.toml
+      mcptool gateway check --config plant.toml
+    """
+    from mcptool.gateway.example_configs import example_config, example_names
+
+    if name is None:
+        click.echo("\n".join(example_names()))
+    else:
+        click.echo(example_config(name), nl=False)
+    return 0
 
 
 @gateway.command()

@@ -9,6 +9,7 @@ from mcptool.gateway.config import (
     parse_config,
 )
 from mcptool.gateway.encoding import PollEncoder
+from mcptool.gateway.example_configs import example_config, example_names
 from mcptool.gateway.pipeline import Gateway
 from mcptool.gateway.sinks.forwarder import Forwarder, SinkError, SinkState, Transport
 from mcptool.gateway.spool import Dropped, Record, Spool, SpoolError
@@ -27,6 +28,8 @@ __all__ = [
     "Spool",
     "SpoolError",
     "Transport",
+    "example_config",
+    "example_names",
     "load_config",
     "parse_config",
 ]

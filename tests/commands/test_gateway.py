@@ -67,11 +67,24 @@ host = "127.0.0.1"
     assert "Traceback" not in result.stderr
 
 
-def test_check_accepts_the_example_configs() -> None:
-    for name in ("plant.toml", "many-meters.toml"):
-        result = mcptool("gateway", "check", "--config", str(ROOT / "fixtures" / "gateway" / name))
+def test_example_prints_a_config_that_check_accepts(tmp_path: Path) -> None:
+    listed = mcptool("gateway", "example")
+    assert listed.returncode == 0, listed.stderr
+    assert {"plant", "many-meters"} <= set(listed.stdout.split())
+    for name in ("plant", "many-meters"):
+        printed = mcptool("gateway", "example", name)
+        assert printed.returncode == 0, printed.stderr
+        saved = tmp_path / f"{name}.toml"
+        saved.write_text(printed.stdout, encoding="utf-8")
+        result = mcptool("gateway", "check", "--config", str(saved))
         assert result.returncode == 0, result.stderr
-        assert "ok" in result.stdout
+        assert f"{saved}: ok" in result.stdout
+
+
+def test_an_unknown_example_is_one_line_and_exit_2() -> None:
+    result = mcptool("gateway", "example", "nope")
+    assert result.returncode == 2
+    assert result.stderr == "error: no example config 'nope'; the examples: many-meters, plant\n"
 
 
 def test_run_with_a_missing_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
