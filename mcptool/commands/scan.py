@@ -61,7 +61,7 @@ async def _scan(
 @click.option("--concurrency", "-n", type=click.IntRange(min=1), default=64, show_default=True,
               help="Connections open at once.")  # fmt: skip
 @click.option("--per-host", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Connections open at once to one host.")  # fmt: skip
+              help="Connections open at once to one host; a unit sweep shares them.")  # fmt: skip
 @click.option("--rate", type=click.FloatRange(min=0), default=0, show_default=True,
               help="New connections per second (0: no limit).")  # fmt: skip
 @click.option("--retries", type=click.IntRange(min=0), default=0, show_default=True,

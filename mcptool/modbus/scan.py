@@ -1,18 +1,22 @@
 """scan: probes over many targets and unit ids, politely and as fast as the limits allow.
 
 Each target (address and port) gets one connection for its whole unit-id sweep; a new
-connection is opened only when the peer closed the old one. Limits, all in one place:
-how many connections are open at once (``concurrency``), how many to one host at once
-(``per_host``, default 1: many PLCs serve only a few connections), and how many new
-connections start per second (``rate``). Retries happen only when asked for.
+connection is opened only when the peer closed the old one. When ``per_host`` allows
+more than one connection to a host, a sweep is shared by up to that many connections
+("lanes"), each taking the next unit id as it finishes one, so silent unit ids cost
+their timeout in parallel. Limits, all in one place: how many connections are open at
+once (``concurrency``), how many to one host at once (``per_host``, default 1: many PLCs
+serve only a few connections), and how many new connections start per second
+(``rate``). Retries happen only when asked for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from mcptool.errors import UsageError
@@ -113,6 +117,47 @@ class ScanSummary:
         )
 
 
+class _Sweep:
+    """One target's unit-id sweep, shared by the lanes (connections) working on it.
+
+    The first lane connects alone; the others are queued, ahead of targets not yet
+    started, only once it has connected, so a target that refuses or cannot be reached
+    costs one connect and gets one row, and no slot waits on it. A lane whose new
+    connection is refused, or closed or reset before any reply, while another lane of
+    the target is working hands its unit id back and retires: a device with fewer
+    connection slots than ``per_host`` is swept over the connections it allows, and no
+    unit is reported closed because the device was busy with our other connections.
+    """
+
+    def __init__(self, target: Target, units: Sequence[int]) -> None:
+        self.target = target
+        self.lanes = 1  # lanes queued or running
+        self.working = 0  # lanes past their first connect and not yet finished
+        self.answered = False
+        self.failure: tuple[int, Failure] | None = None  # why the target is unreachable
+        self.not_probed = 0
+        self._units: Iterator[int] = iter(units)
+        self._returned: list[int] = []
+        self._stopped = False
+
+    def next_unit(self) -> int | None:
+        if self._stopped:
+            return None
+        if self._returned:
+            return self._returned.pop()
+        return next(self._units, None)
+
+    def give_back(self, unit: int) -> None:
+        self._returned.append(unit)
+
+    def stop(self) -> int:
+        """No more unit ids for any lane; returns how many were never taken."""
+        self._stopped = True
+        left = len(self._returned) + sum(1 for _ in self._units)
+        self._returned.clear()
+        return left
+
+
 class Scanner:
     """Runs one scan; results arrive through ``results()`` as they are known."""
 
@@ -130,6 +175,15 @@ class Scanner:
         self._hosts: defaultdict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(options.per_host)
         )
+        # Lanes to run: (priority, order, sweep, first lane); a None sweep stops a worker.
+        self._work: asyncio.PriorityQueue[tuple[int, int, _Sweep | None, bool]] = (
+            asyncio.PriorityQueue()
+        )
+        self._order = itertools.count()
+        self._workers = 0
+        self._unfinished = 0
+        # Connections one target's sweep may use at once (see _Sweep).
+        self._lanes_per_target = min(options.per_host, len(options.units))
 
     @property
     def total_probes(self) -> int:
@@ -139,14 +193,23 @@ class Scanner:
         """Every probe result, in the order they finish."""
         started = time.perf_counter()
         queue: asyncio.Queue[ProbeResult | None] = asyncio.Queue()
-        pending = iter(_interleave_hosts(self.targets))
-        workers = min(self.options.concurrency, len(self.targets))
+        workers = min(self.options.concurrency, len(self.targets) * self._lanes_per_target)
+        self._workers = workers
+        self._unfinished = len(self.targets)
+        for target in _interleave_hosts(self.targets):
+            self._queue_lane(_Sweep(target, self.options.units), first=True)
+        if not self.targets:
+            self._finish_work()
 
         async def worker() -> None:
             try:
-                for target in pending:
-                    async with self._hosts[target.address]:
-                        await self._sweep(target, queue)
+                while (item := await self._work.get())[2] is not None:
+                    _, _, sweep, first = item
+                    async with self._hosts[sweep.target.address]:
+                        await self._lane(sweep, first, queue)
+            except BaseException:
+                self._finish_work()  # the others stop too, so the bug surfaces below
+                raise
             finally:
                 queue.put_nowait(None)  # even after a bug, so the consumer never hangs
 
@@ -181,14 +244,26 @@ class Scanner:
             target.address, target.port, connect_timeout=self.options.connect_timeout
         )
 
-    async def _sweep(self, target: Target, queue: asyncio.Queue[ProbeResult | None]) -> None:
+    def _queue_lane(self, sweep: _Sweep, *, first: bool) -> None:
+        # Extra lanes go ahead of targets not yet started: a sweep under way finishes
+        # sooner, and its connections are known to work.
+        self._work.put_nowait((1 if first else 0, next(self._order), sweep, first))
+
+    def _finish_work(self) -> None:
+        for _ in range(self._workers):
+            self._work.put_nowait((2, next(self._order), None, False))
+
+    async def _lane(
+        self, sweep: _Sweep, first: bool, queue: asyncio.Queue[ProbeResult | None]
+    ) -> None:
         options = self.options
-        units = options.units
+        target = sweep.target
         connection: ModbusConnection | None = None
-        answered = False
+        working = False
         try:
-            for index, unit in enumerate(units):
+            while (unit := sweep.next_unit()) is not None:
                 result: ProbeResult | None = None
+                failure: Failure | None = None
                 attempt = 0
                 redone = False
                 while True:
@@ -198,14 +273,19 @@ class Scanner:
                             connection.close()
                         opened = await self._connect(target)
                         if isinstance(opened, Failure):
-                            connection = None
-                            left = len(units) - index
-                            result = self._connect_failure(target, unit, opened, left)
+                            connection, failure = None, opened
                             if attempt < options.retries and opened.outcome in RETRYABLE:
                                 attempt += 1
                                 continue
                             break
-                        connection = opened
+                        connection, failure = opened, None
+                        if not working:
+                            working = True
+                            sweep.working += 1
+                            if first:  # the target takes connections: open the lanes
+                                for _ in range(self._lanes_per_target - 1):
+                                    sweep.lanes += 1
+                                    self._queue_lane(sweep, first=False)
                     assert connection is not None
                     result = await read_unit(
                         connection,
@@ -216,6 +296,11 @@ class Scanner:
                         timeout=options.timeout,
                         connect_ms=connection.connect_ms,
                     )
+                    if fresh and result.outcome in _STALE_CONNECTION and sweep.working > 1:
+                        # A new connection dropped before a reply while other lanes of
+                        # this target work: the device is out of connection slots.
+                        sweep.give_back(unit)
+                        return
                     if not fresh and not redone and result.outcome in _STALE_CONNECTION:
                         # The peer closed the kept connection just as this request went
                         # out (devices that close after each reply): a read is safe to
@@ -226,26 +311,49 @@ class Scanner:
                     if result.outcome not in RETRYABLE or attempt >= options.retries:
                         break
                     attempt += 1
-                assert result is not None
-                if connection is None:  # could not connect: the rest of the sweep is moot
-                    await queue.put(_named(result, target))
-                    self._progress(len(units) - index)
+                if failure is not None:
+                    if sweep.working > (1 if working else 0):
+                        # Another lane is connected: this one is over the device's
+                        # connection limit, not looking at a dead target.
+                        sweep.give_back(unit)
+                        return
+                    # The target cannot be reached: the rest of the sweep is moot.
+                    left = 1 + sweep.stop()
+                    sweep.not_probed += left
+                    if sweep.failure is None:
+                        sweep.failure = (unit, failure)
+                    self._progress(left)
                     return
+                assert connection is not None and result is not None
                 if options.identify and result.answered:
                     identity = await identify(connection, unit, timeout=options.timeout)
                     result = replace(result, identity=identity)
-                answered = answered or result.answered
+                sweep.answered = sweep.answered or result.answered
                 await queue.put(_named(result, target))
                 self._progress(1)
                 if result.malformed is MalformedField.PROTOCOL_ID:
                     # Not Modbus at all: more unit ids would only repeat the answer.
-                    self._progress(len(units) - index - 1)
+                    self._progress(sweep.stop())
                     return
         finally:
             if connection is not None:
                 connection.close()
-            if answered:
-                self.summary.hosts_answering += 1
+            if working:
+                sweep.working -= 1
+            sweep.lanes -= 1
+            if sweep.lanes == 0:
+                self._sweep_done(sweep, queue)
+
+    def _sweep_done(self, sweep: _Sweep, queue: asyncio.Queue[ProbeResult | None]) -> None:
+        if sweep.answered:
+            self.summary.hosts_answering += 1
+        if sweep.failure is not None:
+            unit, failure = sweep.failure
+            row = self._connect_failure(sweep.target, unit, failure, sweep.not_probed)
+            queue.put_nowait(_named(row, sweep.target))
+        self._unfinished -= 1
+        if self._unfinished == 0:
+            self._finish_work()
 
     def _connect_failure(
         self, target: Target, unit: int, failure: Failure, left: int

@@ -168,16 +168,29 @@ class Tally:
         self.accepted = 0
         self.open = 0
         self.max_open = 0
+        self.turned_away = 0  # connections closed on arrival: no slot free
 
 
 @asynccontextmanager
 async def tallying_server(
-    reply: Reply | None = None, host: str = "127.0.0.1", tally: Tally | None = None
+    reply: Reply | None = None,
+    host: str = "127.0.0.1",
+    tally: Tally | None = None,
+    *,
+    slots: int | None = None,
 ) -> AsyncIterator[tuple[int, Tally]]:
-    """``raw_server`` that counts connections (several servers may share one ``tally``)."""
+    """``raw_server`` that counts connections (several servers may share one ``tally``).
+
+    With ``slots``, a connection beyond that many open at once is closed on arrival, as
+    many devices do when their connection table is full.
+    """
     tally = tally or Tally()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if slots is not None and tally.open >= slots:
+            tally.turned_away += 1
+            writer.close()
+            return
         tally.accepted += 1
         tally.open += 1
         tally.max_open = max(tally.max_open, tally.open)

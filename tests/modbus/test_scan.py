@@ -14,6 +14,7 @@ from mcptool.modbus.pdu import MalformedField
 from mcptool.modbus.probe import ProbeResult
 from mcptool.modbus.scan import RateLimiter, Scanner, ScanOptions
 from mcptool.modbus.targets import Target
+from simulators.modbus import Fault, ModbusSimulator, load_profile
 from tests.modbus.peers import (
     Tally,
     banner_service,
@@ -228,3 +229,73 @@ async def test_stopping_early_closes_every_connection() -> None:
         while tally.open and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
     assert tally.open == 0
+
+
+def silent_for_even_units(request: bytes) -> bytes | None:
+    return None if request[6] % 2 == 0 else normal_reply(request)
+
+
+async def test_per_host_lets_several_connections_share_one_targets_sweep() -> None:
+    async with tallying_server(None) as (port, tally):
+        results, scanner = await run(
+            [Target(HOST, port)], units=range(1, 9), per_host=4, timeout=0.3
+        )
+    assert sorted(r.unit or 0 for r in results) == list(range(1, 9))  # each unit once
+    assert {r.outcome for r in results} == {Outcome.TIMEOUT}
+    assert tally.max_open == 4  # silent units cost their timeouts four at a time
+    assert tally.accepted == scanner.summary.connections == 4
+
+
+async def test_a_device_with_fewer_slots_than_per_host_is_swept_over_the_slots_it_has() -> None:
+    async with tallying_server(silent_for_even_units, slots=2) as (port, tally):
+        results, _ = await run([Target(HOST, port)], units=range(1, 13), per_host=4, timeout=0.2)
+    by_unit = {r.unit: r.outcome for r in results}
+    assert len(results) == len(by_unit) == 12  # no unit reported twice, none lost
+    assert by_unit == {u: Outcome.TIMEOUT if u % 2 == 0 else Outcome.OK for u in range(1, 13)}
+    assert tally.max_open == 2
+    assert tally.turned_away == 2  # the two lanes over the limit gave their units back
+
+
+async def test_a_refused_target_costs_one_connect_and_one_row_whatever_per_host() -> None:
+    with refusing_port() as port:
+        results, scanner = await run([Target(HOST, port)], units=range(1, 248), per_host=4)
+    (result,) = results
+    assert result.outcome is Outcome.REFUSED
+    assert "247 unit ids not probed" in result.reason
+    assert scanner.summary.connections == 1
+
+
+async def test_lanes_count_against_the_concurrency_limit() -> None:
+    tally = Tally()
+    async with AsyncExitStack() as stack:
+        ports = [
+            (await stack.enter_async_context(tallying_server(None, tally=tally)))[0]
+            for _ in range(2)
+        ]
+        results, _ = await run(
+            [Target(HOST, p) for p in ports],
+            units=range(1, 7),
+            concurrency=3,
+            per_host=4,
+            timeout=0.1,
+        )
+    assert len(results) == 12
+    assert tally.max_open == 3
+
+
+@pytest.mark.parametrize("mode", ["close", "reset"])
+async def test_lanes_over_a_simulated_gateways_connection_limit_lose_no_unit(mode: str) -> None:
+    async with ModbusSimulator([load_profile("gateway")]) as sim:
+        sim.add_fault(Fault(kind="refuse", limit=2, mode=mode))
+        for unit in (4, 5, 6):  # slow the sweep down so that every lane gets going
+            sim.add_fault(Fault(kind="silence", unit=unit))
+        results, _ = await run([Target(*sim.address)], units=range(1, 13), per_host=4, timeout=0.2)
+        refused = sim.counters.faults["refuse"]
+    assert refused >= 1  # lanes really ran into the limit
+    by_unit = {r.unit: (r.outcome, r.exception_code) for r in results}
+    assert len(results) == len(by_unit) == 12
+    expected = {u: (Outcome.EXCEPTION, 0x0B) for u in range(1, 13)}  # absent
+    expected |= {1: (Outcome.OK, None), 2: (Outcome.OK, None)}
+    expected |= {10: (Outcome.EXCEPTION, 0x02)}  # unit 10 has no register 0
+    expected |= {u: (Outcome.TIMEOUT, None) for u in (4, 5, 6)}
+    assert by_unit == expected
