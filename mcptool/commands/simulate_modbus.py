@@ -17,8 +17,8 @@ from mcptool.errors import UsageError
     "profiles",
     multiple=True,
     metavar="FILE",
-    help="Device profile (TOML), or a bundled one: boiler, power_meter, digital_io, gateway. "
-    "Repeat for several devices. Default: boiler.",
+    help="Device profile (TOML), or a bundled one: boiler, boiler_drift, power_meter, "
+    "digital_io, gateway. Repeat for several devices. Default: boiler.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(

@@ -81,3 +81,12 @@ def test_runs_for_a_duration_and_prints_addresses(capsys: pytest.CaptureFixture[
     assert code == 0
     assert out.startswith("gateway: listening on 127.0.0.1:")
     assert "(units 1,2,10)" in out
+
+
+def test_the_profile_help_names_every_bundled_profile(capsys: pytest.CaptureFixture[str]) -> None:
+    from simulators.modbus import bundled_profiles
+
+    code, out, _ = run_cli(capsys, "simulate", "modbus", "--help")
+    assert code == 0
+    help_text = " ".join(out.split())
+    assert [name for name in bundled_profiles() if name not in help_text] == []
