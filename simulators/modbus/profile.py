@@ -483,6 +483,9 @@ def _load(shown: str | Path, source: Traversable) -> DeviceProfile:
     except OSError as exc:
         hint = f" (bundled: {', '.join(bundled_profiles())})"
         raise ProfileError(f"{shown}: cannot read profile: {exc.strerror or exc}{hint}") from None
+    except UnicodeDecodeError as exc:
+        message = f"{shown}: not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        raise ProfileError(message) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
