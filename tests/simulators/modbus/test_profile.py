@@ -117,7 +117,7 @@ def test_a_path_is_never_looked_up_among_the_bundled_profiles(tmp_path: Path) ->
 def test_a_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
     path.write_bytes('name = "Kessel Süd"\n'.encode("latin-1"))
-    with pytest.raises(ProfileError, match=r"latin1.toml: not UTF-8 text \(byte 14\)"):
+    with pytest.raises(ProfileError, match=r"latin1.toml: not UTF-8 text \(byte 16\)"):
         load_profile(path)
 
 
