@@ -192,6 +192,10 @@ class UplinkConfig(_Model):
     tls_insecure: bool = False
     window: int = Field(default=64, ge=1, le=4096)
     connect_timeout: Seconds = 10.0
+    # at most the hub's max_frame; the floor leaves room for the handshake and ACKs. The
+    # bounds are mcptool.frame's MAX_LENGTH_DEFAULT and _LIMIT (a test checks), written
+    # out because importing the frame codec would slow down `gateway check`
+    max_frame: int = Field(default=16_384, ge=512, le=65_535)
 
 
 class JsonlConfig(_Model):

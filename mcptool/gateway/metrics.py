@@ -2,7 +2,9 @@
 process in tests), served by prometheus_client's threaded HTTP server on ``/metrics``.
 
 Counters the poller feeds are updated as things happen; spool and destination figures
-(depth, age, lag, link state) are read when scraped, so they cost nothing in between.
+(depth, age, lag, link state, drops) are read when scraped, so they cost nothing in
+between. Drops come from the spool's ledger (``Spool.drops``), which holds the spool's
+own and those destinations reported, so they survive restarts like the spool file.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class _LiveCollector(Collector):
             try:
                 stats = self.spool.stats()
                 ages = {f.name: self.spool.lag_seconds(f.name) for f in self.forwarders()}
+                drops = self.spool.drops()
                 break
             except (IndexError, RuntimeError):
                 continue
@@ -111,6 +114,16 @@ class _LiveCollector(Collector):
             "Readings dropped by the spool limit policy",
             value=stats.dropped,
         )
+        # every drop, wherever it happened: one family so that one query finds all losses
+        dropped = CounterMetricFamily(
+            "mcptool_gateway_dropped_readings",
+            "Readings dropped for good: by the spool limit policy (where=spool) or by a"
+            " destination that cannot ever deliver them (where=<sink>), per device and reason",
+            labels=["device", "where", "reason"],
+        )
+        for (where, device, kind), readings in sorted(drops.items()):
+            dropped.add_metric([device, where, kind], readings)
+        yield dropped
         lag = GaugeMetricFamily(
             "mcptool_gateway_sink_lag_readings", "Readings not yet acknowledged", labels=["sink"]
         )

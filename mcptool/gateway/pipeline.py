@@ -8,6 +8,12 @@ not delivered by then stays in the spool for the next start.
 Each poll becomes one record: a JSON message (see ``encoding``) with the node, the
 device, and every reading with its point, value, quality, timestamp and per-device
 sequence number.
+
+Every drop takes one path: the spool's own (limit policy) and those of a destination that
+gives up on readings for good (a transport's ``on_drop``, which the gateway points at
+``Spool.report_drop``) reach ``Gateway._on_drop``, which logs them; the spool counts them
+per place, device and kind (kept across restarts), and ``/metrics``, the published gateway
+status, ``status()`` and the summary logged at stop all read those counts.
 """
 
 from __future__ import annotations
@@ -78,9 +84,7 @@ class Gateway:
         if config.uplink is not None:
             from mcptool.gateway.sinks.mcp import UplinkTransport
 
-            self.transports.append(
-                UplinkTransport(config.uplink, config.node, config.base_dir, on_drop=self._on_drop)
-            )
+            self.transports.append(UplinkTransport(config.uplink, config.node, config.base_dir))
             windows["uplink"] = config.uplink.window
         self.transports.extend(transports or [])
         spool = config.spool
@@ -93,6 +97,11 @@ class Gateway:
             policy=spool.policy,
             on_drop=self._on_drop,
         )
+        for transport in self.transports:
+            # a destination that can give up on readings reports them into the spool's
+            # ledger, which passes them on to _on_drop like its own
+            if getattr(transport, "on_drop", False) is None:
+                transport.on_drop = self.spool.report_drop  # type: ignore[attr-defined]
         self.forwarders = [
             Forwarder(self.spool, t, window=windows.get(t.name, 100)) for t in self.transports
         ]
@@ -104,6 +113,8 @@ class Gateway:
         self.started = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._last_drop_publish = 0.0
+        self._drop_publish: asyncio.TimerHandle | None = None
+        self.run_dropped: dict[tuple[str, str], int] = {}  # (where, device): since start
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -140,8 +151,13 @@ class Gateway:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.mqtt is not None:
             await self.mqtt.stop()
-        await self.spool.close()
+        await self.spool.close()  # its last commit may still drop (drop_oldest)
+        if self._drop_publish is not None:
+            self._drop_publish.cancel()  # the offline status is the last word
+            self._drop_publish = None
         self.metrics.close()
+        if self.run_dropped:
+            log.warning("readings dropped while running: %s", _drop_summary(self.run_dropped))
 
     async def wait_delivered(self) -> None:
         """Return once every destination acknowledged everything produced so far."""
@@ -184,18 +200,36 @@ class Gateway:
             dropped.seq_first,
             dropped.seq_last,
         )
-        now = time.monotonic()
-        if self.mqtt is not None and now - self._last_drop_publish > 1.0:
-            self._last_drop_publish = now
+        key = (dropped.where, dropped.device)
+        self.run_dropped[key] = self.run_dropped.get(key, 0) + dropped.count
+        if self.mqtt is None or self._drop_publish is not None:
+            return
+        # at most one status a second, and always one after the last drop
+        wait = self._last_drop_publish + 1.0 - time.monotonic()
+        if wait <= 0:
+            self._publish_drops()
+        else:
+            loop = asyncio.get_running_loop()
+            self._drop_publish = loop.call_later(wait, self._publish_drops)
+
+    def _publish_drops(self) -> None:
+        self._drop_publish = None
+        self._last_drop_publish = time.monotonic()
+        if self.mqtt is not None:
             self.mqtt.gateway_changed()
 
     # -- status ---------------------------------------------------------------------------
 
     def _summary(self) -> dict[str, object]:
+        """The published (retained) gateway status: readings dropped per device, by the
+        spool and by each destination, counted since the spool file was created."""
         return {
             "node": self.config.node,
             "devices": len(self.config.devices),
             "spool": {"policy": self.spool.policy, "dropped": self.spool.dropped},
+            "sinks": {
+                f.name: {"dropped": self.spool.sink_dropped(f.name)} for f in self.forwarders
+            },
         }
 
     def status(self) -> dict[str, Any]:
@@ -218,8 +252,17 @@ class Gateway:
                     "state": f.state.value,
                     "lag": stats.lag.get(f.name, 0),
                     "acked": f.acked,
+                    "dropped": sum(self.spool.sink_dropped(f.name).values()),
                     "error": f.last_error if f.state != SinkState.CONNECTED else "",
                 }
                 for f in self.forwarders
             ],
         }
+
+
+def _drop_summary(counts: dict[tuple[str, str], int]) -> str:
+    """``spool: d2 40; uplink: d0 3, d1/analysis 1`` (readings per place and device)."""
+    places: dict[str, list[str]] = {}
+    for (where, device), readings in sorted(counts.items()):
+        places.setdefault(where, []).append(f"{device} {readings}")
+    return "; ".join(f"{where}: {', '.join(devices)}" for where, devices in places.items())

@@ -24,6 +24,11 @@ oldest records (even if not yet delivered), ``drop_newest`` refuses new ones. Ei
 way the dropped readings are counted per device with their sequence ranges and handed to
 ``on_drop`` so that the gateway publishes them: a drop is never silent.
 
+A destination that gives up on readings it cannot ever deliver (the MCP uplink with a
+reading over one frame) reports them through ``report_drop``: they are counted per
+destination, device and kind next to the spool's own drops, kept across restarts, and
+handed to the same ``on_drop``. So there is one ledger and one path for every drop.
+
 Recent records also stay in memory (up to ``tail_bytes``), so destinations that keep up
 never read back from the disk.
 """
@@ -43,7 +48,7 @@ from typing import Literal
 
 from mcptool.errors import McptoolError
 
-__all__ = ["Dropped", "Record", "Spool", "SpoolError", "SpoolStats"]
+__all__ = ["SPOOL_FULL", "Dropped", "Record", "Spool", "SpoolError", "SpoolStats"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -57,6 +62,13 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE TABLE IF NOT EXISTS positions (sink TEXT PRIMARY KEY, acked INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (name TEXT PRIMARY KEY, next_seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS dropped (device TEXT PRIMARY KEY, readings INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sink_dropped (
+    sink TEXT NOT NULL,
+    device TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    readings INTEGER NOT NULL,
+    PRIMARY KEY (sink, device, kind)
+);
 """
 
 
@@ -80,12 +92,27 @@ class Record:
         return self.seq_first + self.count - 1
 
 
+SPOOL_FULL = "spool_full"
+
+
 @dataclass(frozen=True, slots=True)
 class Dropped:
+    """Readings seq_first..seq_last of ``device`` that will not reach (some) destinations.
+
+    ``reason`` is the line a person reads; ``where`` (``"spool"`` or the name of the
+    destination that gave up) and ``kind`` (a short code) label the counts.
+    """
+
     device: str
     seq_first: int
     seq_last: int
     reason: str
+    where: str = "spool"
+    kind: str = SPOOL_FULL
+
+    @property
+    def count(self) -> int:
+        return self.seq_last - self.seq_first + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +176,9 @@ class Spool:
         self._dropped_total = 0
         self._dropped_devices: dict[str, int] = {}
         self._dirty_dropped: set[str] = set()
+        # (destination, device, kind) -> readings a destination gave up on
+        self._sink_dropped: dict[tuple[str, str, str], int] = {}
+        self._dirty_sink_dropped: set[tuple[str, str, str]] = set()
         self._closed = False
         self._commit_lock = asyncio.Lock()  # flush() and the writer must not interleave
 
@@ -197,6 +227,10 @@ class Spool:
         self._stored_positions = dict(stored)
         self._dropped_devices = dict(db.execute("SELECT device, readings FROM dropped"))
         self._dropped_total = sum(self._dropped_devices.values())
+        self._sink_dropped = {
+            (sink, device, kind): readings
+            for sink, device, kind, readings in db.execute("SELECT * FROM sink_dropped")
+        }
 
     async def close(self) -> None:
         if self._closed:
@@ -248,10 +282,26 @@ class Spool:
         self._cum.append(self._total)
 
     def _drop(self, dropped: Dropped) -> None:
-        count = dropped.seq_last - dropped.seq_first + 1
+        count = dropped.count
         self._dropped_total += count
         self._dropped_devices[dropped.device] = self._dropped_devices.get(dropped.device, 0) + count
         self._dirty_dropped.add(dropped.device)
+        if self.on_drop is not None:
+            self.on_drop(dropped)
+
+    def report_drop(self, dropped: Dropped) -> None:
+        """A destination (``dropped.where``) gave up on these readings for good: count them
+        (stored with the next commit) and hand them to ``on_drop`` like the spool's own.
+
+        Counted at least once: if the process dies after the count is stored and before
+        the destination's position is, the record is sent, and dropped, once more.
+        """
+        if dropped.where == "spool":
+            raise ValueError("report_drop is for a destination's drops, not the spool's")
+        key = (dropped.where, dropped.device, dropped.kind)
+        self._sink_dropped[key] = self._sink_dropped.get(key, 0) + dropped.count
+        self._dirty_sink_dropped.add(key)
+        self._pending_event.set()
         if self.on_drop is not None:
             self.on_drop(dropped)
 
@@ -331,7 +381,25 @@ class Spool:
 
     @property
     def dropped(self) -> dict[str, int]:
+        """Readings dropped by the limit policy, per device (kept across restarts)."""
         return dict(self._dropped_devices)
+
+    def sink_dropped(self, sink: str) -> dict[str, int]:
+        """Readings ``sink`` gave up on, per device (kept across restarts)."""
+        counts: dict[str, int] = {}
+        for (where, device, _kind), readings in list(self._sink_dropped.items()):
+            if where == sink:
+                counts[device] = counts.get(device, 0) + readings
+        return counts
+
+    def drops(self) -> dict[tuple[str, str, str], int]:
+        """Every drop counted, the spool's and the destinations', by (where, device, kind)."""
+        counts = {
+            ("spool", device, SPOOL_FULL): readings
+            for device, readings in list(self._dropped_devices.items())
+        }
+        counts.update(self._sink_dropped)
+        return counts
 
     # -- writing ------------------------------------------------------------------------
 
@@ -356,11 +424,15 @@ class Spool:
         positions = {s: p for s, p in self._positions.items() if self._stored_positions.get(s) != p}
         dropped = {d: self._dropped_devices[d] for d in self._dirty_dropped}
         self._dirty_dropped.clear()
+        sink_dropped = {k: self._sink_dropped[k] for k in self._dirty_sink_dropped}
+        self._dirty_sink_dropped.clear()
         low = min(self._positions.values(), default=0)
         excess = self._depth - self.max_readings if self.policy == "drop_oldest" else 0
-        if not (batch or seqs or positions or dropped or excess > 0):
+        if not (batch or seqs or positions or dropped or sink_dropped or excess > 0):
             return
-        evicted = await self._run(self._write, batch, seqs, positions, dropped, low, max(0, excess))
+        evicted = await self._run(
+            self._write, batch, seqs, positions, dropped, sink_dropped, low, max(0, excess)
+        )
         self._stored_positions.update(positions)
         for record in evicted:
             self._drop(Dropped(record.device, record.seq_first, record.seq_last, "spool full"))
@@ -380,6 +452,7 @@ class Spool:
         seqs: dict[str, int],
         positions: dict[str, int],
         dropped: dict[str, int],
+        sink_dropped: dict[tuple[str, str, str], int],
         low: int,
         excess: int,
     ) -> list[Record]:
@@ -406,6 +479,11 @@ class Spool:
                 "INSERT INTO dropped VALUES (?, ?)"
                 " ON CONFLICT(device) DO UPDATE SET readings = excluded.readings",
                 dropped.items(),
+            )
+            db.executemany(
+                "INSERT INTO sink_dropped VALUES (?, ?, ?, ?) ON CONFLICT(sink, device, kind)"
+                " DO UPDATE SET readings = excluded.readings",
+                [(*key, readings) for key, readings in sink_dropped.items()],
             )
             db.execute("DELETE FROM records WHERE id <= ?", (low,))
             evicted: list[Record] = []

@@ -1,5 +1,5 @@
 """Gateway test fixtures: a real Mosquitto on an ephemeral loopback port, a subscriber that
-checks per-device sequence numbers, and simulated devices."""
+checks per-device sequence numbers, a real MCP hub (LinkServer), and simulated devices."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from mcptool.link import LinkServer
 from simulators.modbus import DeviceProfile, ModbusSimulator
 from simulators.modbus import Point as SimPoint
 from tests.conftest import require_program
@@ -207,6 +208,51 @@ async def subscriber(broker: Broker) -> AsyncIterator[Subscriber]:
         yield sub
     finally:
         await sub.stop()
+
+
+KEY = "0123456789abcdef0123456789abcdef"
+
+
+class Hub:
+    """A hub that can be restarted on the same port (its ledger is in memory: lost)."""
+
+    def __init__(self) -> None:
+        self.log = ReadingLog()
+        self.port = 0
+        self.server: LinkServer | None = None
+        self.sessions = 0
+
+    def _data(self, node: str, seq: int, body: bytes) -> None:
+        self.log.take(json.loads(body))
+
+    def _session(self, node: str, up: bool, reason: str) -> None:
+        self.sessions += up
+
+    async def start(self) -> None:
+        self.server = LinkServer(
+            "127.0.0.1",
+            self.port,
+            keys={"test": KEY.encode()},
+            on_data=self._data,
+            on_session=self._session,
+        )
+        await self.server.start()
+        self.port = self.server.address[1]
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop(abort=True)
+            self.server = None
+
+
+@pytest.fixture
+async def hub() -> AsyncIterator[Hub]:
+    h = Hub()
+    await h.start()
+    try:
+        yield h
+    finally:
+        await h.stop()
 
 
 def float_profile(name: str, points: int) -> DeviceProfile:

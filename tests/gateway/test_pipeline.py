@@ -5,17 +5,31 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from mcptool.gateway import Dropped, Gateway, parse_config
-from simulators.modbus import Fault, ModbusSimulator
-from tests.gateway.conftest import Broker, Subscriber, gateway_config, toml, until
+from mcptool.gateway import Dropped, Gateway, Record, parse_config
+from simulators.modbus import DeviceProfile, Fault, ModbusSimulator
+from simulators.modbus import Point as SimPoint
+from tests.gateway.conftest import (
+    KEY,
+    Broker,
+    Hub,
+    Subscriber,
+    float_profile,
+    gateway_config,
+    toml,
+    until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -229,3 +243,162 @@ async def test_a_full_spool_drops_by_policy_and_says_so(
     assert sum(gw.spool.dropped.values()) == len(dropped)
     assert status["spool"]["policy"] == "drop_oldest"
     assert sum(status["spool"]["dropped"].values()) > 0
+
+
+class GivingUp:
+    """A destination that acknowledges every record but gives up on those of one device,
+    reporting them through ``on_drop`` as a real one would (the gateway sets it)."""
+
+    name = "picky"
+
+    def __init__(self, refuse: str) -> None:
+        self.refuse = refuse
+        self.on_drop: object = None
+
+    async def connect(self) -> None:
+        pass
+
+    async def send(self, record: Record) -> None:
+        if record.device == self.refuse:
+            assert callable(self.on_drop)
+            first, last = record.seq_first, record.seq_last
+            self.on_drop(Dropped(record.device, first, last, "picky: no", "picky", "no"))
+
+    async def watch(self) -> None:
+        await asyncio.Event().wait()
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_destinations_drops_take_the_spools_drop_path_to_status_and_exit_log(
+    devices: ModbusSimulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    picky = GivingUp("d1")
+    jsonl = {"path": str(tmp_path / "out.jsonl")}
+    config = parse_config(gateway_config(devices, tmp_path, mqtt_port=None, jsonl=jsonl))
+    gw = Gateway(config, transports=[picky])
+    assert picky.on_drop == gw.spool.report_drop
+    reported: list[Dropped] = []
+    publish = gw.spool.on_drop
+    assert publish is not None
+    gw.spool.on_drop = lambda d: (reported.append(d), publish(d))  # type: ignore[func-returns-value]
+    with caplog.at_level(logging.WARNING, logger="mcptool.gateway.pipeline"):
+        async with gw:
+            await until(lambda: gw.spool.sink_dropped("picky").get("d1", 0) >= 50)
+            sinks = {s["name"]: s["dropped"] for s in gw.status()["sinks"]}
+            assert sinks["jsonl"] == 0 and sinks["picky"] >= 50
+            assert gw._summary()["sinks"] == {
+                "jsonl": {"dropped": {}},
+                "picky": {"dropped": gw.spool.sink_dropped("picky")},
+            }
+            assert set(gw.spool.sink_dropped("picky")) == {"d1"}
+    assert {d.device for d in reported} == {"d1"}
+    total = sum(d.count for d in reported)
+    assert gw.run_dropped == {("picky", "d1"): total}
+    assert gw.spool.sink_dropped("picky") == {"d1": total}
+    lines = [r.getMessage() for r in caplog.records if r.name == "mcptool.gateway.pipeline"]
+    assert lines[-1] == f"readings dropped while running: picky: d1 {total}"
+    assert any(line.startswith("picky: no: dropped d1 seq ") for line in lines)
+
+
+def scrape(text: str, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                return float(sample.value)
+    raise AssertionError(f"no {name}{labels} in /metrics")
+
+
+def with_junk_label(sim: ModbusSimulator, tmp: Path, hub: Hub, **extra: Any) -> dict[str, Any]:
+    """A config whose d0 also polls the "label" of ``junk_label_profile``, with the uplink
+    frame at 512 bytes."""
+    uplink = {"url": f"mcp://127.0.0.1:{hub.port}", "key": KEY, "max_frame": 512}
+    raw = gateway_config(sim, tmp, uplink=uplink, **extra)
+    raw["devices"][0]["points"].append(
+        {"name": "label", "address": 100, "type": "string", "length": 100}
+    )
+    return raw
+
+
+def junk_label_profile() -> DeviceProfile:
+    """d0 with 10 floats and a "label" whose registers hold control bytes: 100 of them are
+    600 bytes of JSON escapes, a reading that alone is over a 512-byte frame."""
+    d0 = float_profile("d0", 10)
+    d0.points.append(SimPoint("holding", 100, "string", value="\x01" * 100, length=50))
+    return d0
+
+
+async def test_a_reading_too_big_for_any_uplink_frame_shows_on_metrics_and_in_the_status(
+    broker: Broker, subscriber: Subscriber, hub: Hub, tmp_path: Path
+) -> None:
+    reported: list[Dropped] = []
+    final: dict[str, int] = {}
+
+    def dropped() -> set[tuple[str, int]]:
+        return {(d.device, seq) for d in reported for seq in range(d.seq_first, d.seq_last + 1)}
+
+    def missing_at_hub() -> set[tuple[str, int]]:
+        return {(d, seq) for d, seqs in hub.log.missing(final).items() for seq in seqs}
+
+    def published(device: str) -> int:
+        status = subscriber.retained.get("mcptool/test/status", {})
+        return int(status.get("sinks", {}).get("uplink", {}).get("dropped", {}).get(device, 0))
+
+    async with ModbusSimulator([junk_label_profile(), float_profile("d1", 10)]) as sim:
+        raw = with_junk_label(sim, tmp_path, hub, mqtt_port=broker.port, metrics={"port": 0})
+        gw = Gateway(parse_config(raw))
+        publish = gw.spool.on_drop
+        assert publish is not None
+        gw.spool.on_drop = lambda d: (reported.append(d), publish(d))  # type: ignore[func-returns-value]
+        async with gw:
+            await until(lambda: gw.spool.sink_dropped("uplink").get("d0", 0) >= 5)
+            async with httpx.AsyncClient() as client:
+                text = (await client.get(f"http://127.0.0.1:{gw.metrics_port}/metrics")).text
+            counted = scrape(
+                text,
+                "mcptool_gateway_dropped_readings_total",
+                device="d0",
+                where="uplink",
+                reason="over_frame",
+            )
+            assert counted >= 5
+            uplink_status = next(s for s in gw.status()["sinks"] if s["name"] == "uplink")
+            assert uplink_status["dropped"] >= counted
+            await until(lambda: published("d0") >= counted, what="the retained status count")
+            await gw.wait_delivered()
+            final.update(produced(gw))
+            await until(lambda: not subscriber.missing(final), what="every reading over MQTT")
+            await until(lambda: missing_at_hub() <= dropped(), what="the rest at the hub")
+    # MQTT has frames big enough: it got every reading, the labels too
+    subscriber.check_nothing_lost(final)
+    assert subscriber.duplicates == 0
+    # the uplink lost exactly the label readings (every 11th of d0), each one reported
+    labels = {("d0", seq) for seq in range(11, final["d0"] + 1, 11)}
+    assert {d.where for d in reported} == {"uplink"}
+    assert missing_at_hub() == labels
+    assert dropped() >= labels
+
+
+async def test_gateway_run_sums_up_the_drops_of_the_run_when_it_stops(
+    hub: Hub, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    async with ModbusSimulator([junk_label_profile()]) as sim:
+        raw = with_junk_label(sim, tmp_path, hub, mqtt_port=None, jsonl={"path": str(out)})
+        config = tmp_path / "gateway.toml"
+        config.write_text(toml(raw))
+        command = [sys.executable, "-m", "mcptool", "gateway", "run", "--config", str(config)]
+        gateway = await asyncio.create_subprocess_exec(
+            *command, "--no-status", cwd=ROOT, stderr=asyncio.subprocess.PIPE
+        )
+        try:
+            await until(lambda: hub.log.count("d0") >= 50, timeout=30, what="readings at the hub")
+        finally:
+            gateway.send_signal(signal.SIGTERM)
+            _, stderr = await asyncio.wait_for(gateway.communicate(), 20)
+    assert gateway.returncode == 0
+    lines = stderr.decode().splitlines()
+    assert any("uplink: a reading of " in line and "dropped d0 seq 11-11" in line for line in lines)
+    [summary] = [line for line in lines if "readings dropped while running:" in line]
+    assert summary.split("readings dropped while running: ")[1].startswith("uplink: d0 ")

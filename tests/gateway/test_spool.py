@@ -134,3 +134,32 @@ def test_an_unusable_spool_path_is_one_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(SpoolError, match="cannot open"):
         asyncio.run(open_it())
+
+
+async def test_a_destinations_drop_is_counted_apart_handed_on_and_kept_across_restarts(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.db"
+    reported: list[Dropped] = []
+    uplink_drop = Dropped("d", 5, 7, "uplink: too big", "uplink", "over_frame")
+    async with Spool(path, sinks=["uplink"], max_readings=10, on_drop=reported.append) as spool:
+        await fill(spool, "e", 2)  # 20 readings: the limit drops 10 of them
+        second = Dropped("d", 9, 9, "uplink: too big", "uplink", "over_frame")
+        spool.report_drop(uplink_drop)
+        spool.report_drop(second)
+        assert [d for d in reported if d.where == "uplink"] == [uplink_drop, second]
+    async with Spool(path, sinks=["uplink"]) as spool:
+        assert spool.sink_dropped("uplink") == {"d": 4}
+        assert spool.sink_dropped("mqtt") == {}
+        assert spool.dropped == {"e": 10}  # the limit policy's count stays its own
+        assert spool.stats().dropped == 10
+        assert spool.drops() == {
+            ("spool", "e", "spool_full"): 10,
+            ("uplink", "d", "over_frame"): 4,
+        }
+
+
+async def test_the_spool_does_not_take_its_own_drops_as_a_destinations(tmp_path: Path) -> None:
+    async with Spool(tmp_path / "s.db", sinks=["a"]) as spool:
+        with pytest.raises(ValueError, match="destination"):
+            spool.report_drop(Dropped("d", 1, 1, "spool full"))

@@ -1,11 +1,14 @@
 """MCP uplink destination: each record goes to the hub as DATA, delivered when ACKed.
 
-A record whose message exceeds one frame is cut into several messages (same format,
-fewer readings each) and counts as delivered when the hub acknowledged all of them. A
-record that cannot be cut so (not a poll, or one reading over a frame) is never sent:
-resending it would fail the same way on every reconnect and wedge the uplink behind it.
-Like the spool's drops, it is counted per device (``dropped``) and handed to ``on_drop``
-(logged when there is none), once; the other destinations still get it.
+A record whose message exceeds one frame (``max_frame``) is cut into several messages
+(same format, fewer readings each) and counts as delivered when the hub acknowledged all
+of them. What cannot be cut so is never sent: resending it would fail the same way on
+every reconnect and wedge the uplink behind it. That is a reading that alone is over a
+frame (only that reading: the rest of its poll is sent), or a whole record that is not a
+poll. It is counted per device (``dropped``) and handed, as a ``Dropped`` with
+``where="uplink"`` and ``kind="over_frame"``, to ``on_drop`` (logged when there is none),
+once; the gateway sets ``on_drop`` to the spool's ``report_drop``, the one path every drop
+takes to the logs, ``/metrics`` and the published status. Other destinations still get it.
 
 The link's own reconnect is off: when the session drops, the forwarder reconnects with
 a fresh ``LinkClient`` and resends from the spool position, the same way for every
@@ -21,6 +24,7 @@ import json
 import logging
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mcptool.errors import McptoolError
@@ -36,11 +40,30 @@ __all__ = ["UplinkTransport"]
 log = logging.getLogger(__name__)
 
 # room for the DATA header fields around the body inside one frame
-_BODY_LIMIT = MAX_LENGTH_DEFAULT - 64
+_HEADER_ROOM = 64
+_BODY_LIMIT = MAX_LENGTH_DEFAULT - _HEADER_ROOM
+OVER_FRAME = "over_frame"  # the kind of every uplink drop (``Dropped.kind``)
 
 
 class _Unsendable(ValueError):
     """A record that no cut fits into uplink frames."""
+
+
+@dataclass(slots=True)
+class _Cut:
+    """A record as bodies that fit, and the readings that alone do not: seq ranges, each
+    with why (the size of its first reading)."""
+
+    bodies: list[bytes]
+    oversized: list[tuple[int, int, str]] = field(default_factory=list)
+
+    def leave_out(self, seq: int, why: str) -> None:
+        """Leave reading ``seq`` out (one range with the previous one when adjacent)."""
+        if self.oversized and self.oversized[-1][1] == seq - 1:
+            first, _, first_why = self.oversized[-1]
+            self.oversized[-1] = (first, seq, first_why)
+        else:
+            self.oversized.append((seq, seq, why))
 
 
 class UplinkTransport:
@@ -58,6 +81,7 @@ class UplinkTransport:
         self.base_dir = base_dir
         self.on_drop = on_drop
         self.dropped: dict[str, int] = {}  # readings per device never sent: over one frame
+        self.body_limit = config.max_frame - _HEADER_ROOM
         self._link: LinkClient | None = None
         self._lost: asyncio.Future[None] | None = None
 
@@ -90,6 +114,7 @@ class UplinkTransport:
             ssl=self._ssl(),
             reconnect=False,
             outbox_capacity=max(self.config.window * 4, 64),
+            max_frame=self.config.max_frame,
             on_state_change=self._state_changed,
         )
         try:
@@ -113,19 +138,24 @@ class UplinkTransport:
         if link is None:
             raise SinkError("uplink: not connected")
         try:
-            bodies = _frames(record.payload)
+            cut = _cut(record.payload, self.body_limit)
         except _Unsendable as exc:
-            self._drop(record, str(exc))
-            return  # the forwarder moves past it: the uplink goes on with the next record
+            # the forwarder moves past it: the uplink goes on with the next record
+            self._drop(record.device, record.seq_first, record.seq_last, str(exc))
+            return
         try:
-            acks = [await link.submit(body) for body in bodies]
+            acks = [await link.submit(body) for body in cut.bodies]
             await asyncio.gather(*acks)
         except LinkError as exc:
             raise SinkError(f"uplink: {exc}") from None
+        # reported once the rest is acknowledged: a resend after a lost session would
+        # otherwise count them again
+        for first, last, why in cut.oversized:
+            self._drop(record.device, first, last, why)
 
-    def _drop(self, record: Record, why: str) -> None:
-        self.dropped[record.device] = self.dropped.get(record.device, 0) + record.count
-        dropped = Dropped(record.device, record.seq_first, record.seq_last, f"uplink: {why}")
+    def _drop(self, device: str, first: int, last: int, why: str) -> None:
+        dropped = Dropped(device, first, last, f"uplink: {why}", "uplink", OVER_FRAME)
+        self.dropped[device] = self.dropped.get(device, 0) + dropped.count
         if self.on_drop is not None:
             self.on_drop(dropped)
         else:
@@ -149,14 +179,15 @@ class UplinkTransport:
             await link.close()
 
 
-def _frames(payload: bytes) -> list[bytes]:
-    """The message as one body, or cut into messages of fewer readings that each fit.
+def _cut(payload: bytes, limit: int) -> _Cut:
+    """The message as one body, or cut into messages of fewer readings that each fit;
+    readings that alone do not fit are left out and named by their seq ranges.
 
-    Raises ``_Unsendable`` when it is over one frame and cannot be cut so.
+    Raises ``_Unsendable`` when it is over one frame and nothing of it can be sent.
     """
-    if len(payload) <= _BODY_LIMIT:
-        return [payload]
-    too_big = f"a record of {len(payload)} bytes is over one frame ({_BODY_LIMIT} bytes)"
+    if len(payload) <= limit:
+        return _Cut([payload])
+    too_big = f"a record of {len(payload)} bytes is over one frame ({limit} bytes)"
     try:
         message = json.loads(payload)
     except ValueError:
@@ -164,24 +195,27 @@ def _frames(payload: bytes) -> list[bytes]:
     readings = message.pop("readings", None) if isinstance(message, dict) else None
     if not isinstance(readings, list) or not readings:
         raise _Unsendable(f"{too_big} and has no readings to cut it by")
-    per = max(1, len(readings) * _BODY_LIMIT // len(payload) - 1)
-    bodies: list[bytes] = []
-    start = 0
+    guess = max(1, len(readings) * limit // len(payload) - 1)
+    cut = _Cut([])
+    per, start = guess, 0
     while start < len(readings):
         chunk = readings[start : start + per]
+        seq = _seq(chunk[0], message)
         body = json.dumps(
-            {**message, "seq": _seq(chunk[0], message), "readings": chunk},
-            ensure_ascii=False,
-            separators=(",", ":"),
+            {**message, "seq": seq, "readings": chunk}, ensure_ascii=False, separators=(",", ":")
         ).encode()
-        if len(body) > _BODY_LIMIT:
-            if per == 1:
-                raise _Unsendable(f"{too_big} and one reading alone is {len(body)} bytes")
+        if len(body) <= limit:
+            cut.bodies.append(body)
+        elif per > 1:
             per = max(1, per // 2)  # readings longer than average: retry smaller
             continue
-        bodies.append(body)
+        elif len(readings) == 1 or not isinstance(own := _own_seq(chunk[0]), int):
+            raise _Unsendable(f"{too_big} and one reading alone is {len(body)} bytes")
+        else:
+            cut.leave_out(own, f"a reading of {len(body)} bytes is over one frame ({limit} bytes)")
+            per = guess  # the next readings are likely of the usual size again
         start += len(chunk)
-    return bodies
+    return cut
 
 
 def _seq(reading: object, message: dict[str, object]) -> object:
@@ -189,3 +223,8 @@ def _seq(reading: object, message: dict[str, object]) -> object:
     return (
         reading.get("seq", message.get("seq")) if isinstance(reading, dict) else message.get("seq")
     )
+
+
+def _own_seq(reading: object) -> int | None:
+    seq = reading.get("seq") if isinstance(reading, dict) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None

@@ -1,66 +1,23 @@
 """The MCP uplink against a real hub (LinkServer): every reading arrives, through a hub
-restart too, and oversized polls are cut into frames that fit."""
+restart too; oversized polls are cut into frames that fit, and what cannot fit in any
+frame is reported as a drop, never silently lost."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+import re
 from pathlib import Path
 
 import pytest
 
+from mcptool.frame import MAX_LENGTH_DEFAULT, MAX_LENGTH_LIMIT
 from mcptool.gateway import Gateway, parse_config
 from mcptool.gateway.config import UplinkConfig
-from mcptool.gateway.sinks.mcp import _BODY_LIMIT, UplinkTransport, _frames, _Unsendable
+from mcptool.gateway.sinks.mcp import _BODY_LIMIT, UplinkTransport, _cut, _Unsendable
 from mcptool.gateway.spool import Dropped, Record
-from mcptool.link import LinkServer
 from simulators.modbus import ModbusSimulator
-from tests.gateway.conftest import ReadingLog, gateway_config, until
-
-KEY = "0123456789abcdef0123456789abcdef"
-
-
-class Hub:
-    """A hub that can be restarted on the same port (its ledger is in memory: lost)."""
-
-    def __init__(self) -> None:
-        self.log = ReadingLog()
-        self.port = 0
-        self.server: LinkServer | None = None
-        self.sessions = 0
-
-    def _data(self, node: str, seq: int, body: bytes) -> None:
-        self.log.take(json.loads(body))
-
-    def _session(self, node: str, up: bool, reason: str) -> None:
-        self.sessions += up
-
-    async def start(self) -> None:
-        self.server = LinkServer(
-            "127.0.0.1",
-            self.port,
-            keys={"test": KEY.encode()},
-            on_data=self._data,
-            on_session=self._session,
-        )
-        await self.server.start()
-        self.port = self.server.address[1]
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            await self.server.stop(abort=True)
-            self.server = None
-
-
-@pytest.fixture
-async def hub() -> AsyncIterator[Hub]:
-    h = Hub()
-    await h.start()
-    try:
-        yield h
-    finally:
-        await h.stop()
+from tests.gateway.conftest import KEY, Hub, gateway_config, until
 
 
 def uplink_config(devices: ModbusSimulator, tmp: Path, hub: Hub) -> dict[str, object]:
@@ -97,7 +54,9 @@ def test_a_message_too_big_for_one_frame_is_cut_into_frames_that_fit() -> None:
         for i in range(400)
     ]
     payload = json.dumps({"node": "n", "device": "d", "seq": 10, "ts": 1, "readings": readings})
-    bodies = _frames(payload.encode())
+    cut = _cut(payload.encode(), _BODY_LIMIT)
+    bodies = cut.bodies
+    assert cut.oversized == []
     assert len(bodies) > 1
     assert all(len(body) <= _BODY_LIMIT for body in bodies)
     messages = [json.loads(body) for body in bodies]
@@ -121,7 +80,7 @@ def test_a_message_over_one_frame_that_cannot_be_cut_is_refused() -> None:
         (poll(1, size=_BODY_LIMIT), "one reading alone is"),
     ]:
         with pytest.raises(_Unsendable, match=why):
-            _frames(payload)
+            _cut(payload, _BODY_LIMIT)
 
 
 async def test_an_uncuttable_record_is_reported_once_and_the_uplink_goes_on(hub: Hub) -> None:
@@ -137,6 +96,7 @@ async def test_an_uncuttable_record_is_reported_once_and_the_uplink_goes_on(hub:
     [drop] = dropped
     assert (drop.device, drop.seq_first, drop.seq_last) == ("d/analysis", 1, 1)
     assert drop.reason.startswith("uplink: a record of ") and "over one frame" in drop.reason
+    assert (drop.where, drop.kind) == ("uplink", "over_frame")
     assert transport.dropped == {"d/analysis": 1}
     assert hub.log.count("d") == 1  # the record after it was delivered
     assert hub.sessions == 1  # no reconnect
@@ -156,3 +116,60 @@ async def test_without_a_drop_handler_the_uplink_logs_the_drop_in_one_line(
     [line] = [r.getMessage() for r in caplog.records if r.name == "mcptool.gateway.sinks.mcp"]
     assert line.startswith("uplink: a record of ") and line.endswith("dropped d/analysis seq 3-3")
     assert transport.dropped == {"d/analysis": 1}
+
+
+def reading(seq: int, size: int = 0) -> dict[str, object]:
+    return {"device": "d", "point": f"p{seq}", "seq": seq, "ts": 1, "value": "x" * size}
+
+
+def poll_of(readings: list[dict[str, object]]) -> bytes:
+    first = readings[0]["seq"]
+    return json.dumps({"node": "test", "device": "d", "seq": first, "readings": readings}).encode()
+
+
+def test_only_readings_that_alone_are_over_a_frame_are_left_out_of_a_cut_poll() -> None:
+    # 20 small readings with big ones at seq 5, 12 and 13 (adjacent: one range)
+    readings = [reading(seq, size=600 if seq in (5, 12, 13) else 10) for seq in range(1, 21)]
+    cut = _cut(poll_of(readings), 512)
+    assert [(first, last) for first, last, _ in cut.oversized] == [(5, 5), (12, 13)]
+    for _, _, why in cut.oversized:
+        assert re.fullmatch(r"a reading of \d+ bytes is over one frame \(512 bytes\)", why)
+    assert all(len(body) <= 512 for body in cut.bodies)
+    sent = [r for body in cut.bodies for r in json.loads(body)["readings"]]
+    assert [r["seq"] for r in sent] == [s for s in range(1, 21) if s not in (5, 12, 13)]
+
+
+def test_a_poll_whose_oversized_reading_has_no_sequence_number_is_refused_whole() -> None:
+    readings = [reading(1), {"device": "d", "point": "big", "value": "x" * 600}]
+    with pytest.raises(_Unsendable, match="one reading alone is"):
+        _cut(poll_of(readings), 512)
+
+
+def test_the_uplink_frame_limit_comes_from_the_config() -> None:
+    assert UplinkConfig(url="mcp://h:1", key=KEY).max_frame == MAX_LENGTH_DEFAULT
+    assert UplinkConfig(url="mcp://h:1", key=KEY, max_frame=MAX_LENGTH_LIMIT).max_frame > 0
+    with pytest.raises(ValueError, match="max_frame"):
+        UplinkConfig(url="mcp://h:1", key=KEY, max_frame=MAX_LENGTH_LIMIT + 1)
+    with pytest.raises(ValueError, match="max_frame"):
+        UplinkConfig(url="mcp://h:1", key=KEY, max_frame=511)
+
+
+async def test_a_small_frame_limit_sends_the_rest_of_a_poll_and_reports_the_reading_over_it(
+    hub: Hub,
+) -> None:
+    dropped: list[Dropped] = []
+    config = UplinkConfig(url=f"mcp://127.0.0.1:{hub.port}", key=KEY, max_frame=512)
+    transport = UplinkTransport(config, "test", on_drop=dropped.append)
+    readings = [reading(seq, size=600 if seq == 4 else 10) for seq in range(1, 11)]
+    await transport.connect()
+    try:
+        await transport.send(Record(1, "d", 1, 10, 0.0, poll_of(readings)))
+    finally:
+        await transport.close()
+    assert sorted(hub.log.seen["d"]) == [1, 2, 3, 5, 6, 7, 8, 9, 10]
+    [drop] = dropped
+    assert (drop.device, drop.seq_first, drop.seq_last) == ("d", 4, 4)
+    assert (drop.where, drop.kind) == ("uplink", "over_frame")
+    assert drop.reason.startswith("uplink: a reading of ")
+    assert transport.dropped == {"d": 1}
+    assert hub.sessions == 1
