@@ -151,7 +151,9 @@ def _render(status: dict[str, Any]) -> Any:
     offline = [d["device"] for d in devices if d["status"] != "online"]
     spool = status["spool"]
     sinks = "  ".join(
-        f"{s['name']}: {s['state']} lag {s['lag']}" + (f" ({s['error']})" if s["error"] else "")
+        f"{s['name']}: {s['state']} lag {s['lag']}"
+        + (f" dropped {s['dropped']}" if s.get("dropped") else "")
+        + (f" ({s['error']})" if s["error"] else "")
         for s in status["sinks"]
     )
     table.add_row(

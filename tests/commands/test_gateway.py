@@ -121,3 +121,25 @@ async def test_run_with_an_analysis_table_analyses_the_polls(tmp_path: Path) -> 
             gateway.send_signal(signal.SIGTERM)
             await asyncio.wait_for(gateway.wait(), 20)
     assert gateway.returncode == 0
+
+
+def test_the_live_view_shows_what_each_destination_dropped() -> None:
+    from rich.console import Console
+
+    from mcptool.commands.gateway import _render
+
+    sink = {"name": "uplink", "state": "connected", "lag": 0, "error": None}
+    status = {
+        "uptime": 10.0,
+        "devices": [{"device": "boiler", "status": "online"}],
+        "devices_online": 1,
+        "produced": 100,
+        "spool": {"depth": 0, "oldest_age": 0.0, "dropped": 0},
+        "sinks": [{**sink, "dropped": 3}, {**sink, "name": "mqtt", "dropped": 0}],
+    }
+    console = Console(width=200, record=True)
+    console.print(_render(status))
+    text = console.export_text()
+    assert "uplink: connected lag 0 dropped 3" in text
+    assert "mqtt: connected lag 0" in text
+    assert "mqtt: connected lag 0 dropped" not in text  # nothing dropped, nothing said
