@@ -185,11 +185,31 @@ class JournalLedger(MemoryLedger):
         line = json.dumps({"node": node_id, "seq": seq, key: text}, ensure_ascii=False)
         self._file.write(line.encode("utf-8") + b"\n")
 
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
     def flush(self) -> None:
         self._file.flush()
         if self.fsync:
             os.fsync(self._file.fileno())
 
     def close(self) -> None:
-        self.flush()
-        self._file.close()
+        """Flush and close the journal; safe to call again.
+
+        The file is closed even when the last flush fails (a full disk, an fsync error):
+        the error still reaches the caller, but a hub that goes on running, or opens the
+        journal again, does not keep the old descriptor.
+        """
+        if self._file.closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._file.close()
+
+    def __enter__(self) -> JournalLedger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

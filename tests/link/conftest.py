@@ -15,6 +15,25 @@ from simulators.mcp import McpPeer
 KEY = b"0123456789abcdef0123456789abcdef"
 NODE = "node-1"
 
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A link test that leaks a file, socket or transport fails, here and not in the field.
+
+    A hub runs for months: a descriptor left open per connection or per restart of a
+    component is an outage in slow motion. Python reports such objects with a
+    ResourceWarning when they are collected, which is ignored by default and, raised from
+    ``__del__``, reaches pytest only as an "unraisable" exception; both become errors.
+    (This hook sees the whole session's items, hence the path check.)
+    """
+    for item in items:
+        if item.path.is_relative_to(_HERE):
+            item.add_marker(pytest.mark.filterwarnings("error::ResourceWarning"))
+            item.add_marker(
+                pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+            )
+
 
 def write_keys(path: Path, text: str, mode: int = 0o600) -> Path:
     path.write_text(text, encoding="utf-8")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import os
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -92,11 +96,57 @@ def test_the_journal_ledger_resumes_from_its_file_and_cuts_a_torn_line(tmp_path:
         b'{"node": "b", "seq": 7, "data": "z"}\n'
         b'{"node": "a", "seq": 3, "da'  # the hub died in the middle of this line
     )
-    ledger = JournalLedger(path)
-    assert (ledger.last("a"), ledger.last("b"), ledger.recovered) == (2, 7, 3)
-    ledger.record("a", 3, b"\xff\x00")
-    ledger.close()
+    with JournalLedger(path) as ledger:
+        assert (ledger.last("a"), ledger.last("b"), ledger.recovered) == (2, 7, 3)
+        ledger.record("a", 3, b"\xff\x00")
     lines = path.read_text().splitlines()
     assert len(lines) == 4
     assert json.loads(lines[-1]) == {"node": "a", "seq": 3, "data_b64": "/wA="}
-    assert JournalLedger(path).last("a") == 3
+    with JournalLedger(path) as reopened:
+        assert reopened.last("a") == 3
+
+
+def resource_warnings_while(action: Callable[[], None]) -> list[str]:
+    """The ResourceWarnings raised while ``action()`` runs and its garbage is collected."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        action()
+        gc.collect()
+    return [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_a_journal_ledger_that_is_closed_leaves_no_open_file(tmp_path: Path) -> None:
+    def use_and_close() -> None:
+        ledger = JournalLedger(tmp_path / "journal.jsonl")
+        ledger.record("a", 1, b"x")
+        ledger.close()
+
+    def use_and_forget() -> None:
+        JournalLedger(tmp_path / "journal.jsonl").record("a", 2, b"y")
+
+    assert resource_warnings_while(use_and_close) == []
+    # the check above can fail: a ledger nobody closes is reported
+    assert resource_warnings_while(use_and_forget) != []
+
+
+def test_closing_a_journal_ledger_twice_is_harmless(tmp_path: Path) -> None:
+    ledger = JournalLedger(tmp_path / "journal.jsonl")
+    ledger.record("a", 1, b"x")
+    ledger.close()
+    ledger.close()
+    assert ledger.closed
+    assert len((tmp_path / "journal.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_journal_whose_last_flush_fails_is_closed_all_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fsync_fails(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    ledger = JournalLedger(tmp_path / "journal.jsonl", fsync=True)
+    ledger.record("a", 1, b"x")
+    monkeypatch.setattr(os, "fsync", fsync_fails)
+    with pytest.raises(OSError, match="Input/output error"):
+        ledger.close()
+    assert ledger.closed

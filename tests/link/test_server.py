@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mcptool.frame import Auth, Data, FrameDecoder, Hello, parse_message
-from mcptool.link import CloseCode, LinkClient, RejectCode
+from mcptool.link import CloseCode, LinkClient, LinkClosed, RejectCode
 from simulators.mcp import McpPeer
 from tests.link.conftest import KEY, NODE, eventually
 
@@ -82,7 +82,9 @@ async def test_an_oversized_frame_header_is_closed_before_its_payload_arrives(
 
 async def test_an_oversized_frame_in_a_session_ends_the_session(peer: McpPeer) -> None:
     async with LinkClient(peer.url, NODE, KEY, max_frame=65535, reconnect=False) as link:
-        await link.submit(b"x" * 20_000)
+        ack = await link.submit(b"x" * 20_000)
+        with pytest.raises(LinkClosed, match="exceeds the maximum frame length"):
+            await ack
         await eventually(lambda: NODE not in peer.sessions)
     assert peer.bodies() == []
 
