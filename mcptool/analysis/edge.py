@@ -122,9 +122,10 @@ class AnalysisTransport:
 class SpoolSink:
     """A pipeline sink that appends each analysis record to the gateway's spool."""
 
-    def __init__(self, spool: Callable[[], Spool], node: str) -> None:
+    def __init__(self, spool: Callable[[], Spool], node: str, limit: int = RECORD_LIMIT) -> None:
         self._spool = spool
         self.node = node
+        self.limit = limit
 
     async def __call__(self, record: dict[str, Any]) -> None:
         spool = self._spool()
@@ -132,7 +133,7 @@ class SpoolSink:
         seq = spool.reserve(device, 1)
         now = time.time()
         message = {"node": self.node, "seq": seq, "ts": round(now * 1000), **record}
-        payload = fit(message, RECORD_LIMIT)
+        payload = fit(message, self.limit)
         spool.append(device, seq, 1, now, payload)
         await spool.flush()  # committed: from here on the spool's guarantees hold
 
@@ -157,9 +158,22 @@ def fit(message: dict[str, Any], limit: int) -> bytes:
             key=lambda k: len(_dump(message[k])),
         )
         value = message[longest]
+        if not value:
+            break  # only fixed fields left: over the limit, the uplink reports its drop
         message[longest] = value[: len(value) // 2]
         payload = _dump(message)
     return payload
+
+
+def record_limit(config: GatewayConfig) -> int:
+    """Bytes an analysis record may take: ``RECORD_LIMIT``, or less when the uplink's
+    frames (``[uplink] max_frame``) are smaller, so that a finding is cut to fit rather
+    than dropped whole on the uplink."""
+    if config.uplink is None:
+        return RECORD_LIMIT
+    from mcptool.gateway.sinks.mcp import body_limit
+
+    return min(RECORD_LIMIT, body_limit(config.uplink.max_frame))
 
 
 def _dump(value: Any) -> bytes:
@@ -192,7 +206,7 @@ def gateway_with_analysis(
     from mcptool.gateway import Gateway
 
     holder: list[Gateway] = []
-    sink = SpoolSink(lambda: holder[0].spool, config.node)
+    sink = SpoolSink(lambda: holder[0].spool, config.node, record_limit(config))
     if analysis.queue_path is None:
         spool_path = config.base_dir / config.spool.path
         analysis = _with_queue(analysis, spool_path.with_name(spool_path.name + ".analysis"))

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from mcptool.analysis import AnalysisConfig, ThresholdRule
-from mcptool.analysis.edge import analysed_gateway, fit
+from mcptool.analysis.edge import RECORD_LIMIT, analysed_gateway, fit, record_limit
 from mcptool.gateway import parse_config
 from simulators.modbus import DeviceProfile, ModbusSimulator
 from simulators.modbus import Point as SimPoint
@@ -105,3 +105,26 @@ def test_a_record_too_big_for_an_mcp_frame_is_cut_to_fit_and_says_so() -> None:
     assert record["summary"].startswith("sss")
     small = {"type": "finding", "device": "plc", "statistics": {"p": {"mean": 1.0}}}
     assert json.loads(fit(small, 12_000)) == small  # fits: untouched
+
+
+def test_analysis_records_shrink_to_the_uplinks_frame_size() -> None:
+    base = {
+        "node": "n",
+        "spool": {"path": "spool.db"},
+        "devices": [{"name": "d", "host": "127.0.0.1", "points": [{"name": "p", "address": 0}]}],
+    }
+    uplink = {"url": "mcp://127.0.0.1:7000", "key": "k" * 32}
+    default = parse_config({**base, "uplink": uplink})
+    small = parse_config({**base, "uplink": {**uplink, "max_frame": 1024}})
+    no_uplink = parse_config({**base, "jsonl": {"path": "out.jsonl"}})
+    assert record_limit(default) == record_limit(no_uplink) == RECORD_LIMIT
+    assert record_limit(small) < 1024
+    finding = {"type": "finding", "device": "d", "summary": "s" * 5000, "statistics": {}}
+    assert len(fit(finding, record_limit(small))) <= record_limit(small)
+
+
+def test_a_record_whose_fixed_fields_exceed_the_limit_comes_back_over_it_not_never() -> None:
+    message = {"type": "finding", "device": "d" * 100, "summary": "s" * 1000, "points": []}
+    payload = fit(message, 50)  # only str/list values are cut; the rest cannot shrink
+    assert json.loads(payload)["truncated"] is True
+    assert len(payload) > 50

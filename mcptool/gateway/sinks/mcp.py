@@ -42,6 +42,13 @@ log = logging.getLogger(__name__)
 # room for the DATA header fields around the body inside one frame
 _HEADER_ROOM = 64
 _BODY_LIMIT = MAX_LENGTH_DEFAULT - _HEADER_ROOM
+
+
+def body_limit(max_frame: int) -> int:
+    """Bytes of one record's message that fit a frame of ``max_frame`` bytes."""
+    return max_frame - _HEADER_ROOM
+
+
 OVER_FRAME = "over_frame"  # the kind of every uplink drop (``Dropped.kind``)
 
 
@@ -81,7 +88,7 @@ class UplinkTransport:
         self.base_dir = base_dir
         self.on_drop = on_drop
         self.dropped: dict[str, int] = {}  # readings per device never sent: over one frame
-        self.body_limit = config.max_frame - _HEADER_ROOM
+        self.body_limit = body_limit(config.max_frame)
         self._link: LinkClient | None = None
         self._lost: asyncio.Future[None] | None = None
 
