@@ -1,7 +1,10 @@
 """The JSON envelope of REQUEST and RESPONSE frames, with validation that names the field.
 
 Request:  {"header": {"traceId", "service", "timestamp"}, "payload": {"action", "data"}}
-Response: {"code", "message", "data", "timestamp"}   (code 200 = success)
+Response: {"code", "message", "data", "timestamp", "traceId"}   (code 200 = success)
+
+A response repeats its request's ``traceId`` (``null`` when the request was too broken to
+read one), so a client with several requests in flight can match the answers.
 
 ``timestamp`` is Unix time in milliseconds (an integer). Validation is written out by
 hand rather than with jsonschema: it runs once per RPC on the link's hot path, and its
@@ -14,7 +17,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from mcptool.frame.errors import EnvelopeError
 
@@ -64,6 +67,7 @@ class ResponseEnvelope:
     message: str = "OK"
     data: Any = None
     timestamp: int = field(default_factory=now_ms)
+    trace_id: str | None = None  # the request's; None only when it could not be read
 
     @property
     def ok(self) -> bool:
@@ -75,6 +79,7 @@ class ResponseEnvelope:
             "message": self.message,
             "data": self.data,
             "timestamp": self.timestamp,
+            "traceId": self.trace_id,
         }
 
     def to_json(self) -> bytes:
@@ -85,7 +90,8 @@ def _dumps(obj: dict[str, Any], what: str) -> bytes:
     try:
         return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
     except (TypeError, ValueError) as exc:
-        raise EnvelopeError(f"{what} envelope: data is not JSON-serialisable: {exc}") from None
+        # chained, so a server can say what its handler returned (see link/router.py)
+        raise EnvelopeError(f"{what} envelope: data is not JSON-serialisable: {exc}") from exc
 
 
 def _load_object(payload: bytes, what: str) -> dict[str, Any]:
@@ -145,7 +151,30 @@ def parse_response(payload: bytes) -> ResponseEnvelope:
         raise EnvelopeError(f"response.code: {code} is not a status code (100..599)")
     message = _get(obj, "message", "response.message", str)
     timestamp = _timestamp(obj, "response.timestamp")
-    return ResponseEnvelope(code, message, obj.get("data"), timestamp)
+    # Absent reads as null: responses encoded before the field was part of the codec.
+    trace_id = obj.get("traceId")
+    if trace_id is not None:
+        if not isinstance(trace_id, str):
+            raise EnvelopeError(
+                f"response.traceId: expected str or null, got {type(trace_id).__name__}"
+            )
+        if not trace_id:
+            raise EnvelopeError("response.traceId: must not be empty (null when unknown)")
+    return ResponseEnvelope(code, message, obj.get("data"), timestamp, trace_id)
+
+
+def read_trace_id(payload: bytes, kind: Literal["request", "response"]) -> str | None:
+    """The traceId of an envelope that failed validation, if one can be read at all.
+
+    A server answers even a broken REQUEST with the id it carried, and a client fails the
+    right pending call when a RESPONSE is broken. Only a non-empty string counts.
+    """
+    try:
+        obj = json.loads(payload)
+        trace_id = obj["header"]["traceId"] if kind == "request" else obj["traceId"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return trace_id if isinstance(trace_id, str) and trace_id else None
 
 
 def parse_event(payload: bytes) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import enum
 import heapq
 import itertools
-import json
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from mcptool.frame import (
     encode_frame,
     parse_response,
 )
+from mcptool.frame.envelope import read_trace_id
 from mcptool.link import auth
 from mcptool.link.backoff import Backoff
 from mcptool.link.codes import CloseCode, ErrorCode, RejectCode
@@ -524,19 +524,17 @@ class ClientConnection:
 
     def _on_response(self, payload: bytes) -> None:
         try:
-            trace_id = json.loads(payload).get("traceId")
-        except (ValueError, AttributeError):
-            trace_id = None
-        try:
             response = parse_response(payload)
         except EnvelopeError as exc:
             self._out.append(ErrorMessage(ErrorCode.BAD_PAYLOAD, str(exc)).encode())
-            if isinstance(trace_id, str) and self._requests.pop(trace_id, None):
+            trace_id = read_trace_id(payload, "response")
+            if trace_id is not None and self._requests.pop(trace_id, None):
                 self._events.append(
                     RequestFailed(trace_id, LinkError(f"hub sent a bad response: {exc}"))
                 )
             return
-        if isinstance(trace_id, str) and self._requests.pop(trace_id, None) is not None:
+        trace_id = response.trace_id
+        if trace_id is not None and self._requests.pop(trace_id, None) is not None:
             self._events.append(ResponseReceived(trace_id, response))
 
     def _on_close(self, close: Close, now: float) -> None:

@@ -1,15 +1,14 @@
 """Route REQUEST frames by ``action`` to handlers; always answer with the response envelope.
 
-The response JSON carries the request's ``traceId`` at the top level next to the
-envelope's fields (``code``, ``message``, ``data``, ``timestamp``), so that a client with
-several requests in flight can tell the answers apart; ``parse_response`` ignores it.
+Every answer carries the request's ``traceId`` (``ResponseEnvelope.trace_id``), so that a
+client with several requests in flight can tell the answers apart; a request too broken
+to read one is answered with ``"traceId": null``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -25,6 +24,7 @@ from mcptool.frame import (
     ResponseEnvelope,
     parse_request,
 )
+from mcptool.frame.envelope import read_trace_id
 
 log = logging.getLogger(__name__)
 
@@ -68,57 +68,59 @@ class Router:
         try:
             request = parse_request(payload)
         except EnvelopeError as exc:
-            return _encode(ResponseEnvelope(BAD_REQUEST, f"bad request: {exc}"), _trace_id(payload))
-        response = await self.answer(request)
-        return _encode(response, request.trace_id)
+            trace_id = read_trace_id(payload, "request")
+            return _encode(ResponseEnvelope(BAD_REQUEST, f"bad request: {exc}", trace_id=trace_id))
+        return _encode(await self.answer(request))
 
     def too_large(self, payload: bytes, size: int, limit: int) -> bytes:
         """The 500 answer for a response that would not fit in one frame."""
         message = f"response of {size} bytes exceeds the frame limit of {limit} bytes"
-        return _encode(ResponseEnvelope(INTERNAL_ERROR, message), _trace_id(payload))
+        trace_id = read_trace_id(payload, "request")
+        return _encode(ResponseEnvelope(INTERNAL_ERROR, message, trace_id=trace_id))
 
     async def answer(self, request: RequestEnvelope) -> ResponseEnvelope:
+        """The handler's answer to ``request``, carrying its traceId."""
+        trace_id = request.trace_id
         handler = self.handlers.get(request.action)
         if handler is None:
             known = ", ".join(sorted(self.handlers)) or "none"
             return ResponseEnvelope(
-                NOT_FOUND, f"unknown action {request.action!r} (this hub knows: {known})"
+                NOT_FOUND,
+                f"unknown action {request.action!r} (this hub knows: {known})",
+                trace_id=trace_id,
             )
         try:
             result = handler(request.data, request)
             if inspect.isawaitable(result):
                 result = await asyncio.wait_for(result, self.timeout)
         except HandlerError as exc:
-            return ResponseEnvelope(exc.code, exc.message, exc.data)
+            return ResponseEnvelope(exc.code, exc.message, exc.data, trace_id=trace_id)
         except TimeoutError:
             return ResponseEnvelope(
-                TIMEOUT, f"handler for {request.action!r} took longer than {self.timeout:g} s"
+                TIMEOUT,
+                f"handler for {request.action!r} took longer than {self.timeout:g} s",
+                trace_id=trace_id,
             )
         except Exception as exc:
             log.exception("handler for %r failed", request.action)
             return ResponseEnvelope(
-                INTERNAL_ERROR, f"handler for {request.action!r} failed: {type(exc).__name__}"
+                INTERNAL_ERROR,
+                f"handler for {request.action!r} failed: {type(exc).__name__}",
+                trace_id=trace_id,
             )
-        return ResponseEnvelope(OK, "OK", result)
+        return ResponseEnvelope(OK, "OK", result, trace_id=trace_id)
 
 
-def _encode(response: ResponseEnvelope, trace_id: str | None) -> bytes:
-    body = response.to_dict()
-    body["traceId"] = trace_id
+def _encode(response: ResponseEnvelope) -> bytes:
     try:
-        return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
-    except (TypeError, ValueError) as exc:
+        return response.to_json()
+    except EnvelopeError as exc:
+        # Only ``data`` can fail to serialise; name what the json module objected to.
+        reason = exc.__cause__ or exc
         failed = ResponseEnvelope(
-            INTERNAL_ERROR, f"handler returned data that is not JSON: {exc}"
-        ).to_dict()
-        failed["traceId"] = trace_id
-        return json.dumps(failed, separators=(",", ":")).encode()
-
-
-def _trace_id(payload: bytes) -> str | None:
-    """The traceId of a request that failed validation, if it can be read at all."""
-    try:
-        trace_id = json.loads(payload)["header"]["traceId"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return trace_id if isinstance(trace_id, str) else None
+            INTERNAL_ERROR,
+            f"handler returned data that is not JSON: {reason}",
+            timestamp=response.timestamp,
+            trace_id=response.trace_id,
+        )
+        return failed.to_json()

@@ -65,7 +65,15 @@ messages: st.SearchStrategy[Message] = st.one_of(
         Request,
         st.builds(RequestEnvelope, st.text(min_size=1, max_size=10), st.none() | st.integers()),
     ),
-    st.builds(Response, st.builds(ResponseEnvelope, st.integers(100, 599), text)),
+    st.builds(
+        Response,
+        st.builds(
+            ResponseEnvelope,
+            st.integers(100, 599),
+            text,
+            trace_id=st.none() | st.text(min_size=1, max_size=10),
+        ),
+    ),
     st.builds(Event, st.dictionaries(st.text(max_size=5), st.integers(), max_size=3)),
     st.builds(ErrorMessage, u16, text),
     st.builds(Close, u8, text),

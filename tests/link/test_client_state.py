@@ -13,12 +13,17 @@ from mcptool.frame import (
     Challenge,
     Close,
     Data,
+    ErrorMessage,
+    Frame,
     FrameDecoder,
     Hello,
     MessageType,
     Ping,
     Pong,
     Reject,
+    Response,
+    ResponseEnvelope,
+    encode_frame,
     parse_message,
 )
 from mcptool.link import (
@@ -27,6 +32,7 @@ from mcptool.link import (
     Backoff,
     ClientConnection,
     ClientState,
+    ErrorCode,
     LinkClosed,
     LinkStateError,
     OutboxFull,
@@ -42,6 +48,7 @@ from mcptool.link.events import (
     LinkFailed,
     PongReceived,
     RequestFailed,
+    ResponseReceived,
     SessionEstablished,
     StateChanged,
 )
@@ -366,6 +373,62 @@ def test_a_sent_request_fails_when_the_connection_drops(wire: Wire) -> None:
     failed = wire.events_of(RequestFailed)
     assert failed[0].trace_id == trace
     assert "connection lost" in str(failed[0].error)
+
+
+def response_frame(payload: bytes) -> bytes:
+    return encode_frame(Frame(MessageType.RESPONSE, payload))
+
+
+def test_a_response_is_matched_to_its_request_by_the_envelopes_trace_id(wire: Wire) -> None:
+    wire.establish()
+    first = wire.client.send_request("a", None, wire.now)
+    second = wire.client.send_request("b", None, wire.now)
+    wire.client.data_to_send()
+    answer = ResponseEnvelope(200, "OK", "for b", 1, trace_id=second)
+    wire.client.receive_data(Response(answer).encode(), wire.now)
+    assert wire.events_of(ResponseReceived) == [ResponseReceived(second, answer)]
+    assert wire.client.next_deadline() is not None  # `first` still waits for its answer
+    assert first != second
+
+
+def test_a_response_with_an_unknown_or_null_trace_id_answers_nothing(wire: Wire) -> None:
+    wire.establish()
+    trace = wire.client.send_request("a", None, wire.now, timeout=5.0)
+    wire.client.data_to_send()
+    for trace_id in ("someone-else", None):
+        envelope = ResponseEnvelope(400, "bad request", timestamp=1, trace_id=trace_id)
+        wire.client.receive_data(Response(envelope).encode(), wire.now)
+    assert wire.events_of(ResponseReceived) == []
+    assert wire.client.data_to_send() == b""  # well-formed: nothing to complain about
+    wire.advance(5.0)
+    assert [e.trace_id for e in wire.events_of(RequestFailed)] == [trace]
+
+
+def test_a_broken_response_fails_the_request_it_names_and_is_reported_to_the_hub(
+    wire: Wire,
+) -> None:
+    wire.establish()
+    trace = wire.client.send_request("a", None, wire.now)
+    wire.client.data_to_send()
+    broken = b'{"code": 200, "message": "OK", "traceId": "%s"}' % trace.encode()
+    wire.client.receive_data(response_frame(broken), wire.now)
+    [failed] = wire.events_of(RequestFailed)
+    assert failed.trace_id == trace
+    assert "response.timestamp: missing" in str(failed.error)
+    [error] = frames(wire.client.data_to_send())
+    assert isinstance(error, ErrorMessage) and error.code == ErrorCode.BAD_PAYLOAD
+
+
+def test_a_response_whose_trace_id_is_not_a_string_is_reported_to_the_hub(wire: Wire) -> None:
+    wire.establish()
+    wire.client.send_request("a", None, wire.now)
+    wire.client.data_to_send()
+    bad = b'{"code": 200, "message": "OK", "timestamp": 1, "traceId": 7}'
+    wire.client.receive_data(response_frame(bad), wire.now)
+    [error] = frames(wire.client.data_to_send())
+    assert isinstance(error, ErrorMessage) and error.code == ErrorCode.BAD_PAYLOAD
+    assert error.message == "response.traceId: expected str or null, got int"
+    assert wire.events_of(ResponseReceived) == []
 
 
 def test_close_sends_close_and_waits_for_the_hubs_close(wire: Wire) -> None:
