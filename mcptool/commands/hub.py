@@ -253,12 +253,14 @@ def hub(
             pass
         finally:
             await server.stop()
-            if isinstance(ledger, JournalLedger):
-                ledger.close()
 
     async def run_with_analysis() -> None:
         async with analysis or contextlib.nullcontext():
             await run()
 
-    asyncio.run(run_with_analysis())
+    try:
+        asyncio.run(run_with_analysis())
+    finally:
+        if isinstance(ledger, JournalLedger):
+            ledger.close()  # also when listening or the analysis failed to start
     return 0

@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import socket
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import pytest
 
+from mcptool.cli import main
 from mcptool.link import LinkClient
 from simulators.ollama import OllamaSimulator
 from tests.analysis.conftest import T0, Mosquitto
@@ -86,3 +89,27 @@ def test_hub_analysis_urls_that_cannot_work_are_one_line_errors(tmp_path: Path) 
         assert result.returncode == 2
         assert result.stderr.startswith(f"error: {option} {url}: {error}")
         assert len(result.stderr.splitlines()) == 1
+
+
+def open_files() -> set[str]:
+    fds = Path("/proc/self/fd")
+    return {str(fd.readlink()) for fd in fds.iterdir() if fd.is_symlink()}
+
+
+def test_a_hub_that_cannot_listen_closes_its_journal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = write_keys(tmp_path / "keys", f"node-1 {SECRET}\n")
+    journal = tmp_path / "hub.journal"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        listen = f"127.0.0.1:{busy.getsockname()[1]}"
+        with pytest.raises(SystemExit) as exited:
+            main(["hub", "--listen", listen, "--keys", str(keys), "--journal", str(journal)])
+        # exited holds the traceback, and with it the hub's frames: only an explicit
+        # close can have released the journal by now.
+        still_open = str(journal) in open_files()
+    assert exited.value.code == 2
+    assert f"error: --listen {listen}: cannot listen there" in capsys.readouterr().err
+    assert journal.exists() and not still_open
