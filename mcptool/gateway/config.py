@@ -104,6 +104,11 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 Seconds = Annotated[float, Field(gt=0, le=86400)]
 
 
+def _protocol(value: object) -> object:
+    """``protocol = 5`` (a TOML integer) means ``"5"``."""
+    return "5" if value == 5 and not isinstance(value, bool) else value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -181,6 +186,13 @@ class MqttConfig(_Model):
     keepalive: int = Field(default=30, ge=5, le=3600)
     window: int = Field(default=200, ge=1, le=10000)
     publish_timeout: Seconds = 10.0
+    # MQTT 5 lets the broker announce its maximum packet size and refuse a message with a
+    # reason; "3.1.1" is for brokers that speak nothing newer (docs/GATEWAY.md)
+    protocol: Annotated[Literal["5", "3.1.1"], BeforeValidator(_protocol)] = "5"
+    # bytes of one PUBLISH packet (topic and headers included); a poll over it is cut by
+    # readings. For brokers that do not announce their limit (MQTT 3.1.1, or Mosquitto's
+    # message_size_limit, which it does not announce)
+    max_packet_size: int | None = Field(default=None, ge=256, le=268_435_455)
 
 
 class UplinkConfig(_Model):

@@ -48,6 +48,7 @@ class Broker:
         workdir: Path,
         password_file: Path | None = None,
         listener_options: str = "",
+        max_queued_messages: int = 0,
     ) -> None:
         self.program = program
         self.port = free_port()
@@ -60,7 +61,7 @@ class Broker:
             f"{access}"
             "persistence true\n"
             f"persistence_location {workdir}/\n"
-            "max_queued_messages 0\n"
+            f"max_queued_messages {max_queued_messages}\n"
             "log_dest none\n"
             # as root, mosquitto would switch to user "mosquitto", who cannot write here
             f"user {getpass.getuser()}\n"

@@ -1,23 +1,28 @@
-"""The MQTT destination's security settings against a real Mosquitto: credentials (the
-wrong password is refused, the sink says why and keeps retrying) and TLS (a broker
-certificate that is not trusted is refused; with its CA file the gateway delivers)."""
+"""The MQTT destination against a real Mosquitto: its security settings (credentials, TLS),
+and messages the broker will not take, which are reported as drops and never resent
+forever or lost without a word."""
 
 from __future__ import annotations
 
 import asyncio
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from mcptool.gateway import Gateway, parse_config
+from mcptool.gateway import Dropped, Gateway, parse_config
 from mcptool.gateway.config import MqttConfig
-from mcptool.gateway.sinks.forwarder import SinkState
-from mcptool.gateway.sinks.mqtt import MqttTransport
+from mcptool.gateway.sinks.forwarder import SinkError, SinkState
+from mcptool.gateway.sinks.mqtt import DISCONNECTS, OVER_MAX_PACKET, REFUSED, MqttTransport
 from mcptool.gateway.spool import Record
-from simulators.modbus import ModbusSimulator
+from simulators.modbus import DeviceProfile, ModbusSimulator
+from simulators.modbus import Point as SimPoint
 from tests.conftest import require_program
-from tests.gateway.conftest import Broker, gateway_config, until
+from tests.gateway.conftest import Broker, Subscriber, float_profile, gateway_config, until
 
 
 async def test_credentials_are_required_and_used(devices: ModbusSimulator, tmp_path: Path) -> None:
@@ -109,3 +114,188 @@ def test_the_analysis_topic_template_is_configurable() -> None:
     transport = MqttTransport(config, "plant-1")
     assert transport.topic("boiler/analysis") == "site/plant-1/findings/boiler"
     assert transport.topic("boiler") == "mcptool/plant-1/boiler/telemetry"
+
+
+# -- messages the broker will not take --------------------------------------------------
+
+LIMIT = 1400  # bytes: above a poll of 10 floats (~1100), below one 250-character label
+
+
+def labelled_d0() -> DeviceProfile:
+    """d0 with 10 floats and a 250-character "label" of control bytes: 1500 bytes of JSON
+    escapes, so its reading alone is a message over ``LIMIT``."""
+    d0 = float_profile("d0", 10)
+    d0.points.append(SimPoint("holding", 100, "string", value="\x01" * 250, length=125))
+    return d0
+
+
+class Watched:
+    """A gateway whose drops are recorded as they are reported, and what a subscriber and
+    ``/metrics`` say about them."""
+
+    def __init__(self, gw: Gateway, subscriber: Subscriber) -> None:
+        self.gw = gw
+        self.subscriber = subscriber
+        self.reported: list[Dropped] = []
+        publish = gw.spool.on_drop
+        assert publish is not None
+        gw.spool.on_drop = lambda d: (self.reported.append(d), publish(d))  # type: ignore[func-returns-value]
+
+    def dropped(self) -> set[tuple[str, int]]:
+        return {(d.device, s) for d in self.reported for s in range(d.seq_first, d.seq_last + 1)}
+
+    def produced(self) -> dict[str, int]:
+        return {d.name: self.gw.spool.last_seq(d.name) for d in self.gw.config.devices}
+
+    def missing(self, final: dict[str, int]) -> set[tuple[str, int]]:
+        return {(d, s) for d, seqs in self.subscriber.missing(final).items() for s in seqs}
+
+    def published(self, device: str) -> int:
+        status = self.subscriber.retained.get("mcptool/test/status", {})
+        return int(status.get("sinks", {}).get("mqtt", {}).get("dropped", {}).get(device, 0))
+
+    async def scraped(self, device: str, kind: str) -> float:
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{self.gw.metrics_port}/metrics")).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                labels = {"device": device, "where": "mqtt", "reason": kind}
+                if sample.name == "mcptool_gateway_dropped_readings_total" and (
+                    labels.items() <= sample.labels.items()
+                ):
+                    return float(sample.value)
+        return 0.0
+
+    async def settle(self) -> dict[str, int]:
+        """Everything produced so far delivered or reported; what was produced."""
+        await self.gw.wait_delivered()
+        final = self.produced()
+        await until(lambda: self.missing(final) <= self.dropped(), what="the rest delivered")
+        return final
+
+
+async def mosquitto(tmp_path: Path, options: str, **settings: Any) -> Broker:
+    workdir = tmp_path / "broker"
+    workdir.mkdir()
+    broker = Broker(require_program("mosquitto"), workdir, listener_options=options, **settings)
+    await broker.started()
+    return broker
+
+
+@pytest.mark.parametrize(
+    ("broker_limit", "mqtt", "kind"),
+    [
+        # announced in the CONNACK: cut before sending
+        ("max_packet_size", {}, OVER_MAX_PACKET),
+        # MQTT 3.1.1 cannot announce it: Mosquitto resets the connection
+        ("max_packet_size", {"protocol": "3.1.1"}, DISCONNECTS),
+        # not announced: Mosquitto 2.0.11 disconnects an MQTT 5 client ("protocol error")
+        ("message_size_limit", {}, DISCONNECTS),
+        # Mosquitto acknowledges and discards it (MQTT 3.1.1): only the setting helps
+        ("message_size_limit", {"protocol": "3.1.1", "max_packet_size": LIMIT}, OVER_MAX_PACKET),
+    ],
+    ids=["max_packet_size-5", "max_packet_size-3.1.1", "message_size_limit-5", "configured"],
+)
+async def test_a_reading_over_the_brokers_size_limit_is_reported_and_the_rest_delivered(
+    tmp_path: Path, broker_limit: str, mqtt: dict[str, Any], kind: str
+) -> None:
+    broker = await mosquitto(tmp_path, f"{broker_limit} {LIMIT}\n")
+    subscriber = Subscriber(port=broker.port)
+    await subscriber.start()
+    try:
+        async with ModbusSimulator([labelled_d0(), float_profile("d1", 10)]) as sim:
+            raw = gateway_config(sim, tmp_path, mqtt_port=broker.port, metrics={"port": 0})
+            raw["mqtt"].update(mqtt)
+            raw["devices"][0]["points"].append(
+                {"name": "label", "address": 100, "type": "string", "length": 250}
+            )
+            watched = Watched(Gateway(parse_config(raw)), subscriber)
+            async with watched.gw as gw:
+                sink = gw.forwarders[0]
+                label_drops = lambda: gw.spool.sink_dropped("mqtt").get("d0", 0)  # noqa: E731
+                await until(lambda: label_drops() >= 1, timeout=30, what="a first drop")
+                connects = sink.connects
+                await until(lambda: label_drops() >= 20, what="more drops")
+                # the sink does not loop: it knows the limit now and stays connected
+                assert sink.connects == connects
+                assert sink.state is SinkState.CONNECTED
+                counted = await watched.scraped("d0", kind)
+                assert counted >= 20
+                mqtt_status = next(s for s in gw.status()["sinks"] if s["name"] == "mqtt")
+                assert mqtt_status["dropped"] >= counted
+                await until(lambda: watched.published("d0") >= counted, what="the status")
+                final = await watched.settle()
+    finally:
+        await subscriber.stop()
+        broker.stop()
+    # exactly the labels (every 11th reading of d0) did not arrive, and each was reported
+    labels = {("d0", seq) for seq in range(11, final["d0"] + 1, 11)}
+    assert watched.missing(final) == labels
+    assert watched.dropped() == labels
+    assert {(d.where, d.kind) for d in watched.reported} == {("mqtt", kind)}
+    assert final["d1"] > 100 and subscriber.conflicting == []
+
+
+async def test_a_topic_the_broker_does_not_authorize_is_reported_not_resent(
+    devices: ModbusSimulator, tmp_path: Path
+) -> None:
+    """Mosquitto answers an MQTT 5 publish its ACL denies with PUBACK 0x87 (to an MQTT
+    3.1.1 client it says success and discards it): the broker will never take it."""
+    acl = tmp_path / "acl"
+    acl.write_text(
+        "topic read mcptool/#\n"
+        "topic write mcptool/test/status\n"
+        "topic write mcptool/test/+/status\n"
+        "topic write mcptool/test/d1/telemetry\n"
+    )
+    # (with max_queued_messages 0, as elsewhere in these tests, Mosquitto 2.0.11 also
+    # closes the connection after each refusal: see the next test)
+    broker = await mosquitto(tmp_path, f"acl_file {acl}\n", max_queued_messages=1000)
+    subscriber = Subscriber(port=broker.port)
+    await subscriber.start()
+    try:
+        raw = gateway_config(devices, tmp_path, mqtt_port=broker.port)
+        watched = Watched(Gateway(parse_config(raw)), subscriber)
+        async with watched.gw as gw:
+            await until(lambda: gw.spool.sink_dropped("mqtt").get("d2", 0) >= 100)
+            final = await watched.settle()
+            assert gw.forwarders[0].connects == 1
+    finally:
+        await subscriber.stop()
+        broker.stop()
+    refused = {(d, seq) for d in ("d0", "d2") for seq in range(1, final[d] + 1)}
+    assert watched.missing(final) == refused
+    assert watched.dropped() == refused
+    assert {d.kind for d in watched.reported} == {REFUSED}
+    assert "Not authorized (0x87)" in watched.reported[0].reason
+    assert subscriber.count("d1") == final["d1"]
+
+
+async def test_a_refused_message_is_not_sent_again_when_the_broker_then_hangs_up(
+    tmp_path: Path,
+) -> None:
+    """Mosquitto 2.0.11 with max_queued_messages 0 closes an MQTT 5 connection right after
+    a refusing PUBACK, before the forwarder has counted the record as done, so it comes
+    again after the reconnect: it is neither published nor reported a second time."""
+    acl = tmp_path / "acl"
+    acl.write_text("topic write mcptool/test/status\ntopic write mcptool/test/d1/telemetry\n")
+    broker = await mosquitto(tmp_path, f"acl_file {acl}\n", max_queued_messages=0)
+    reported: list[Dropped] = []
+    transport = MqttTransport(MqttConfig(port=broker.port), "test", on_drop=reported.append)
+    denied = Record(1, "d0", 1, 3, 0.0, b'{"readings":[]}')
+    try:
+        await transport.connect()
+        await transport.send(denied)
+        with pytest.raises(SinkError, match="connection lost"):
+            async with asyncio.timeout(10):
+                await transport.watch()
+        await transport.close()
+        await transport.connect()
+        await transport.send(denied)  # as the forwarder would, from its position
+        await transport.send(Record(2, "d1", 1, 1, 0.0, b'{"readings":[]}'))
+    finally:
+        await transport.stop()
+        broker.stop()
+    assert [(d.device, d.seq_first, d.seq_last, d.kind) for d in reported] == [
+        ("d0", 1, 3, REFUSED)
+    ]
