@@ -21,6 +21,22 @@ from simulators.modbus import DeviceProfile, ModbusSimulator
 from simulators.modbus import Point as SimPoint
 from tests.conftest import require_program
 
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A gateway test that leaks a file, socket or transport fails, here and not in the
+    field: a gateway runs for months, reconnecting to a broker that may be away for days.
+    Leaked objects are reported by a ResourceWarning when collected, ignored by default
+    and, raised from ``__del__``, seen by pytest only as an "unraisable" exception; both
+    become errors. (This hook sees the whole session's items, hence the path check.)"""
+    for item in items:
+        if item.path.is_relative_to(_HERE):
+            item.add_marker(pytest.mark.filterwarnings("error::ResourceWarning"))
+            item.add_marker(
+                pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+            )
+
 
 async def until(condition: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
     """Poll ``condition`` until true; fail after ``timeout`` seconds."""

@@ -91,6 +91,20 @@ _PACKET_TOO_LARGE = 0x95
 _PUBLISH_OVERHEAD = 10
 
 
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """Closes itself when its TLS handshake fails: paho 2.2 drops the socket without
+    closing it then (an untrusted broker certificate leaked a descriptor per retry)."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise  # not a failure: a non-blocking handshake goes on later
+        except BaseException:
+            self.close()
+            raise
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class _InFlight:
     """A message published on this connection and not acknowledged yet, in send order."""
@@ -182,6 +196,7 @@ class MqttTransport:
         if config.tls_insecure:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
+        context.sslsocket_class = _ClosingSSLSocket
         return context
 
     def _status_payload(self, online: bool) -> bytes:

@@ -78,6 +78,11 @@ async def test_tls_to_the_broker_verifies_its_certificate(
         raw["spool"]["path"] = str(tmp_path / "second.db")
         async with Gateway(parse_config(raw)) as gw:
             await until(lambda: gw.forwarders[0].acked >= 10, what="delivery over TLS")
+        # tls_insecure: encrypted, the certificate not checked (a lab broker)
+        raw["mqtt"] = {**raw["mqtt"], "ca_file": None, "tls_insecure": True}
+        raw["spool"]["path"] = str(tmp_path / "third.db")
+        async with Gateway(parse_config(raw)) as gw:
+            await until(lambda: gw.forwarders[0].acked >= 10, what="delivery, not verified")
     finally:
         broker.stop()
 
