@@ -185,3 +185,15 @@ def test_an_analysis_table_is_validated_by_the_analysis_package() -> None:
     config = base(analysis={"windw_s": 30})
     [problem] = problems(config)
     assert problem.startswith("analysis.windw_s: unknown key")
+
+
+def test_mqtt_speaks_version_5_unless_told_3_1_1() -> None:
+    assert parse_config(base(mqtt={})).mqtt.protocol == "5"  # type: ignore[union-attr]
+    assert parse_config(base(mqtt={"protocol": 5})).mqtt.protocol == "5"  # type: ignore[union-attr]
+    assert parse_config(base(mqtt={"protocol": "3.1.1"})).mqtt.protocol == "3.1.1"  # type: ignore[union-attr]
+    assert problems(base(mqtt={"protocol": "4"})) == [
+        "mqtt.protocol: should be '5' or '3.1.1', got '4'"
+    ]
+    assert problems(base(mqtt={"max_packet_size": 100})) == [
+        "mqtt.max_packet_size: should be greater than or equal to 256, got 100"
+    ]
