@@ -20,17 +20,16 @@ duplicates by the hub; the readings' own sequence numbers identify them downstre
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from mcptool.errors import McptoolError
 from mcptool.frame import MAX_LENGTH_DEFAULT
 from mcptool.gateway.config import UplinkConfig
 from mcptool.gateway.sinks.forwarder import SinkError
+from mcptool.gateway.sinks.split import Unsplittable, split
 from mcptool.gateway.spool import Dropped, Record
 from mcptool.link import ClientState, LinkClient, LinkError, load_secret
 from mcptool.link.events import StateChanged
@@ -50,27 +49,6 @@ def body_limit(max_frame: int) -> int:
 
 
 OVER_FRAME = "over_frame"  # the kind of every uplink drop (``Dropped.kind``)
-
-
-class _Unsendable(ValueError):
-    """A record that no cut fits into uplink frames."""
-
-
-@dataclass(slots=True)
-class _Cut:
-    """A record as bodies that fit, and the readings that alone do not: seq ranges, each
-    with why (the size of its first reading)."""
-
-    bodies: list[bytes]
-    oversized: list[tuple[int, int, str]] = field(default_factory=list)
-
-    def leave_out(self, seq: int, why: str) -> None:
-        """Leave reading ``seq`` out (one range with the previous one when adjacent)."""
-        if self.oversized and self.oversized[-1][1] == seq - 1:
-            first, _, first_why = self.oversized[-1]
-            self.oversized[-1] = (first, seq, first_why)
-        else:
-            self.oversized.append((seq, seq, why))
 
 
 class UplinkTransport:
@@ -144,20 +122,23 @@ class UplinkTransport:
         link = self._link
         if link is None:
             raise SinkError("uplink: not connected")
+        limit = self.body_limit
         try:
-            cut = _cut(record.payload, self.body_limit)
-        except _Unsendable as exc:
+            cut = split(record, limit)
+        except Unsplittable as exc:
             # the forwarder moves past it: the uplink goes on with the next record
-            self._drop(record.device, record.seq_first, record.seq_last, str(exc))
+            why = f"a record of {exc.size} bytes is over one frame ({limit} bytes) and {exc.why}"
+            self._drop(record.device, record.seq_first, record.seq_last, why)
             return
         try:
-            acks = [await link.submit(body) for body in cut.bodies]
+            acks = [await link.submit(piece.body) for piece in cut.pieces]
             await asyncio.gather(*acks)
         except LinkError as exc:
             raise SinkError(f"uplink: {exc}") from None
         # reported once the rest is acknowledged: a resend after a lost session would
         # otherwise count them again
-        for first, last, why in cut.oversized:
+        for first, last, size in cut.oversized:
+            why = f"a reading of {size} bytes is over one frame ({limit} bytes)"
             self._drop(record.device, first, last, why)
 
     def _drop(self, device: str, first: int, last: int, why: str) -> None:
@@ -184,54 +165,3 @@ class UplinkTransport:
             self._lost.cancel()
         if link is not None:
             await link.close()
-
-
-def _cut(payload: bytes, limit: int) -> _Cut:
-    """The message as one body, or cut into messages of fewer readings that each fit;
-    readings that alone do not fit are left out and named by their seq ranges.
-
-    Raises ``_Unsendable`` when it is over one frame and nothing of it can be sent.
-    """
-    if len(payload) <= limit:
-        return _Cut([payload])
-    too_big = f"a record of {len(payload)} bytes is over one frame ({limit} bytes)"
-    try:
-        message = json.loads(payload)
-    except ValueError:
-        raise _Unsendable(f"{too_big} and is not JSON") from None
-    readings = message.pop("readings", None) if isinstance(message, dict) else None
-    if not isinstance(readings, list) or not readings:
-        raise _Unsendable(f"{too_big} and has no readings to cut it by")
-    guess = max(1, len(readings) * limit // len(payload) - 1)
-    cut = _Cut([])
-    per, start = guess, 0
-    while start < len(readings):
-        chunk = readings[start : start + per]
-        seq = _seq(chunk[0], message)
-        body = json.dumps(
-            {**message, "seq": seq, "readings": chunk}, ensure_ascii=False, separators=(",", ":")
-        ).encode()
-        if len(body) <= limit:
-            cut.bodies.append(body)
-        elif per > 1:
-            per = max(1, per // 2)  # readings longer than average: retry smaller
-            continue
-        elif len(readings) == 1 or not isinstance(own := _own_seq(chunk[0]), int):
-            raise _Unsendable(f"{too_big} and one reading alone is {len(body)} bytes")
-        else:
-            cut.leave_out(own, f"a reading of {len(body)} bytes is over one frame ({limit} bytes)")
-            per = guess  # the next readings are likely of the usual size again
-        start += len(chunk)
-    return cut
-
-
-def _seq(reading: object, message: dict[str, object]) -> object:
-    """The first reading's sequence number names a cut message (the record's if none)."""
-    return (
-        reading.get("seq", message.get("seq")) if isinstance(reading, dict) else message.get("seq")
-    )
-
-
-def _own_seq(reading: object) -> int | None:
-    seq = reading.get("seq") if isinstance(reading, dict) else None
-    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None

@@ -14,7 +14,7 @@ import pytest
 from mcptool.frame import MAX_LENGTH_DEFAULT, MAX_LENGTH_LIMIT
 from mcptool.gateway import Gateway, parse_config
 from mcptool.gateway.config import UplinkConfig
-from mcptool.gateway.sinks.mcp import _BODY_LIMIT, UplinkTransport, _cut, _Unsendable
+from mcptool.gateway.sinks.mcp import _BODY_LIMIT, UplinkTransport
 from mcptool.gateway.spool import Dropped, Record
 from simulators.modbus import ModbusSimulator
 from tests.gateway.conftest import KEY, Hub, gateway_config, until
@@ -41,27 +41,25 @@ async def test_readings_reach_the_hub_and_survive_a_hub_restart(
     hub.log.check_nothing_lost(final)
 
 
-def test_a_message_too_big_for_one_frame_is_cut_into_frames_that_fit() -> None:
+async def test_a_message_too_big_for_one_frame_reaches_the_hub_in_frames_that_fit(
+    hub: Hub,
+) -> None:
     readings = [
-        {
-            "device": "d",
-            "point": f"point-{i}",
-            "seq": 10 + i,
-            "ts": 1,
-            "value": i / 7,
-            "quality": "good",
-        }
+        {"device": "d", "point": f"point-{i}", "seq": 1 + i, "ts": 1, "value": i / 7}
         for i in range(400)
     ]
-    payload = json.dumps({"node": "n", "device": "d", "seq": 10, "ts": 1, "readings": readings})
-    cut = _cut(payload.encode(), _BODY_LIMIT)
-    bodies = cut.bodies
-    assert cut.oversized == []
-    assert len(bodies) > 1
-    assert all(len(body) <= _BODY_LIMIT for body in bodies)
-    messages = [json.loads(body) for body in bodies]
-    assert [r for m in messages for r in m["readings"]] == readings
-    assert [m["seq"] for m in messages] == [m["readings"][0]["seq"] for m in messages]
+    payload = json.dumps({"node": "n", "device": "d", "seq": 1, "ts": 1, "readings": readings})
+    assert len(payload) > _BODY_LIMIT
+    transport = UplinkTransport(UplinkConfig(url=f"mcp://127.0.0.1:{hub.port}", key=KEY), "test")
+    await transport.connect()
+    try:
+        await transport.send(Record(1, "d", 1, 400, 0.0, payload.encode()))
+    finally:
+        await transport.close()
+    assert hub.log.messages > 1  # cut into several frames
+    assert hub.log.count("d") == 400
+    assert not hub.log.missing({"d": 400})
+    assert transport.dropped == {}
 
 
 def poll(seq: int, size: int = 0) -> bytes:
@@ -71,16 +69,6 @@ def poll(seq: int, size: int = 0) -> bytes:
 
 def finding(size: int) -> bytes:
     return json.dumps({"type": "finding", "device": "d", "summary": "x" * size}).encode()
-
-
-def test_a_message_over_one_frame_that_cannot_be_cut_is_refused() -> None:
-    for payload, why in [
-        (finding(_BODY_LIMIT), "has no readings to cut it by"),
-        (b"\xff" * (_BODY_LIMIT + 1), "is not JSON"),
-        (poll(1, size=_BODY_LIMIT), "one reading alone is"),
-    ]:
-        with pytest.raises(_Unsendable, match=why):
-            _cut(payload, _BODY_LIMIT)
 
 
 async def test_an_uncuttable_record_is_reported_once_and_the_uplink_goes_on(hub: Hub) -> None:
@@ -127,22 +115,45 @@ def poll_of(readings: list[dict[str, object]]) -> bytes:
     return json.dumps({"node": "test", "device": "d", "seq": first, "readings": readings}).encode()
 
 
-def test_only_readings_that_alone_are_over_a_frame_are_left_out_of_a_cut_poll() -> None:
+async def send_with_a_small_frame(hub: Hub, record: Record) -> tuple[list[Dropped], int]:
+    """Send ``record`` over an uplink whose frames hold 512-byte messages."""
+    dropped: list[Dropped] = []
+    config = UplinkConfig(url=f"mcp://127.0.0.1:{hub.port}", key=KEY, max_frame=512 + 64)
+    transport = UplinkTransport(config, "test", on_drop=dropped.append)
+    assert transport.body_limit == 512
+    await transport.connect()
+    try:
+        await transport.send(record)
+    finally:
+        await transport.close()
+    return dropped, hub.log.count("d")
+
+
+async def test_only_readings_that_alone_are_over_a_frame_are_left_out_of_a_cut_poll(
+    hub: Hub,
+) -> None:
     # 20 small readings with big ones at seq 5, 12 and 13 (adjacent: one range)
     readings = [reading(seq, size=600 if seq in (5, 12, 13) else 10) for seq in range(1, 21)]
-    cut = _cut(poll_of(readings), 512)
-    assert [(first, last) for first, last, _ in cut.oversized] == [(5, 5), (12, 13)]
-    for _, _, why in cut.oversized:
-        assert re.fullmatch(r"a reading of \d+ bytes is over one frame \(512 bytes\)", why)
-    assert all(len(body) <= 512 for body in cut.bodies)
-    sent = [r for body in cut.bodies for r in json.loads(body)["readings"]]
-    assert [r["seq"] for r in sent] == [s for s in range(1, 21) if s not in (5, 12, 13)]
+    dropped, arrived = await send_with_a_small_frame(
+        hub, Record(1, "d", 1, 20, 0.0, poll_of(readings))
+    )
+    assert [(d.seq_first, d.seq_last) for d in dropped] == [(5, 5), (12, 13)]
+    for drop in dropped:
+        assert re.fullmatch(
+            r"uplink: a reading of \d+ bytes is over one frame \(512 bytes\)", drop.reason
+        )
+    assert arrived == 17  # the rest of the poll went
 
 
-def test_a_poll_whose_oversized_reading_has_no_sequence_number_is_refused_whole() -> None:
+async def test_a_poll_whose_readings_lack_sequence_numbers_is_reported_whole(hub: Hub) -> None:
     readings = [reading(1), {"device": "d", "point": "big", "value": "x" * 600}]
-    with pytest.raises(_Unsendable, match="one reading alone is"):
-        _cut(poll_of(readings), 512)
+    dropped, arrived = await send_with_a_small_frame(
+        hub, Record(1, "d", 1, 2, 0.0, poll_of(readings))
+    )
+    [drop] = dropped
+    assert (drop.seq_first, drop.seq_last) == (1, 2)
+    assert drop.reason.endswith("and has no readings to cut it by")
+    assert arrived == 0
 
 
 def test_the_uplink_frame_limit_comes_from_the_config() -> None:
