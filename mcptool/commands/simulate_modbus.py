@@ -8,6 +8,7 @@ import json
 
 import click
 
+from mcptool.commands.stopping import stop_event, until_stopped
 from mcptool.errors import UsageError
 
 
@@ -94,6 +95,7 @@ def modbus(
             raise FaultError(f'fault "{spec}": {exc}') from None
 
     async def run() -> None:
+        stop = stop_event()
         async with sim:
             for (h, p), profile in zip(sim.addresses, expanded, strict=True):
                 units = [u.id for u in profile.all_units()]
@@ -108,10 +110,8 @@ def modbus(
             for spec in faults:
                 click.echo(f"fault: {spec}", err=True)
             click.echo("Ctrl-C to stop", err=True)
-            if duration is None:
-                await asyncio.Event().wait()
-            else:
-                await asyncio.sleep(duration)
+            if await until_stopped(stop, duration):
+                click.echo("stopped", err=True)
 
     try:
         asyncio.run(run())

@@ -8,6 +8,7 @@ import json
 
 import click
 
+from mcptool.commands.stopping import stop_event, until_stopped
 from mcptool.errors import UsageError
 
 
@@ -92,6 +93,7 @@ def ollama(
             parallel=parallel,
             queue=queue,
         )
+        stop = stop_event()
         try:
             await sim.start()
         except OSError as exc:
@@ -109,10 +111,8 @@ def ollama(
                     f"Ollama simulator listening on {sim.url} (models: {', '.join(sim.models)})"
                 )
             click.echo(f"OLLAMA_HOST={sim.url} points clients at it; Ctrl-C to stop", err=True)
-            if duration is None:
-                await asyncio.Event().wait()
-            else:
-                await asyncio.sleep(duration)
+            if await until_stopped(stop, duration):
+                click.echo("stopped", err=True)
         finally:
             await sim.stop()
 

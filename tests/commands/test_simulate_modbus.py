@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,12 +23,24 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
     return (code if isinstance(code, int) else 0), out, err
 
 
-async def test_serves_each_device_and_applies_faults_until_interrupted() -> None:
+def ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a non-interactive shell's `cmd &`
+
+
+@pytest.mark.parametrize(
+    ("stop", "inherited"),
+    [(signal.SIGINT, None), (signal.SIGTERM, None), (signal.SIGINT, ignore_sigint)],
+    ids=["ctrl-c", "sigterm", "ctrl-c-inherited-ignored"],
+)
+async def test_serves_each_device_and_applies_faults_until_stopped(
+    stop: signal.Signals, inherited: Callable[[], None] | None
+) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mcptool", "simulate", "modbus", "--port", "0", "--json",
         "--profile", "boiler", "--devices", "2", "--fault", "exception:6,device=1",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=inherited,
     )  # fmt: skip
     assert proc.stdout is not None
     try:
@@ -39,10 +52,11 @@ async def test_serves_each_device_and_applies_faults_until_interrupted() -> None
             replies.append(await client.request(1, read_holding(8, 2)))
             await client.close()
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert replies == [bytes([3, 4, 0x42, 0x8C, 0, 0]), bytes([0x83, 6])]  # 70.0, then 0x06
     assert proc.returncode == 0, err.decode()
+    assert err.decode().splitlines()[-1] == "stopped"
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -138,3 +139,17 @@ def test_simulating_on_a_busy_port_is_one_line(url: str) -> None:
     result = mcptool("simulate", "ollama", "--port", port)
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: port {port} on 127.0.0.1 is in use")
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_the_simulator_stops_cleanly_on_ctrl_c_and_sigterm(stop: signal.Signals) -> None:
+    command = [sys.executable, "-m", "mcptool", "simulate", "ollama", "--port", "0", "--json"]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None
+        assert json.loads(process.stdout.readline())["url"].startswith("http://127.0.0.1:")
+        process.send_signal(stop)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert err.splitlines()[-1] == "stopped"
