@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import re
-import signal
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from mcptool.commands.stopping import stop_event
 from mcptool.errors import UsageError
 
 OLLAMA_URL = "http://127.0.0.1:11434"
@@ -174,10 +174,7 @@ async def _demo(
     from simulators.modbus import ModbusSimulator, load_profile
     from simulators.ollama import OllamaSimulator
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_event()
     async with contextlib.AsyncExitStack() as stack:
         real = await _find_ollama(url, model)
         if real is None:

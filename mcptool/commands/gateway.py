@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import sys
 import time
 from typing import Any
 
 import click
 
+from mcptool.commands.stopping import stop_event
 from mcptool.gateway.config import ConfigError, GatewayConfig, load_config
 
 _CONFIG = click.option(
@@ -110,10 +110,7 @@ def _gateway(config: GatewayConfig) -> contextlib.AbstractAsyncContextManager[An
 
 
 async def _run(config: GatewayConfig, live: bool) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_event()
     async with _gateway(config) as gw:
         where = (
             f", metrics on http://127.0.0.1:{gw.metrics_port}/metrics" if gw.metrics_port else ""

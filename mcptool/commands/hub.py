@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import signal
 import ssl
 import sys
 import time
@@ -15,6 +14,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from mcptool.commands.stopping import stop_event, until_stopped
 from mcptool.errors import UsageError
 
 if TYPE_CHECKING:
@@ -215,6 +215,7 @@ def hub(
         log("event", node, body=body if as_json else json.dumps(body))
 
     async def run() -> None:
+        stop = stop_event()
         server = LinkServer(
             host,
             port,
@@ -242,15 +243,8 @@ def hub(
         resumed = f", journal {journal} ({ledger.snapshot()})" if journal else ""
         click.echo(f"hub listening on {server.url} ({len(keys)} node keys{resumed})")
         sys.stdout.flush()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
         try:
-            await asyncio.wait_for(stop.wait(), duration)
-        except TimeoutError:
-            pass
+            await until_stopped(stop, duration)
         finally:
             await server.stop()
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import secrets
-import signal
 import sys
 
 import click
 
+from mcptool.commands.stopping import stop_event, until_stopped
 from mcptool.errors import UsageError
 
 
@@ -75,6 +74,7 @@ def mcp(
             made_up[node] = secret.decode()
 
     async def run() -> None:
+        stop = stop_event()
         peer = McpPeer(
             keys,
             host,
@@ -93,13 +93,7 @@ def mcp(
             asyncio.get_running_loop().call_later(stall_after, proxy.stall)
         click.echo(json.dumps({"url": url, "nodes": sorted(keys), "secrets": made_up}))
         sys.stdout.flush()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), duration)
+        await until_stopped(stop, duration)
         if proxy is not None:
             await proxy.stop()
         await peer.stop()
