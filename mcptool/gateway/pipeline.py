@@ -193,13 +193,7 @@ class Gateway:
             self.mqtt.device_status(status.device, status.as_dict())
 
     def _on_drop(self, dropped: Dropped) -> None:
-        log.warning(
-            "%s: dropped %s seq %d-%d",
-            dropped.reason,
-            dropped.device,
-            dropped.seq_first,
-            dropped.seq_last,
-        )
+        log.warning("%s", dropped)
         key = (dropped.where, dropped.device)
         self.run_dropped[key] = self.run_dropped.get(key, 0) + dropped.count
         if self.mqtt is None or self._drop_publish is not None:

@@ -114,6 +114,10 @@ class Dropped:
     def count(self) -> int:
         return self.seq_last - self.seq_first + 1
 
+    def __str__(self) -> str:
+        """The log line: ``<reason>: dropped <device> seq <first>-<last>``."""
+        return f"{self.reason}: dropped {self.device} seq {self.seq_first}-{self.seq_last}"
+
 
 @dataclass(frozen=True, slots=True)
 class SpoolStats:

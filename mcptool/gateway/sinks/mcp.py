@@ -147,13 +147,7 @@ class UplinkTransport:
         if self.on_drop is not None:
             self.on_drop(dropped)
         else:
-            log.warning(
-                "%s: dropped %s seq %d-%d",
-                dropped.reason,
-                dropped.device,
-                dropped.seq_first,
-                dropped.seq_last,
-            )
+            log.warning("%s", dropped)
 
     async def watch(self) -> None:
         assert self._lost is not None

@@ -419,13 +419,7 @@ class MqttTransport:
         if self.on_drop is not None:
             self.on_drop(dropped)
         else:
-            log.warning(
-                "%s: dropped %s seq %d-%d",
-                dropped.reason,
-                dropped.device,
-                dropped.seq_first,
-                dropped.seq_last,
-            )
+            log.warning("%s", dropped)
 
     async def watch(self) -> None:
         client = self._client
