@@ -8,18 +8,20 @@ read one), so a client with several requests in flight can match the answers.
 
 ``timestamp`` is Unix time in milliseconds (an integer). Validation is written out by
 hand rather than with jsonschema: it runs once per RPC on the link's hot path, and its
-messages name the exact field (``header.traceId: missing``).
+messages name the exact field (``header.traceId: missing``). The JSON text itself is
+read and written within the bounds of :mod:`mcptool.frame.jsontext` (nesting depth,
+number size), so any payload is either an envelope or an ``EnvelopeError``.
 """
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mcptool.frame.errors import EnvelopeError
+from mcptool.frame.jsontext import dump_json, load_json
 
 # Response codes the router uses; they follow HTTP where HTTP has a word for it.
 OK = 200
@@ -87,20 +89,12 @@ class ResponseEnvelope:
 
 
 def _dumps(obj: dict[str, Any], what: str) -> bytes:
-    try:
-        return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
-    except (TypeError, ValueError) as exc:
-        # chained, so a server can say what its handler returned (see link/router.py)
-        raise EnvelopeError(f"{what} envelope: data is not JSON-serialisable: {exc}") from exc
+    # the error's __cause__ says what json objected to (link/router.py names it)
+    return dump_json(obj, what)
 
 
 def _load_object(payload: bytes, what: str) -> dict[str, Any]:
-    try:
-        obj = json.loads(payload)
-    except UnicodeDecodeError:
-        raise EnvelopeError(f"{what} envelope: payload is not UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise EnvelopeError(f"{what} envelope: invalid JSON at char {exc.pos}: {exc.msg}") from None
+    obj = load_json(payload, what)
     if not isinstance(obj, dict):
         raise EnvelopeError(f"{what} envelope: expected a JSON object, got {type(obj).__name__}")
     return obj
@@ -170,9 +164,9 @@ def read_trace_id(payload: bytes, kind: Literal["request", "response"]) -> str |
     right pending call when a RESPONSE is broken. Only a non-empty string counts.
     """
     try:
-        obj = json.loads(payload)
+        obj = load_json(payload, kind)
         trace_id = obj["header"]["traceId"] if kind == "request" else obj["traceId"]
-    except (ValueError, KeyError, TypeError):
+    except (EnvelopeError, KeyError, TypeError):
         return None
     return trace_id if isinstance(trace_id, str) and trace_id else None
 

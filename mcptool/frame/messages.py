@@ -10,7 +10,6 @@ payload instead of failing (found by tests/frame/test_messages.py).
 
 from __future__ import annotations
 
-import json
 import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -27,6 +26,7 @@ from mcptool.frame.envelope import (
     parse_response,
 )
 from mcptool.frame.errors import BadPayload, FrameError
+from mcptool.frame.jsontext import dump_json
 from mcptool.frame.types import VERSION, MessageType
 
 _U64 = struct.Struct(spec.struct_format(spec.Ack))
@@ -295,7 +295,7 @@ class Event(Message):
     body: dict[str, Any]
 
     def payload(self) -> bytes:
-        return json.dumps(self.body, separators=(",", ":")).encode()
+        return dump_json(self.body, "event")
 
     @classmethod
     def parse(cls, payload: bytes) -> Event:
