@@ -68,6 +68,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+def one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def help_hint(ctx: click.Context | None) -> str:
+    return f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI and turn every outcome into an exit code and at most one error line."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -77,8 +85,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        # one line, like every other user error, instead of click's usage block
+        click.echo(f"error: {one_line(exc.format_message())}{help_hint(exc.ctx)}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {one_line(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
     except McptoolError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -206,6 +206,8 @@ def _coerce(key: str, value: Any, default: Any, base_dir: Path | None) -> Any:
     if key in _FLOATS:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise AnalysisConfigError(f"{where}: must be a number, not {value!r}")
+        if not math.isfinite(value):  # NaN would pass every range check below
+            raise AnalysisConfigError(f"{where}: must be a finite number, not {value!r}")
         return float(value)
     if key in ("prompts_dir", "queue_path"):
         if not isinstance(value, str | Path):
@@ -243,6 +245,8 @@ def _threshold(i: int, item: Any) -> ThresholdRule:
         value = item.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise AnalysisConfigError(f"{where}.{key}: must be a number, not {value!r}")
+        if value is not None and not math.isfinite(value):
+            raise AnalysisConfigError(f"{where}.{key}: must be a finite number, not {value!r}")
     device = item.get("device", "*")
     severity = item.get("severity", "warning")
     if not isinstance(device, str) or not isinstance(severity, str):

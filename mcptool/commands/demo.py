@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from mcptool.commands.options import Float
 from mcptool.commands.stopping import stop_event
 from mcptool.errors import UsageError
 
@@ -98,7 +99,7 @@ THRESHOLDS = [
 @click.command()
 @click.option(
     "--duration",
-    type=click.FloatRange(min=1.0),
+    type=Float(1.0, 31_536_000),
     default=None,
     metavar="S",
     help="Stop after S seconds (default: run until Ctrl-C).",

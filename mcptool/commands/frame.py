@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from mcptool.commands.options import Int
 from mcptool.errors import UsageError
 from mcptool.frame import (
     HEADER_SIZE,
@@ -60,7 +61,14 @@ def _parse_hex(text: str, what: str) -> bytes:
 @click.option("--type", "type_name", required=True, help="Message type: name (REQUEST) or number.")
 @click.option("--payload", help="Payload as text, or @FILE for a file's bytes.")
 @click.option("--payload-hex", help="Payload as hex digits (for binary payloads such as DATA).")
-@click.option("--version", "version", type=click.IntRange(0, 255), default=1, show_default=True)
+@click.option(
+    "--version",
+    "version",
+    type=Int(0, 255),
+    default=1,
+    show_default=True,
+    help="Version byte of the header (1 is the only one defined; others craft bad frames).",
+)
 @click.option(
     "--no-validate",
     is_flag=True,
@@ -150,7 +158,7 @@ def _frames_with_offsets(data: bytes, decoder: FrameDecoder) -> list[tuple[int, 
 @click.option("--resync", is_flag=True, help="Skip garbage to the next magic byte, don't stop.")
 @click.option(
     "--max-length",
-    type=click.IntRange(0, MAX_LENGTH_LIMIT),
+    type=Int(0, MAX_LENGTH_LIMIT),
     default=MAX_LENGTH_LIMIT,
     show_default=True,
     help="Largest payload accepted.",

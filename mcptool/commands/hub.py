@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from mcptool.commands.options import Float, Int
 from mcptool.commands.stopping import stop_event, until_stopped
 from mcptool.errors import UsageError
 
@@ -99,28 +100,28 @@ def stamp() -> str:
     "--heartbeat",
     default=10.0,
     show_default=True,
-    type=click.FloatRange(0.01, 3600),
+    type=Float(0.01, 3600),
     help="Seconds of silence before a PING.",
 )
 @click.option(
     "--dead-after",
     default=3,
     show_default=True,
-    type=click.IntRange(1, 255),
+    type=Int(1, 255),
     help="Silent heartbeat intervals before a node is declared dead.",
 )
 @click.option(
     "--window",
     default=256,
     show_default=True,
-    type=click.IntRange(1, 65535),
+    type=Int(1, 65535),
     help="DATA frames a node may have unacknowledged in flight.",
 )
 @click.option(
     "--max-connections",
     default=10_000,
     show_default=True,
-    type=click.IntRange(1),
+    type=Int(1, 1_000_000),
     help="Connections beyond this are refused busy.",
 )
 @click.option(
@@ -148,7 +149,7 @@ def stamp() -> str:
 )
 @click.option("--json", "as_json", is_flag=True, help="Log one JSON object a line.")
 @click.option("--quiet", is_flag=True, help="Do not log each data frame.")
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after N s.")
+@click.option("--duration", type=Float(0, 31_536_000, min_open=True), help="Stop after N seconds.")
 def hub(
     listen: str,
     keys_file: str,

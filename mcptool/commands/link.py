@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from mcptool.commands.options import Float, Int
 from mcptool.errors import UsageError
 
 # The most a DATA frame can carry at the default 16 KiB frame limit (8 bytes are its seq).
@@ -33,7 +34,7 @@ def common(command: Callable[..., Any]) -> Callable[..., Any]:
             "--timeout",
             default=10.0,
             show_default=True,
-            type=click.FloatRange(min=0, min_open=True),
+            type=Float(0, 86400, min_open=True),
             help="Seconds to wait for the link (and for acknowledgements).",
         ),
     ]
@@ -89,8 +90,20 @@ def link() -> None:
 
 @link.command("ping")
 @common
-@click.option("--count", default=4, show_default=True, type=click.IntRange(1))
-@click.option("--interval", default=0.2, show_default=True, type=click.FloatRange(0))
+@click.option(
+    "--count",
+    default=4,
+    show_default=True,
+    type=Int(1, 1_000_000),
+    help="PINGs to send.",
+)
+@click.option(
+    "--interval",
+    default=0.2,
+    show_default=True,
+    type=Float(0, 3600),
+    help="Seconds between a PONG and the next PING.",
+)
 def ping(
     url: str,
     node_id: str,

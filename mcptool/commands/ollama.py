@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from mcptool.commands.options import Float
 from mcptool.errors import UsageError
 
 if TYPE_CHECKING:
@@ -144,14 +145,14 @@ def _generation_options(f: Callable[..., Any]) -> Callable[..., Any]:
             ),
             click.option(
                 "--timeout",
-                type=click.FloatRange(min=0, min_open=True),
+                type=Float(0, 86400, min_open=True),
                 default=900.0,
                 show_default=True,
                 help="Total deadline, seconds.",
             ),
             click.option(
                 "--load-timeout",
-                type=click.FloatRange(min=0, min_open=True),
+                type=Float(0, 86400, min_open=True),
                 default=300.0,
                 show_default=True,
                 help="Deadline for the first token (covers a cold model load).",

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import click
 
+from mcptool.commands.options import Float, Int
 from mcptool.modbus.pdu import ProbeRequest
 from mcptool.modbus.probe import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -46,25 +47,33 @@ async def _probe_all(
 
 @click.command()
 @click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
+@click.option("--unit", "-u", type=Int(0, 255), default=1, show_default=True, help="Unit id.")
 @click.option(
-    "--unit", "-u", type=click.IntRange(0, 255), default=1, show_default=True, help="Unit id."
-)
-@click.option(
-    "--function", "-f", type=int, default=3, show_default=True,
+    "--function", "-f", type=Int(0, 255), default=3, show_default=True,
     help="Read function: 1 coils, 2 discrete inputs, 3 holding, 4 input registers.",
 )  # fmt: skip
 @click.option(
-    "--address", "-a", type=int, default=0, show_default=True, help="First address (0-based)."
+    "--address",
+    "-a",
+    type=Int(0, 65535),
+    default=0,
+    show_default=True,
+    help="First address (0-based).",
 )
 @click.option(
-    "--count", "-c", type=int, default=1, show_default=True, help="Registers or bits to read."
+    "--count",
+    "-c",
+    type=Int(1, 2000),
+    default=1,
+    show_default=True,
+    help="Registers or bits to read.",
 )
-@click.option("--port", "-p", type=click.IntRange(1, 65535), default=502, show_default=True,
+@click.option("--port", "-p", type=Int(1, 65535), default=502, show_default=True,
               help="Port for targets written without one.")  # fmt: skip
-@click.option("--timeout", "-t", type=click.FloatRange(min=0, min_open=True),
+@click.option("--timeout", "-t", type=Float(0, 86400, min_open=True),
               default=DEFAULT_TIMEOUT, show_default=True,
               help="Seconds to wait for the reply once connected.")  # fmt: skip
-@click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True),
+@click.option("--connect-timeout", type=Float(0, 86400, min_open=True),
               default=DEFAULT_CONNECT_TIMEOUT, show_default=True,
               help="Seconds to wait for the connection.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, one object per probe.")

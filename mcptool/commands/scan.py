@@ -12,6 +12,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from mcptool.commands.options import Float, Int
 from mcptool.modbus.connection import Outcome
 from mcptool.modbus.pdu import ProbeRequest
 from mcptool.modbus.probe import ProbeResult
@@ -52,23 +53,27 @@ async def _scan(
               help="Unit ids: a list or ranges, e.g. 1-247 or 1,2,10-20.")  # fmt: skip
 @click.option("--identify", "-i", is_flag=True,
               help="Ask devices that answer who they are (0x2B/0x0E, 0x11).")  # fmt: skip
-@click.option("--function", "-f", type=int, default=3, show_default=True,
+@click.option("--function", "-f", type=Int(0, 255), default=3, show_default=True,
               help="Read function: 1 coils, 2 inputs, 3 holding, 4 input registers.")  # fmt: skip
-@click.option("--address", "-a", type=int, default=0, show_default=True, help="First address.")
-@click.option("--count", "-c", type=int, default=1, show_default=True, help="Registers or bits.")
-@click.option("--port", "-p", type=click.IntRange(1, 65535), default=502, show_default=True,
+@click.option(
+    "--address", "-a", type=Int(0, 65535), default=0, show_default=True, help="First address."
+)
+@click.option(
+    "--count", "-c", type=Int(1, 2000), default=1, show_default=True, help="Registers or bits."
+)
+@click.option("--port", "-p", type=Int(1, 65535), default=502, show_default=True,
               help="Port for targets written without one.")  # fmt: skip
-@click.option("--concurrency", "-n", type=click.IntRange(min=1), default=64, show_default=True,
+@click.option("--concurrency", "-n", type=Int(1, 10_000), default=64, show_default=True,
               help="Connections open at once.")  # fmt: skip
-@click.option("--per-host", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--per-host", type=Int(1, 10_000), default=1, show_default=True,
               help="Connections open at once to one host; a unit sweep shares them.")  # fmt: skip
-@click.option("--rate", type=click.FloatRange(min=0), default=0, show_default=True,
+@click.option("--rate", type=Float(0, 1_000_000), default=0, show_default=True,
               help="New connections per second (0: no limit).")  # fmt: skip
-@click.option("--retries", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--retries", type=Int(0, 100), default=0, show_default=True,
               help="Extra attempts after a timeout, refusal, reset or close.")  # fmt: skip
-@click.option("--timeout", "-t", type=click.FloatRange(min=0, min_open=True), default=1.0,
+@click.option("--timeout", "-t", type=Float(0, 86400, min_open=True), default=1.0,
               show_default=True, help="Seconds to wait for each reply.")  # fmt: skip
-@click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), default=1.0,
+@click.option("--connect-timeout", type=Float(0, 86400, min_open=True), default=1.0,
               show_default=True, help="Seconds to wait for each connection.")  # fmt: skip
 @click.option("--all", "show_all", is_flag=True,
               help="Table: list every probe, not only the targets that answered.")  # fmt: skip

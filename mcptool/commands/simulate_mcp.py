@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from mcptool.commands.options import Float, Int
 from mcptool.commands.stopping import stop_event, until_stopped
 from mcptool.errors import UsageError
 
@@ -34,21 +35,33 @@ def parse_node(text: str) -> tuple[str, bytes]:
     metavar="ID[=SECRET]",
     help="A node it accepts; without a secret one is made up and printed. Repeatable.",
 )
-@click.option("--heartbeat", default=10.0, show_default=True, type=click.FloatRange(0.01))
-@click.option("--dead-after", default=3, show_default=True, type=click.IntRange(1, 255))
+@click.option(
+    "--heartbeat",
+    default=10.0,
+    show_default=True,
+    type=Float(0.01, 3600),
+    help="Seconds of silence before a PING.",
+)
+@click.option(
+    "--dead-after",
+    default=3,
+    show_default=True,
+    type=Int(1, 255),
+    help="Silent heartbeat intervals before a node is declared dead.",
+)
 @click.option(
     "--stall-after",
-    type=click.FloatRange(min=0),
+    type=Float(0, 86400),
     help="Put a proxy in front that stops forwarding after N seconds: a silent, dead link.",
 )
 @click.option(
     "--crash-at",
     "crash_at",
     multiple=True,
-    type=click.IntRange(1),
+    type=Int(1, 1_000_000_000),
     help="Reset every connection right after the Nth delivered frame, before its ACK.",
 )
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after N s.")
+@click.option("--duration", type=Float(0, 31_536_000, min_open=True), help="Stop after N seconds.")
 def mcp(
     listen: str,
     keys_file: str | None,

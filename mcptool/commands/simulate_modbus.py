@@ -8,6 +8,7 @@ import json
 
 import click
 
+from mcptool.commands.options import Float, Int
 from mcptool.commands.stopping import stop_event, until_stopped
 from mcptool.errors import UsageError
 
@@ -26,14 +27,14 @@ from mcptool.errors import UsageError
     "--port",
     default=5020,
     show_default=True,
-    type=click.IntRange(0, 65535),
+    type=Int(0, 65535),
     help="Port of the first device; the next ones count up. 0: any free port each.",
 )
 @click.option(
     "--devices",
     default=1,
     show_default=True,
-    type=click.IntRange(1, 1000),
+    type=Int(1, 1000),
     help="Copies of each profile, each on its own port.",
 )
 @click.option(
@@ -46,7 +47,7 @@ from mcptool.errors import UsageError
 )
 @click.option(
     "--duration",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Float(0, 31_536_000, min_open=True),
     default=None,
     help="Stop after this many seconds (default: run until Ctrl-C).",
 )

@@ -8,6 +8,7 @@ import json
 
 import click
 
+from mcptool.commands.options import Float, Int
 from mcptool.commands.stopping import stop_event, until_stopped
 from mcptool.errors import UsageError
 
@@ -18,7 +19,7 @@ from mcptool.errors import UsageError
     "--port",
     default=11434,
     show_default=True,
-    type=click.IntRange(0, 65535),
+    type=Int(0, 65535),
     help="Port to listen on (Ollama's own by default). 0: any free port.",
 )
 @click.option(
@@ -32,34 +33,40 @@ from mcptool.errors import UsageError
     "--load-delay",
     default=0.0,
     show_default=True,
-    type=click.FloatRange(min=0),
+    type=Float(0, 3600),
     help="Seconds a cold model takes to load.",
 )
 @click.option(
     "--token-delay",
     default=0.02,
     show_default=True,
-    type=click.FloatRange(min=0),
+    type=Float(0, 60),
     help="Seconds between streamed tokens.",
 )
 @click.option(
     "--parallel",
     default=1,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=Int(1, 1024),
     help="Requests one model runs at once (OLLAMA_NUM_PARALLEL).",
 )
 @click.option(
     "--queue",
     default=512,
     show_default=True,
-    type=click.IntRange(min=0),
+    type=Int(0, 1_000_000),
     help="Requests allowed to wait before 503 server busy (OLLAMA_MAX_QUEUE).",
 )
-@click.option("--seed", default=0, show_default=True, help="Seed of the deterministic answers.")
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=Int(0, 2**63 - 1),
+    help="Seed of the deterministic answers.",
+)
 @click.option(
     "--duration",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Float(0, 31_536_000, min_open=True),
     default=None,
     help="Stop after this many seconds (default: run until Ctrl-C).",
 )

@@ -33,6 +33,7 @@ from mcptool.errors import UsageError
 from mcptool.modbus.datatypes import ORDERS, TYPES, DataTypeError, normalize_order
 from mcptool.modbus.poller import DeviceSpec
 from mcptool.modbus.registermap import ByteOrder, DataType, Point, Table, plan_reads
+from mcptool.numbers import config_number
 
 __all__ = [
     "ConfigError",
@@ -101,7 +102,8 @@ TableName = Annotated[str, BeforeValidator(_table)]
 TypeName = Annotated[str, BeforeValidator(_type)]
 OrderName = Annotated[str, BeforeValidator(_order)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-Seconds = Annotated[float, Field(gt=0, le=86400)]
+Seconds = Annotated[float, config_number(gt=0, le=86400)]
+FiniteFloat = Annotated[float, config_number()]
 
 
 def _protocol(value: object) -> object:
@@ -119,8 +121,8 @@ class PointConfig(_Model):
     address: int = Field(ge=0, le=65535)
     type: TypeName | None = None
     order: OrderName = "ABCD"
-    scale: float = 1.0
-    offset: float = 0.0
+    scale: FiniteFloat = 1.0
+    offset: FiniteFloat = 0.0
     unit: str = ""
     length: int | None = Field(default=None, ge=1, le=250)
     bit: int | None = Field(default=None, ge=0, le=15)
@@ -161,7 +163,7 @@ class DeviceConfig(DeviceSettings):
 class SpoolConfig(_Model):
     path: str = "mcptool-spool.db"
     synchronous: Literal["normal", "full"] = "normal"
-    commit_interval: float = Field(default=0.02, gt=0, le=10)
+    commit_interval: Annotated[float, config_number(gt=0, le=10)] = 0.02
     max_readings: int = Field(default=5_000_000, ge=1)
     policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
 

@@ -61,3 +61,21 @@ def test_every_key_is_accepted_with_its_default_value() -> None:
         if getattr(defaults, f.name) is not None and f.name != "thresholds"
     }
     assert AnalysisConfig.from_dict(table) == defaults
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"window_s": float("nan")}, "analysis.window_s: must be a finite number, not nan"),
+        ({"zscore": float("inf")}, "analysis.zscore: must be a finite number, not inf"),
+        ({"cooldown_s": float("-inf")}, "analysis.cooldown_s: must be a finite number, not -inf"),
+        (
+            {"thresholds": [{"point": "t", "above": float("nan")}]},
+            "analysis.thresholds[0].above: must be a finite number, not nan",
+        ),
+    ],
+)
+def test_nan_and_infinities_are_refused_naming_the_key(table: dict, message: str) -> None:
+    with pytest.raises(AnalysisConfigError) as refused:
+        AnalysisConfig.from_dict(table)
+    assert str(refused.value) == message

@@ -197,3 +197,59 @@ def test_mqtt_speaks_version_5_unless_told_3_1_1() -> None:
     assert problems(base(mqtt={"max_packet_size": 100})) == [
         "mqtt.max_packet_size: should be greater than or equal to 256, got 100"
     ]
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "value", "problem"),
+    [
+        ("point", "scale", float("nan"), "devices[0].points[0].scale: should be a finite number"),
+        (
+            "point",
+            "offset",
+            float("-inf"),
+            "devices[0].points[0].offset: should be a finite number",
+        ),
+        (
+            "device",
+            "interval",
+            float("nan"),
+            "devices[0].interval: should be a number above 0 and at most 86400",
+        ),
+        (
+            "device",
+            "timeout",
+            float("inf"),
+            "devices[0].timeout: should be a number above 0 and at most 86400",
+        ),
+        (
+            "spool",
+            "commit_interval",
+            float("nan"),
+            "spool.commit_interval: should be a number above 0 and at most 10",
+        ),
+    ],
+)
+def test_nan_and_infinities_are_refused_with_their_path_and_range(
+    where: str, key: str, value: float, problem: str
+) -> None:
+    config = base()
+    if where == "point":
+        config["devices"][0]["points"][0][key] = value
+    elif where == "device":
+        config["devices"][0][key] = value
+    else:
+        config["spool"] = {key: value}
+    assert problems(config) == [f"{problem}, got {value!r}"]
+
+
+def test_scale_nan_in_a_toml_file_fails_with_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text(
+        '[jsonl]\npath = "-"\n[[devices]]\nname = "a"\nhost = "127.0.0.1"\n'
+        'points = [{name = "p", address = 0, scale = nan}]\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert [str(p) for p in info.value.problems] == [
+        "devices[0].points[0].scale: should be a finite number, got nan"
+    ]
