@@ -86,7 +86,17 @@ class _Connection(asyncio.Protocol):
         conn = self.conn
         if conn is None or self.closed:
             return
-        conn.receive_data(data, self.loop.time())
+        try:
+            conn.receive_data(data, self.loop.time())
+        except Exception:
+            # A bug in the core, never the peer's doing (a peer's bad bytes are protocol
+            # errors). What the core queued is still delivered below, as its ledger counted
+            # it; the rest of the read goes unacknowledged, and the node sends it again.
+            log.exception("connection from %s failed", self.transport.get_extra_info("peername"))
+            self.closed = True
+            self._process()
+            self.abort()
+            return
         self._process()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -127,11 +137,15 @@ class _Connection(asyncio.Protocol):
         server = self.server
         close_reason = None
         delivered = False
+        failed = False
         for event in conn.events():
             match event:
                 case DataReceived(seq=seq, body=body):
+                    if failed:
+                        continue  # behind a failed delivery: the ledger was set back
                     if not self._deliver(seq, body):
-                        return  # the rest of this read is not delivered either
+                        failed = True  # the rest of this read is not delivered either
+                        continue
                     delivered = True
                 case RequestReceived(payload=payload):
                     server._spawn(self._answer(payload))
@@ -153,6 +167,8 @@ class _Connection(asyncio.Protocol):
                             log.exception("on_event failed for node %s", conn.node_id)
                 case PeerErrorReceived(code=code, message=message):
                     log.warning("node %s reports error %s: %s", conn.node_id, code, message)
+        if failed:
+            return
         if delivered and server.before_ack is not None:
             server.before_ack()  # e.g. flush a journal: nothing is acknowledged unrecorded
         out = conn.data_to_send()

@@ -336,22 +336,29 @@ class ServerConnection:
         events = self._events
         data_type = MessageType.DATA
         unpack = _SEQ.unpack_from
-        for frame in frames:
-            kind, payload = frame.type, frame.payload
-            if kind is data_type:
-                if len(payload) < 8:
-                    self._drop(CloseCode.PROTOCOL_ERROR, "DATA shorter than its sequence number")
+        try:
+            for frame in frames:
+                kind, payload = frame.type, frame.payload
+                if kind is data_type:
+                    if len(payload) < 8:
+                        self._drop(
+                            CloseCode.PROTOCOL_ERROR, "DATA shorter than its sequence number"
+                        )
+                        break
+                    seq = unpack(payload)[0]
+                    acked = True
+                    if seq > last:
+                        last = seq
+                        events.append(DataReceived(seq, payload[8:]))
+                    continue
+                if not self._session_frame(frame, now):
                     break
-                seq = unpack(payload)[0]
-                acked = True
-                if seq > last:
-                    last = seq
-                    events.append(DataReceived(seq, payload[8:]))
-                continue
-            if not self._session_frame(frame, now):
-                break
-        if last != start:
-            ledger.advance(node_id, last)
+        finally:
+            # The ledger counts exactly the DataReceived events queued, whatever stops the
+            # loop: a driver delivers what is queued even when the connection then dies,
+            # and a frame counted but not delivered (or the reverse) is lost (or doubled).
+            if last != start:
+                ledger.advance(node_id, last)
         if acked and self.state is S.ESTABLISHED:
             self._out.append(Ack(last).encode())
 

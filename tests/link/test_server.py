@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from mcptool.frame import Auth, Data, FrameDecoder, Hello, parse_message
-from mcptool.link import CloseCode, LinkClient, LinkClosed, RejectCode
+from mcptool.frame import (
+    BAD_REQUEST,
+    Ack,
+    Auth,
+    Data,
+    ErrorMessage,
+    Frame,
+    FrameDecoder,
+    Hello,
+    MessageType,
+    Response,
+    encode_frame,
+    parse_message,
+)
+from mcptool.link import (
+    CloseCode,
+    ErrorCode,
+    JournalLedger,
+    LinkClient,
+    LinkClosed,
+    LinkServer,
+    RejectCode,
+)
 from simulators.mcp import McpPeer
 from tests.link.conftest import KEY, NODE, eventually
 
@@ -203,3 +226,108 @@ async def test_a_node_that_stops_reading_is_stopped_being_read_from(peer: McpPee
         )  # paused, not closed
     )
     writer.transport.abort()
+
+
+async def authenticate(
+    address: tuple[str, int],
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, FrameDecoder, int]:
+    """A node's handshake by hand: the open connection, its decoder and the resume point."""
+    from mcptool.link.auth import auth_mac
+
+    reader, writer = await asyncio.open_connection(*address)
+    hello = Hello(NODE, (1,), b"c" * 16)
+    writer.write(hello.encode())
+    decoder = FrameDecoder()
+    challenge = (await next_messages(reader, decoder, 1))[0]
+    mac = auth_mac(
+        KEY,
+        client_nonce=hello.nonce,
+        server_nonce=challenge.nonce,
+        version=1,
+        offered=(1,),
+        node_id=NODE,
+    )
+    writer.write(Auth(mac).encode())
+    _accept, resume = await next_messages(reader, decoder, 2)
+    return reader, writer, decoder, resume.seq
+
+
+async def next_messages(reader: asyncio.StreamReader, decoder: FrameDecoder, count: int) -> list:
+    frames: list = []
+    while len(frames) < count:
+        data = await asyncio.wait_for(reader.read(4096), 5.0)
+        assert data, f"the hub closed the connection after {frames}"
+        frames.extend(decoder.feed(data))
+    return [parse_message(f) for f in frames]
+
+
+async def until_closed_or(reader: asyncio.StreamReader, decoder: FrameDecoder, count: int) -> list:
+    """The next ``count`` messages, or fewer if the hub closes the connection first."""
+    frames: list = []
+    while len(frames) < count:
+        data = await asyncio.wait_for(reader.read(4096), 5.0)
+        if not data:
+            break
+        frames.extend(decoder.feed(data))
+    return [parse_message(f) for f in frames]
+
+
+async def test_a_hostile_event_behind_data_neither_loses_nor_doubles_them(tmp_path: Path) -> None:
+    # Issue 12: DATA 1-3 and an EVENT of 5,000 nested arrays in one write. The EVENT is
+    # answered with an ERROR naming it; DATA 1-3 are journaled once and acknowledged, so
+    # the next session resumes after 3 and a node that resends from there doubles nothing.
+    journal = tmp_path / "journal.jsonl"
+    with JournalLedger(journal) as ledger:
+        server = LinkServer(
+            keys={NODE: KEY},
+            ledger=ledger,
+            on_data=ledger.record,
+            before_ack=ledger.flush,
+        )
+        async with server:
+            reader, writer, decoder, resume = await authenticate(server.address)
+            assert resume == 0
+            hostile = Frame(MessageType.EVENT, b"[" * 5000)
+            writer.write(
+                b"".join(Data(seq, f"reading {seq}".encode()).encode() for seq in (1, 2, 3))
+                + encode_frame(hostile)
+            )
+            answer = await until_closed_or(reader, decoder, 2)
+            writer.transport.abort()
+            # Reconnect: resume where the hub stands, resend what is above it, go on.
+            reader, writer, decoder, resume = await authenticate(server.address)
+            writer.write(
+                b"".join(
+                    Data(seq, f"reading {seq}".encode()).encode() for seq in range(resume + 1, 5)
+                )
+            )
+            assert (await next_messages(reader, decoder, 1))[-1] == Ack(4)
+            writer.close()
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert [(line["seq"], line["data"]) for line in lines] == [
+        (seq, f"reading {seq}") for seq in (1, 2, 3, 4)
+    ]
+    assert resume == 3 and Ack(3) in answer
+    (error,) = (m for m in answer if isinstance(m, ErrorMessage))
+    assert error.code == ErrorCode.BAD_PAYLOAD and "nested deeper" in error.message
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"[" * 5000, "nested deeper than 64"),
+        (b'{"header":{"traceId":"t-9","n":' + b"9" * 5000 + b"}}", "5000 characters"),
+        (b'{"header":{"traceId":"t-9"},"x":"\xff"}', "not UTF-8"),
+    ],
+)
+async def test_a_hostile_request_is_answered_400_and_the_session_goes_on(
+    peer: McpPeer, payload: bytes, reason: str
+) -> None:
+    reader, writer, decoder, _ = await authenticate(peer.address)
+    writer.write(encode_frame(Frame(MessageType.REQUEST, payload)) + Data(1, b"after").encode())
+    messages = await next_messages(reader, decoder, 2)
+    response = next(m for m in messages if isinstance(m, Response)).envelope
+    assert response.code == BAD_REQUEST and reason in response.message
+    assert Ack(1) in messages
+    writer.close()
+    assert peer.bodies() == [b"after"]

@@ -10,18 +10,23 @@ from mcptool.frame import (
     Challenge,
     Close,
     Data,
+    Event,
+    Frame,
     FrameDecoder,
     Hello,
+    MessageType,
     Ping,
     Pong,
     Reject,
     RequestEnvelope,
     ResponseEnvelope,
+    encode_frame,
     parse_message,
 )
 from mcptool.link import (
     SERVER_TRANSITIONS,
     CloseCode,
+    ErrorCode,
     LinkStateError,
     MemoryLedger,
     RejectCode,
@@ -215,6 +220,37 @@ def test_one_cumulative_ack_answers_a_whole_read() -> None:
     server = established()
     server.receive_data(b"".join(Data(n, b"").encode() for n in range(1, 101)), 0.0)
     assert frames(server.data_to_send()) == [Ack(100)]
+
+
+def test_a_malformed_event_behind_data_is_answered_and_the_data_still_counts() -> None:
+    ledger = MemoryLedger()
+    server = established(ledger=ledger)
+    hostile = encode_frame(Frame(MessageType.EVENT, b"[" * 5000))
+    server.receive_data(b"".join(Data(n, b"").encode() for n in (1, 2, 3)) + hostile, 0.0)
+    assert [e.seq for e in server.events() if isinstance(e, DataReceived)] == [1, 2, 3]
+    assert ledger.last(NODE) == 3 and server.state is S.ESTABLISHED
+    error, ack = frames(server.data_to_send())
+    assert error.code == ErrorCode.BAD_PAYLOAD and "nested deeper than 64" in error.message
+    assert ack == Ack(3)
+
+
+def test_the_ledger_counts_what_was_queued_even_when_a_frame_raises(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A bug in parsing one frame must not leave data queued for delivery that the ledger
+    # does not count: the driver delivers what is queued, and the node would resend it.
+    def broken(payload: bytes) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Event, "parse", broken)
+    ledger = MemoryLedger()
+    server = established(ledger=ledger)
+    with pytest.raises(RuntimeError):
+        server.receive_data(
+            b"".join(Data(n, b"").encode() for n in (1, 2)) + Event({}).encode(), 0.0
+        )
+    assert [e.seq for e in server.events() if isinstance(e, DataReceived)] == [1, 2]
+    assert ledger.last(NODE) == 2
 
 
 def test_the_ledger_is_shared_so_a_replaced_session_cannot_deliver_twice() -> None:
