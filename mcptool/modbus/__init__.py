@@ -21,7 +21,7 @@ from mcptool.modbus.datatypes import swap_bytes as swap_bytes
 from mcptool.modbus.connection import ModbusConnection as ModbusConnection
 from mcptool.modbus.connection import Outcome as Outcome
 from mcptool.modbus.identify import identify as identify
-from mcptool.modbus.pdu import MalformedField as MalformedField
+from mcptool.modbus.mbap import MalformedField as MalformedField
 from mcptool.modbus.pdu import ProbeRequest as ProbeRequest
 from mcptool.modbus.pdu import ReadOnlyError as ReadOnlyError
 from mcptool.modbus.probe import Identity as Identity

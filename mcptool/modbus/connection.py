@@ -6,74 +6,40 @@ request in flight behind a lock, and it silently drops replies whose protocol id
 0, so a non-Modbus peer looks like a timeout. A probe must report each of those apart
 and cost little more than the kernel's own TCP work (pymodbus's client takes about 1.7x
 the CPU per probe; its ``connect()`` no longer sleeps 0.1 s as of 3.16, see
-docs/PROBE.md). The PDUs themselves are pymodbus's (see ``pdu``).
+docs/PROBE.md). The PDUs come from the function entries (``functions``) and pass the
+read-only guard (``pdu.check_read_only_pdu``) in ``exchange``; the bytes around them are
+``mbap``'s. Probe, scan, identification and the gateway's poller all use this class.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import errno
 import functools
 import os
 import socket
 import time
-from dataclasses import dataclass
 from typing import Any, Final
 
-from mcptool.modbus.pdu import (
+from mcptool.modbus.mbap import (
     Answer,
     Expectation,
     Malformed,
     MalformedField,
     Stale,
-    check_read_only_pdu,
     check_reply,
     frame,
 )
-
-
-class Outcome(enum.StrEnum):
-    """What happened to one probe, one class per cause a user acts on differently."""
-
-    OK = "ok"  # a normal reply with the values
-    EXCEPTION = "exception"  # a Modbus exception reply (code and name)
-    TIMEOUT = "timeout"  # connected, no reply before the deadline
-    REFUSED = "refused"  # nothing listens: the host answered the connect with a reset
-    UNREACHABLE = "unreachable"  # the connect timed out, or no route to the host
-    CLOSED = "closed"  # the peer closed the connection (FIN) without a reply
-    RESET = "reset"  # the peer reset the connection (RST) without a reply
-    MALFORMED = "malformed"  # bytes came back, but not a valid Modbus/TCP reply
-
-
-_UNREACHABLE_ERRNOS: Final = frozenset(
-    {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN, errno.ETIMEDOUT}
+from mcptool.modbus.outcome import (
+    RESET_ERRNOS,
+    Cause,
+    Failure,
+    Outcome,
+    classify_connect_error,
 )
-_RESET_ERRNOS: Final = frozenset({errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE})
+from mcptool.modbus.pdu import check_read_only_pdu
 
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """Why a connect or an exchange produced no answer."""
-
-    outcome: Outcome
-    reason: str
-    malformed: MalformedField | None = None
-
-
-def classify_connect_error(exc: BaseException) -> Failure:
-    """Map a connect error to refused / unreachable / reset with a one-line reason."""
-    if isinstance(exc, TimeoutError):
-        return Failure(Outcome.UNREACHABLE, "connect timed out: no answer to the connect request")
-    if isinstance(exc, ConnectionRefusedError):
-        return Failure(Outcome.REFUSED, "connection refused: nothing listens on that port")
-    if isinstance(exc, OSError) and exc.errno in _RESET_ERRNOS:
-        return Failure(Outcome.RESET, f"connection reset during connect ({exc.strerror})")
-    if isinstance(exc, OSError) and exc.errno in _UNREACHABLE_ERRNOS:
-        return Failure(Outcome.UNREACHABLE, f"{exc.strerror or exc}")
-    if isinstance(exc, OSError):
-        return Failure(Outcome.UNREACHABLE, f"connect failed: {exc.strerror or exc}")
-    raise exc
+__all__ = ["Failure", "ModbusConnection", "Outcome", "classify_connect_error"]
 
 
 def _partial(buffer: bytearray, then: Failure) -> Failure:
@@ -81,16 +47,16 @@ def _partial(buffer: bytearray, then: Failure) -> Failure:
     if not buffer:
         return then
     return Failure(
-        Outcome.MALFORMED,
+        Cause.MALFORMED,
         f"incomplete reply: {len(buffer)} bytes ({bytes(buffer[:12]).hex(' ')}), "
         f"then {then.outcome.value}",
         MalformedField.LENGTH,
     )
 
 
-_CLOSED: Final = Failure(Outcome.CLOSED, "the peer closed the connection without a reply")
-_RESET: Final = Failure(Outcome.RESET, "the peer reset the connection without a reply")
-_TIMEOUT: Final = Failure(Outcome.TIMEOUT, "connected, no reply before the deadline")
+_CLOSED: Final = Failure(Cause.CLOSED, "the peer closed the connection without a reply")
+_RESET: Final = Failure(Cause.RESET, "the peer reset the connection without a reply")
+_TIMEOUT: Final = Failure(Cause.TIMEOUT, "connected, no reply before the deadline")
 
 
 class ModbusConnection:
@@ -178,17 +144,17 @@ class ModbusConnection:
         return True
 
     async def exchange(
-        self, unit: int, pdu: bytes, *, timeout: float, data_bytes: int | None = None
+        self, unit: int, pdu: bytes, *, timeout: float
     ) -> tuple[Answer | Failure, float]:
         """Send one request PDU to ``unit``; return the checked reply and the response ms.
 
-        Only reads, 0x2B/0x0E and 0x11 can be sent (``ReadOnlyError`` otherwise).
+        Only complete, well-formed reads, 0x2B/0x0E and 0x11 can be sent: anything else
+        raises ``ReadOnlyError`` before a byte goes out (see ``pdu.check_read_only_pdu``).
         """
-        if not pdu or pdu[0] not in _PLAIN_READS:
-            check_read_only_pdu(pdu)
+        entry = check_read_only_pdu(pdu)
         tid = self._next_tid
         self._next_tid = tid % 0xFFFF + 1
-        expect = Expectation(tid, unit, pdu[0], data_bytes)
+        expect = Expectation(tid, unit, pdu[0], entry.response_size(pdu), entry.byte_counted)
         started = time.perf_counter()
         result = await self._exchange(expect, frame(tid, unit, pdu), timeout)
         return result, (time.perf_counter() - started) * 1000.0
@@ -259,7 +225,7 @@ class ModbusConnection:
         waiter.set_result(failure)
 
     def _lost(self, exc: OSError) -> Failure:
-        self._ended = _RESET if exc.errno in _RESET_ERRNOS else _closed_by(exc)
+        self._ended = _RESET if exc.errno in RESET_ERRNOS else _closed_by(exc)
         return _partial(self._buffer, self._ended)
 
     def _judge(self) -> Answer | Failure | None:
@@ -274,7 +240,7 @@ class ModbusConnection:
                 continue
             if isinstance(verdict, Malformed):
                 # The stream cannot be trusted past a bad frame.
-                self._ended = Failure(Outcome.MALFORMED, verdict.reason, verdict.field)
+                self._ended = Failure(Cause.MALFORMED, verdict.reason, verdict.field)
                 return self._ended
             del buffer[: verdict.size]
             return verdict
@@ -284,7 +250,6 @@ class ModbusConnection:
         self._sock.close()
 
 
-_PLAIN_READS: Final = frozenset({1, 2, 3, 4})
 _IN_PROGRESS: Final = frozenset({errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN})
 
 
@@ -309,7 +274,7 @@ async def _connected(loop: asyncio.AbstractEventLoop, sock: socket.socket, timeo
 
 
 def _closed_by(exc: OSError) -> Failure:
-    return Failure(Outcome.CLOSED, f"connection lost: {exc.strerror or exc}")
+    return Failure(Cause.CLOSED, f"connection lost: {exc.strerror or exc}")
 
 
 @functools.lru_cache(maxsize=4096)

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from typing import Final
 
-from pymodbus.pdu.mei_message import ReadDeviceInformationResponse
-
 from mcptool.modbus.connection import Failure, ModbusConnection
-from mcptool.modbus.pdu import (
-    decode_pdu,
+from mcptool.modbus.functions import (
+    READ_DEVICE_IDENTIFICATION,
+    REPORT_SERVER_ID,
+    PduError,
     exception_name,
-    identification_request_pdu,
-    report_server_id_pdu,
 )
 from mcptool.modbus.probe import Identity
 
@@ -37,7 +35,7 @@ async def _read_objects(
     object_id = 0
     for _ in range(_MAX_ROUNDS):
         reply, _ms = await connection.exchange(
-            unit, identification_request_pdu(read_code, object_id), timeout=timeout
+            unit, READ_DEVICE_IDENTIFICATION.request(read_code, object_id), timeout=timeout
         )
         if isinstance(reply, Failure):
             return objects, conformity, f"identification: {reply.outcome.value}: {reply.reason}"
@@ -48,14 +46,16 @@ async def _read_objects(
                 conformity,
                 f"identification: exception {code:#04x} {exception_name(code)}",
             )
-        decoded = decode_pdu(reply.pdu)
-        if not isinstance(decoded, ReadDeviceInformationResponse):
+        try:
+            decoded = READ_DEVICE_IDENTIFICATION.parse_response(reply.pdu)
+        except PduError:
             return objects, conformity, "identification: reply could not be decoded"
         conformity = decoded.conformity
-        for key, value in decoded.information.items():
-            values = value if isinstance(value, list) else [value]
-            objects[key] = " ".join(_text(v) for v in values)
-        if decoded.more_follows != 0xFF:
+        texts: dict[int, list[str]] = {}
+        for key, value in decoded.objects:  # an object too long for one reply may repeat
+            texts.setdefault(key, []).append(_text(value))
+        objects.update((key, " ".join(parts)) for key, parts in texts.items())
+        if not decoded.more_follows:
             return objects, conformity, None
         if decoded.next_object_id <= object_id:
             return objects, conformity, "identification: 'more follows' without progress"
@@ -70,9 +70,10 @@ def _server_id(pdu: bytes) -> tuple[str, bool | None] | str:
     byte as the run indicator: the specification puts it right after the device-specific
     server id, and additional data follows (most devices: a one-byte id, 0x00/0xFF, text).
     """
-    if len(pdu) < 2 or pdu[1] != len(pdu) - 2 or pdu[1] == 0:
+    try:
+        data = REPORT_SERVER_ID.parse_response(pdu)
+    except PduError:
         return f"server id: byte count does not match the reply ({pdu.hex(' ')})"
-    data = pdu[2:]
     if len(data) >= 2 and data[1] in (0x00, 0xFF):
         extra = _text(data[2:]).strip()
         text = f"{data[0]:#04x}" + (f" {extra}" if extra else "")
@@ -94,7 +95,7 @@ async def identify(connection: ModbusConnection, unit: int, *, timeout: float) -
     server_id: str | None = None
     running: bool | None = None
     if connection.usable:
-        reply, _ms = await connection.exchange(unit, report_server_id_pdu(), timeout=timeout)
+        reply, _ms = await connection.exchange(unit, REPORT_SERVER_ID.request(), timeout=timeout)
         if isinstance(reply, Failure):
             errors.append(f"server id: {reply.outcome.value}: {reply.reason}")
         elif reply.exception_code is not None:

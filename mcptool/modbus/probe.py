@@ -14,17 +14,14 @@ from typing import Any
 
 from mcptool.errors import McptoolError, UsageError
 from mcptool.modbus.connection import Failure, ModbusConnection, Outcome
-from mcptool.modbus.pdu import (
-    GATEWAY_ABSENT_CODES,
-    MalformedField,
-    ProbeRequest,
-    exception_name,
-    read_values,
-)
+from mcptool.modbus.functions import GATEWAY_ABSENT_CODES, exception_name
+from mcptool.modbus.mbap import MalformedField
+from mcptool.modbus.pdu import ProbeRequest, read_values
+from mcptool.modbus.timeouts import PROBE
 
 DEFAULT_PORT = 502
-DEFAULT_CONNECT_TIMEOUT = 3.0
-DEFAULT_TIMEOUT = 3.0
+DEFAULT_CONNECT_TIMEOUT = PROBE.connect
+DEFAULT_TIMEOUT = PROBE.response
 
 
 class ResolveError(McptoolError):
@@ -180,9 +177,7 @@ async def read_unit(
     connect_ms: float | None,
 ) -> ProbeResult:
     """Run ``request`` against ``unit`` over an open connection and classify the reply."""
-    reply, response_ms = await connection.exchange(
-        unit, request.pdu, timeout=timeout, data_bytes=request.expected_bytes
-    )
+    reply, response_ms = await connection.exchange(unit, request.pdu, timeout=timeout)
     if isinstance(reply, Failure):
         return failure_result(
             host, port, unit, request, reply, connect_ms=connect_ms, response_ms=response_ms

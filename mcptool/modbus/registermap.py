@@ -22,10 +22,18 @@ from enum import StrEnum
 from math import ceil
 
 from mcptool.modbus.datatypes import codec, swap_bytes
+from mcptool.modbus.functions import (
+    FUNCTIONS,
+    READ_COILS,
+    READ_HOLDING_REGISTERS,
+    ReadBits,
+    ReadRegisters,
+)
 
 __all__ = [
     "MAX_READ_BITS",
     "MAX_READ_REGISTERS",
+    "TABLE_ALIASES",
     "ByteOrder",
     "DataType",
     "Point",
@@ -35,8 +43,9 @@ __all__ = [
     "plan_reads",
 ]
 
-MAX_READ_REGISTERS = 125  # Modbus application protocol v1.1b3, functions 0x03 / 0x04
-MAX_READ_BITS = 2000  # functions 0x01 / 0x02
+# The limits and function codes are the core's (``functions``); named here for the planner.
+MAX_READ_REGISTERS = READ_HOLDING_REGISTERS.max_count  # 125
+MAX_READ_BITS = READ_COILS.max_count  # 2000
 
 Value = bool | int | float | str
 
@@ -49,14 +58,29 @@ class Table(StrEnum):
 
     @property
     def function(self) -> int:
-        return _FUNCTIONS[self]
+        return _READS[self].code
 
     @property
     def is_bits(self) -> bool:
-        return self in (Table.COIL, Table.DISCRETE)
+        return isinstance(_READS[self], ReadBits)
 
 
-_FUNCTIONS = {Table.COIL: 0x01, Table.DISCRETE: 0x02, Table.HOLDING: 0x03, Table.INPUT: 0x04}
+# Each table is read by the entry that names it (``ReadBits.table`` / ``ReadRegisters.table``).
+_READS: dict[Table, ReadBits | ReadRegisters] = {
+    Table(entry.table): entry
+    for entry in FUNCTIONS.values()
+    if isinstance(entry, ReadBits | ReadRegisters) and entry.table
+}
+
+
+def _aliases(table: Table) -> list[str]:
+    # "read holding registers" -> holding, holding_register, holding_registers
+    plural = _READS[table].name.removeprefix("read ").replace(" ", "_")
+    return [table.value, plural.removesuffix("s"), plural]
+
+
+#: Names a config may give a table (``coils``, ``holding_registers``, ...): the table.
+TABLE_ALIASES: dict[str, str] = {alias: t.value for t in Table for alias in _aliases(t)}
 
 
 class DataType(StrEnum):
@@ -163,6 +187,11 @@ class ReadRequest:
     @property
     def function(self) -> int:
         return self.table.function
+
+    @property
+    def pdu(self) -> bytes:
+        """The request PDU, built by the table's entry in the Modbus core."""
+        return _READS[self.table].request(self.address, self.count)
 
     def decode(self, data: bytes) -> list[Value]:
         """Values of ``points`` (in order) from the data bytes of the reply."""

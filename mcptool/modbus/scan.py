@@ -22,15 +22,11 @@ from dataclasses import dataclass, field, replace
 from mcptool.errors import UsageError
 from mcptool.modbus.connection import Failure, ModbusConnection, Outcome
 from mcptool.modbus.identify import identify
-from mcptool.modbus.pdu import MalformedField, ProbeRequest
-from mcptool.modbus.probe import (
-    DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_TIMEOUT,
-    ProbeResult,
-    failure_result,
-    read_unit,
-)
+from mcptool.modbus.mbap import MalformedField
+from mcptool.modbus.pdu import ProbeRequest
+from mcptool.modbus.probe import ProbeResult, failure_result, read_unit
 from mcptool.modbus.targets import Target
+from mcptool.modbus.timeouts import SCAN
 
 #: Outcomes worth another attempt when retries are asked for: the peer may be busy.
 RETRYABLE = frozenset(
@@ -46,8 +42,8 @@ class ScanOptions:
 
     units: Sequence[int] = (1,)
     request: ProbeRequest = field(default_factory=ProbeRequest)
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    timeout: float = DEFAULT_TIMEOUT
+    connect_timeout: float = SCAN.connect
+    timeout: float = SCAN.response
     identify: bool = False
     concurrency: int = 64
     per_host: int = 1
@@ -368,7 +364,7 @@ class Scanner:
             target.port,
             None if sweep else unit,
             self.options.request,
-            Failure(failure.outcome, reason, failure.malformed),
+            replace(failure, reason=reason),
         )
 
     def _progress(self, probes: int) -> None:

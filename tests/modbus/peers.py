@@ -211,3 +211,38 @@ async def tallying_server(
         yield server.sockets[0].getsockname()[1], tally
     finally:
         server.close()
+
+
+class Wire:
+    """Every byte a ``recording_server`` received, in order, across its connections."""
+
+    def __init__(self) -> None:
+        self.received = bytearray()
+
+
+@asynccontextmanager
+async def recording_server(host: str = "127.0.0.1") -> AsyncIterator[tuple[int, Wire]]:
+    """A device that keeps every byte it is sent (not only whole frames) and answers each
+    complete MBAP frame with ``normal_reply``: what reached the wire, byte for byte."""
+    wire = Wire()
+    writers: list[asyncio.StreamWriter] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        pending = bytearray()
+        while data := await reader.read(4096):
+            wire.received += data
+            pending += data
+            while len(pending) >= 6 and len(pending) >= 6 + (pending[4] << 8 | pending[5]):
+                size = 6 + (pending[4] << 8 | pending[5])
+                writer.write(normal_reply(bytes(pending[:size])))
+                del pending[:size]
+        writer.close()
+
+    server = await asyncio.start_server(handle, host, 0)
+    try:
+        yield server.sockets[0].getsockname()[1], wire
+    finally:
+        server.close()
+        for writer in writers:
+            writer.transport.abort()

@@ -8,8 +8,9 @@ import errno
 import pytest
 
 from mcptool.modbus.connection import ModbusConnection, Outcome, classify_connect_error
-from mcptool.modbus.pdu import Answer, ProbeRequest, ReadOnlyError
-from tests.modbus.peers import normal_reply, raw_server
+from mcptool.modbus.mbap import Answer
+from mcptool.modbus.pdu import ProbeRequest, ReadOnlyError
+from tests.modbus.peers import normal_reply, raw_server, recording_server
 
 
 @pytest.mark.parametrize(
@@ -46,7 +47,7 @@ async def test_one_connection_serves_many_exchanges_with_their_own_ids() -> None
         pdu = ProbeRequest().pdu
         try:
             for _ in range(3):
-                reply, _ms = await connection.exchange(1, pdu, timeout=1, data_bytes=2)
+                reply, _ms = await connection.exchange(1, pdu, timeout=1)
                 assert isinstance(reply, Answer)
         finally:
             connection.close()
@@ -58,7 +59,7 @@ async def test_a_connection_the_peer_closed_is_not_usable() -> None:
         connection = await ModbusConnection.open("127.0.0.1", port, connect_timeout=1)
         assert isinstance(connection, ModbusConnection)
         try:
-            await connection.exchange(1, ProbeRequest().pdu, timeout=1, data_bytes=2)
+            await connection.exchange(1, ProbeRequest().pdu, timeout=1)
             for _ in range(100):  # the FIN follows the reply closely
                 if not connection.usable:
                     break
@@ -92,8 +93,33 @@ async def test_nothing_but_reads_can_go_out_even_through_the_raw_exchange(pdu: b
         try:
             with pytest.raises(ReadOnlyError):
                 await connection.exchange(1, pdu, timeout=1)
-            reply, _ms = await connection.exchange(1, ProbeRequest().pdu, timeout=1, data_bytes=2)
+            reply, _ms = await connection.exchange(1, ProbeRequest().pdu, timeout=1)
         finally:
             connection.close()
     assert isinstance(reply, Answer)
     assert len(seen) == 1 and seen[0][7] == 3  # only the read reached the device
+
+
+async def test_a_read_with_a_write_frame_behind_it_never_reaches_the_wire() -> None:
+    # Issue 13.5, exactly: a function-3 PDU that carries a complete function-6 frame
+    # (write register 1 := 0) behind it. The old guard checked only the first byte, so
+    # all 17 bytes went out; a device splitting frames by function-code length would
+    # have executed the write.
+    smuggled = bytes.fromhex("0300000001" + "000700000006010600010000")
+    read = ProbeRequest().pdu
+    async with recording_server() as (port, wire):
+        connection = await ModbusConnection.open("127.0.0.1", port, connect_timeout=1)
+        assert isinstance(connection, ModbusConnection)
+        try:
+            with pytest.raises(
+                ReadOnlyError,
+                match=r"refused \(read holding registers: the PDU is 17 bytes, must be exactly 5\)",
+            ):
+                await connection.exchange(1, smuggled, timeout=1)
+            # TCP keeps order: once the reply to this read is in, anything sent before
+            # it has reached the server too.
+            reply, _ms = await connection.exchange(1, read, timeout=1)
+        finally:
+            connection.close()
+    assert isinstance(reply, Answer)
+    assert bytes(wire.received) == bytes.fromhex("00010000000601") + read

@@ -16,17 +16,19 @@ from pymodbus.pdu.register_message import (
 )
 
 from mcptool.errors import UsageError
-from mcptool.modbus.pdu import (
+from mcptool.modbus.mbap import (
     Answer,
     Expectation,
     Malformed,
     MalformedField,
-    ProbeRequest,
-    ReadOnlyError,
     Stale,
     check_reply,
-    exception_name,
     frame,
+)
+from mcptool.modbus.pdu import (
+    ProbeRequest,
+    ReadOnlyError,
+    exception_name,
     identification_request_pdu,
     read_values,
     report_server_id_pdu,
@@ -95,7 +97,7 @@ def test_identification_requests_are_pymodbus_encodings() -> None:
     assert report_server_id_pdu() == b"\x11"
 
 
-EXPECT = Expectation(transaction_id=7, unit=1, function=3, data_bytes=2)
+EXPECT = Expectation(transaction_id=7, unit=1, function=3, response_size=4, byte_counted=True)
 
 
 def reply(

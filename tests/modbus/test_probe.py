@@ -13,7 +13,8 @@ from pyModbusTCP.server import DeviceIdentification
 
 from mcptool.errors import UsageError
 from mcptool.modbus.connection import Outcome
-from mcptool.modbus.pdu import MalformedField, ReadOnlyError
+from mcptool.modbus.mbap import MalformedField
+from mcptool.modbus.pdu import ReadOnlyError
 from mcptool.modbus.probe import ResolveError, probe, probe_sync
 from tests.conftest import require_program
 from tests.modbus.peers import (

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mcptool.modbus.connection import ModbusConnection, Outcome
-from mcptool.modbus.pdu import MalformedField
+from mcptool.modbus.mbap import MalformedField
 from mcptool.modbus.probe import probe
 from mcptool.modbus.scan import Scanner, ScanOptions
 from mcptool.modbus.targets import Target

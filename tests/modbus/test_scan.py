@@ -10,7 +10,7 @@ from pyModbusTCP.server import DeviceIdentification
 
 from mcptool.errors import UsageError
 from mcptool.modbus.connection import Outcome
-from mcptool.modbus.pdu import MalformedField
+from mcptool.modbus.mbap import MalformedField
 from mcptool.modbus.probe import ProbeResult
 from mcptool.modbus.scan import RateLimiter, Scanner, ScanOptions
 from mcptool.modbus.targets import Target
