@@ -18,26 +18,32 @@ Failures are told apart:
 - any other exception (0x04 device failure, 0x06 busy, ...): that read's points are bad
   for this poll only.
 
-Why a small Modbus/TCP client of our own rather than pymodbus's ``AsyncModbusTcpClient``:
-the poller needs the reply's raw register bytes (it decodes 100 values with one struct
-call), exact error kinds (pymodbus folds refused, reset and timeout into one ``False``
-from ``connect()`` and retries each request up to four times), and no fixed sleeps; the
-only protocol needed is the 12-byte read request and its reply, checked field by field.
+The poller talks through the same ``ModbusConnection`` as probe and scan (one Modbus
+core, one read-only guard: a planned read that is not a well-formed read is refused
+before it is sent), and reads each reply's register bytes straight out of the checked
+PDU (it decodes 100 values with one struct call). Failures come classified once
+(``outcome``); the poller reports their ``ErrorKind``.
+
+Devices behind one host:port share one connection, so a setting of the connection
+itself (``connect_timeout``) must be the same for all of them:
+``shared_connection_problems`` says which differ, and ``gateway check`` reports it.
+Everything else (unit, interval, response timeout, backoff, plan) is each unit's own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
-import struct
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
-from mcptool.errors import McptoolError
+from mcptool.errors import McptoolError, UsageError
+from mcptool.modbus.connection import ModbusConnection
+from mcptool.modbus.functions import GATEWAY_ABSENT_CODES, exception_name
+from mcptool.modbus.outcome import REFUSED_POINT_CODES, ErrorKind, Failure, exception_kind
 from mcptool.modbus.registermap import (
     MAX_READ_BITS,
     MAX_READ_REGISTERS,
@@ -46,6 +52,7 @@ from mcptool.modbus.registermap import (
     Value,
     plan_reads,
 )
+from mcptool.modbus.timeouts import POLL, Timeouts
 
 log = logging.getLogger(__name__)
 
@@ -59,32 +66,11 @@ __all__ = [
     "PollResult",
     "Poller",
     "PollerHooks",
+    "shared_connection_problems",
 ]
 
-EXCEPTION_NAMES = {
-    0x01: "illegal function",
-    0x02: "illegal data address",
-    0x03: "illegal data value",
-    0x04: "server device failure",
-    0x05: "acknowledge",
-    0x06: "server device busy",
-    0x08: "memory parity error",
-    0x0A: "gateway path unavailable",
-    0x0B: "gateway target device failed to respond",
-}
-_REFUSED_POINT = (0x02, 0x03)
-_ABSENT_DEVICE = (0x0A, 0x0B)
-
-
-class ErrorKind(StrEnum):
-    REFUSED = "refused"
-    CONNECT_TIMEOUT = "connect_timeout"
-    UNREACHABLE = "unreachable"
-    TIMEOUT = "timeout"
-    RESET = "reset"
-    MALFORMED = "malformed"
-    EXCEPTION = "exception"
-    ILLEGAL_ADDRESS = "illegal_address"
+#: Settings of the connection itself: devices behind one host:port must agree on them.
+SHARED_SETTINGS = ("connect_timeout",)
 
 
 class PollError(McptoolError):
@@ -99,10 +85,12 @@ class ModbusExceptionReply(PollError):
     """The device answered a read with a Modbus exception code."""
 
     def __init__(self, code: int) -> None:
-        name = EXCEPTION_NAMES.get(code, "unknown exception")
-        kind = ErrorKind.ILLEGAL_ADDRESS if code in _REFUSED_POINT else ErrorKind.EXCEPTION
-        super().__init__(kind, f"exception 0x{code:02X} {name}")
+        super().__init__(exception_kind(code), f"exception 0x{code:02X} {exception_name(code)}")
         self.code = code
+
+
+def _failed(failure: Failure) -> PollError:
+    return PollError(failure.kind, failure.reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,14 +103,18 @@ class DeviceSpec:
     port: int = 502
     unit: int = 1
     interval: float = 1.0
-    timeout: float = 1.0
-    connect_timeout: float = 3.0
+    timeout: float = POLL.response
+    connect_timeout: float = POLL.connect
     max_gap: int = 10
     max_registers: int = MAX_READ_REGISTERS
     max_bits: int = MAX_READ_BITS
     backoff_initial: float = 1.0
     backoff_max: float = 30.0
     retry_bad_after: float = 300.0
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return Timeouts(connect=self.connect_timeout, response=self.timeout)
 
     def plan(self) -> list[ReadRequest]:
         return plan_reads(
@@ -179,77 +171,37 @@ class PollerHooks:
         """A poll took longer than the interval, so a tick was skipped."""
 
 
-class _Connection:
-    """One Modbus/TCP connection; one request in flight (devices seldom pipeline well)."""
-
-    _HEADER = struct.Struct(">HHHB")
-    _REQUEST = struct.Struct(">HHHBBHH")
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
-        self._tid = 0
-
-    @classmethod
-    async def open(cls, host: str, port: int, timeout: float) -> _Connection:
-        try:
-            async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(host, port)
-        except TimeoutError:
-            raise PollError(
-                ErrorKind.CONNECT_TIMEOUT, f"connect timeout after {timeout}s"
-            ) from None
-        except ConnectionRefusedError:
-            raise PollError(ErrorKind.REFUSED, "connection refused") from None
-        except OSError as exc:
-            raise PollError(
-                ErrorKind.UNREACHABLE, f"cannot connect: {exc.strerror or exc}"
-            ) from None
-        return cls(reader, writer)
-
-    async def read(self, unit: int, request: ReadRequest, timeout: float) -> bytes:
-        self._tid = (self._tid + 1) & 0xFFFF
-        tid = self._tid
-        self._writer.write(
-            self._REQUEST.pack(tid, 0, 6, unit, request.function, request.address, request.count)
+async def _open(spec: DeviceSpec) -> ModbusConnection:
+    """A connection to the device's host:port, or ``PollError`` saying why not."""
+    try:
+        conn = await ModbusConnection.open(
+            spec.host, spec.port, connect_timeout=spec.connect_timeout
         )
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    reply_tid, pdu = await self._frame(unit)
-                    if reply_tid == tid:  # an older tid is a late reply to a timed-out read
-                        break
-        except TimeoutError:
-            raise PollError(ErrorKind.TIMEOUT, f"no reply within {timeout}s") from None
-        except asyncio.IncompleteReadError:
-            raise PollError(ErrorKind.RESET, "connection closed by the device") from None
-        except OSError as exc:
-            raise PollError(ErrorKind.RESET, f"connection lost: {exc.strerror or exc}") from None
-        return self._data(request, pdu)
+    except socket.gaierror as exc:
+        raise PollError(
+            ErrorKind.UNREACHABLE, f"cannot resolve {spec.host}: {exc.strerror or exc}"
+        ) from None
+    if isinstance(conn, Failure):
+        raise _failed(conn)
+    return conn
 
-    async def _frame(self, unit: int) -> tuple[int, bytes]:
-        tid, protocol, length, reply_unit = self._HEADER.unpack(await self._reader.readexactly(7))
-        if protocol != 0 or not 2 <= length <= 254:
-            raise PollError(ErrorKind.MALFORMED, f"not Modbus/TCP (protocol {protocol})")
-        pdu = await self._reader.readexactly(length - 1)
-        if reply_unit != unit:
-            raise PollError(ErrorKind.MALFORMED, f"reply from unit {reply_unit}, asked {unit}")
-        return tid, pdu
 
-    @staticmethod
-    def _data(request: ReadRequest, pdu: bytes) -> bytes:
-        function = pdu[0]
-        if function == request.function | 0x80 and len(pdu) == 2:
-            raise ModbusExceptionReply(pdu[1])
-        expected = (request.count + 7) // 8 if request.table.is_bits else request.count * 2
-        if function != request.function or len(pdu) != expected + 2 or pdu[1] != expected:
-            raise PollError(ErrorKind.MALFORMED, f"bad reply to function {request.function}")
-        return pdu[2:]
-
-    async def close(self) -> None:
-        self._writer.close()
-        with contextlib.suppress(OSError, asyncio.CancelledError):
-            await self._writer.wait_closed()
+def shared_connection_problems(specs: Sequence[DeviceSpec]) -> list[str]:
+    """One line for each connection setting that devices sharing a host:port disagree on."""
+    groups: dict[tuple[str, int], list[DeviceSpec]] = {}
+    for spec in specs:
+        groups.setdefault((spec.host, spec.port), []).append(spec)
+    problems = []
+    for (host, port), group in groups.items():
+        for name in SHARED_SETTINGS:
+            values = {getattr(spec, name) for spec in group}
+            if len(values) > 1:
+                devices = ", ".join(f"{s.name}={getattr(s, name)}" for s in group)
+                problems.append(
+                    f"{name} differs between devices that share the connection to "
+                    f"{host}:{port} ({devices}): give them one value"
+                )
+    return problems
 
 
 class DevicePoller:
@@ -269,7 +221,7 @@ class DevicePoller:
         self._set_plan(list(self._full_plan))
         self._bad: dict[Point, str] = {}
         self._bad_since = 0.0
-        self._conn: _Connection | None = None
+        self._conn: ModbusConnection | None = None
         self.status = DeviceStatus(spec.name, False, "not polled yet", time.time())
         self.polls = 0
         self.failures = 0  # in a row, for this unit's backoff
@@ -278,9 +230,7 @@ class DevicePoller:
     async def connect(self) -> None:
         """Open a connection of its own (the poller shares one per host:port instead)."""
         if self._conn is None:
-            self._conn = await _Connection.open(
-                self.spec.host, self.spec.port, self.spec.connect_timeout
-            )
+            self._conn = await _open(self.spec)
 
     async def close(self) -> None:
         await self._drop_connection()
@@ -300,12 +250,12 @@ class DevicePoller:
         index, slots = self._index, self._slots
         for request in list(self._plan):
             try:
-                data = await conn.read(self.spec.unit, request, self.spec.timeout)
+                data = await self._read(conn, request)
             except ModbusExceptionReply as exc:
-                if exc.code in _ABSENT_DEVICE:
+                if exc.code in GATEWAY_ABSENT_CODES:
                     raise
                 self.hooks.on_error(self.spec.name, exc.kind)
-                if exc.code in _REFUSED_POINT:
+                if exc.code in REFUSED_POINT_CODES:
                     await self._isolate(conn, request, values, exc)
                 else:
                     for point in request.points:
@@ -325,9 +275,19 @@ class DevicePoller:
             time.monotonic() - started,
         )
 
+    async def _read(self, conn: ModbusConnection, request: ReadRequest) -> bytes:
+        """The data bytes of one planned read (the core's guard refuses any non-read)."""
+        reply, _ms = await conn.exchange(self.spec.unit, request.pdu, timeout=self.spec.timeout)
+        if isinstance(reply, Failure):
+            raise _failed(reply)
+        code = reply.exception_code
+        if code is not None:
+            raise ModbusExceptionReply(code)
+        return reply.pdu[2:]  # function, byte count: the sizes were checked against the request
+
     async def _isolate(
         self,
-        conn: _Connection,
+        conn: ModbusConnection,
         failed: ReadRequest,
         values: list[Value | None],
         refusal: ModbusExceptionReply,
@@ -340,9 +300,9 @@ class DevicePoller:
         while pending:
             request = pending.pop(0)
             try:
-                data = await conn.read(self.spec.unit, request, self.spec.timeout)
+                data = await self._read(conn, request)
             except ModbusExceptionReply as exc:
-                if exc.code not in _REFUSED_POINT:
+                if exc.code not in REFUSED_POINT_CODES:
                     raise
                 if len(request.points) == 1:
                     self._bad[request.points[0]] = str(exc)
@@ -369,7 +329,7 @@ class DevicePoller:
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            await conn.close()
+            conn.close()
 
     def _set_status(self, online: bool, reason: str) -> None:
         bad = tuple(sorted(p.name for p in self._bad))
@@ -402,6 +362,7 @@ class _ConnectionScheduler:
 
     def __init__(self, units: Sequence[DevicePoller]) -> None:
         self.units = list(units)
+        # host, port and connect_timeout: the same for every unit (the Poller checks)
         self.spec = units[0].spec
         self.hooks = units[0].hooks
         self.connect_failures = 0
@@ -411,7 +372,7 @@ class _ConnectionScheduler:
         loop = asyncio.get_running_loop()
         for unit in self.units:
             unit.next_due = loop.time()
-        conn: _Connection | None = None
+        conn: ModbusConnection | None = None
         try:
             while True:
                 unit = min(self.units, key=lambda u: u.next_due)
@@ -426,7 +387,7 @@ class _ConnectionScheduler:
                     result = await unit.poll_once()
                 except Exception as exc:
                     if self._failed(unit, exc, loop.time()):
-                        await conn.close()
+                        conn.close()
                         conn = None
                         self._share(None)
                     continue
@@ -442,26 +403,24 @@ class _ConnectionScheduler:
         finally:
             self._share(None)
             if conn is not None:
-                await conn.close()
+                conn.close()
 
-    async def _open(self, now: float) -> _Connection | None:
-        spec = self.spec
+    async def _open(self, now: float) -> ModbusConnection | None:
         try:
-            conn = await _Connection.open(spec.host, spec.port, spec.connect_timeout)
+            conn = await _open(self.spec)
         except PollError as exc:
             self.connect_failures += 1
-            delay = self.units[0]._backoff(self.connect_failures)
-            for unit in self.units:
+            for unit in self.units:  # each unit backs off by its own settings
                 self.hooks.on_error(unit.spec.name, exc.kind)
                 unit._set_status(False, f"{exc.kind}: {exc}")
-                unit.next_due = max(unit.next_due, now + delay)
+                unit.next_due = max(unit.next_due, now + unit._backoff(self.connect_failures))
             return None
         self.connect_failures = 0
         self._timeouts = 0
         self._share(conn)
         return conn
 
-    def _share(self, conn: _Connection | None) -> None:
+    def _share(self, conn: ModbusConnection | None) -> None:
         for unit in self.units:
             unit._conn = conn
 
@@ -494,6 +453,9 @@ class Poller:
     """
 
     def __init__(self, specs: Sequence[DeviceSpec], hooks: PollerHooks | None = None) -> None:
+        problems = shared_connection_problems(specs)
+        if problems:
+            raise UsageError(problems[0])
         self.hooks = hooks or PollerHooks()
         self.devices = {spec.name: DevicePoller(spec, self.hooks) for spec in specs}
         groups: dict[tuple[str, int], list[DevicePoller]] = {}

@@ -6,17 +6,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import pytest
+
+from mcptool.errors import UsageError
+from mcptool.modbus.functions import WRITE_SINGLE_REGISTER, PduError
+from mcptool.modbus.pdu import ReadOnlyError
 from mcptool.modbus.poller import (
+    DevicePoller,
     DeviceSpec,
     DeviceStatus,
     ErrorKind,
     Poller,
     PollerHooks,
     PollResult,
+    shared_connection_problems,
 )
-from mcptool.modbus.registermap import DataType, Point, Table
+from mcptool.modbus.registermap import DataType, Point, ReadRequest, Table
 from simulators.modbus import DeviceProfile, Fault, ModbusSimulator
 from simulators.modbus import Point as SimPoint
+from tests.modbus.peers import recording_server
 
 
 class Recorder(PollerHooks):
@@ -197,3 +205,74 @@ async def test_units_behind_one_address_share_one_connection_and_fail_alone() ->
     assert "0x0B" in statuses["unit3"].reason
     assert hooks.of("unit3") == []
     assert {kind for device, kind in hooks.errors if device == "unit3"} == {ErrorKind.EXCEPTION}
+
+
+async def test_the_poller_refuses_a_read_beyond_the_limit_before_a_byte_is_sent() -> None:
+    async with recording_server() as (port, wire):
+        point = Point("p", Table.HOLDING, 0, DataType.UINT16)
+        device = DevicePoller(DeviceSpec("d", "127.0.0.1", (point,), port=port), PollerHooks())
+        # A plan the planner never makes (126 registers): the core's entry will not build it.
+        device._set_plan([ReadRequest(Table.HOLDING, 0, 126, (point,))])
+        await device.connect()
+        try:
+            with pytest.raises(PduError, match="count 126 is out of range: use 1-125"):
+                await device.poll_once()
+        finally:
+            await device.close()
+    assert wire.received == b""
+
+
+async def test_the_poller_refuses_a_pdu_that_is_not_a_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Whatever a (broken) read plan turns into, a write never leaves the poller.
+    write = WRITE_SINGLE_REGISTER.request(0, 1)
+    monkeypatch.setattr(ReadRequest, "pdu", property(lambda self: write))
+    async with recording_server() as (port, wire):
+        point = Point("p", Table.HOLDING, 0, DataType.UINT16)
+        device = DevicePoller(DeviceSpec("d", "127.0.0.1", (point,), port=port), PollerHooks())
+        await device.connect()
+        try:
+            with pytest.raises(
+                ReadOnlyError,
+                match=r"function code 6 \(write single register\) can change a device",
+            ):
+                await device.poll_once()
+        finally:
+            await device.close()
+    assert wire.received == b""
+
+
+def test_devices_sharing_a_connection_must_agree_on_its_connect_timeout() -> None:
+    point = (Point("p", Table.HOLDING, 0, DataType.UINT16),)
+    specs = [
+        DeviceSpec("a", "127.0.0.1", point, unit=1, connect_timeout=3.0),
+        DeviceSpec("b", "127.0.0.1", point, unit=2, connect_timeout=1.0),
+        DeviceSpec("c", "127.0.0.1", point, port=1502, connect_timeout=1.0),
+    ]
+    assert shared_connection_problems(specs) == [
+        "connect_timeout differs between devices that share the connection to "
+        "127.0.0.1:502 (a=3.0, b=1.0): give them one value"
+    ]
+    with pytest.raises(UsageError, match="connect_timeout differs"):
+        Poller(specs)
+    # Per-unit settings (timeout, interval, backoff) may differ on a shared connection.
+    Poller([specs[0], DeviceSpec("b", "127.0.0.1", point, unit=2, timeout=0.2, interval=5.0)])
+
+
+async def test_each_unit_behind_a_refused_connection_backs_off_by_its_own_settings() -> None:
+    sim = ModbusSimulator([floats_profile("d", 2)])
+    await sim.start()
+    address = sim.address
+    await sim.stop()
+    hooks = Recorder()
+    specs = [
+        floats_spec("quick", address, 2, unit=1, backoff_initial=0.01, backoff_max=0.01),
+        floats_spec("patient", address, 2, unit=2, backoff_initial=60.0, backoff_max=60.0),
+    ]
+    async with Poller(specs, hooks) as poller:
+        await until(lambda: len([d for d, _ in hooks.errors if d == "quick"]) >= 5)
+        loop_now = asyncio.get_running_loop().time()
+        patient_due = poller.devices["patient"].next_due
+    # Every refusal is reported to both units, but "patient" is not tried again before
+    # its own 60 s backoff (with 20 % jitter), while "quick" retried every 10 ms.
+    assert patient_due - loop_now > 30
+    assert {k for d, k in hooks.errors if d == "patient"} == {ErrorKind.REFUSED}
