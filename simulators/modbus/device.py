@@ -1,39 +1,41 @@
 """The data model of a simulated device: four tables per unit, and the PDU handlers.
 
 This module answers request PDUs (function code + data) with response PDUs, knowing
-nothing about sockets, MBAP headers or faults (those are in ``server``).
+nothing about sockets, MBAP headers or faults (those are in ``server``). What a
+well-formed request is, and its limits, is the Modbus core's (``mcptool.modbus.functions``):
+each handler lets the function's entry parse the request, and answers the exception code
+the entry names when it does not fit; the device adds only its data model.
 
 Why not pymodbus's datastore and PDU classes: a request through them allocates a PDU
 object, a datastore lookup chain and lists of Python ints per register; this module
 keeps each table as a ``bytearray`` in wire format, so a read is one slice and one
 ``bytes`` concatenation. That is what makes the simulator faster than the stock pymodbus
 server (see bench/simulator.py). pymodbus still provides the exception and
-device-information constants, so the codes match what its clients expect.
+device-information constants.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import struct
 from bisect import bisect_right
 from collections.abc import Callable
 
-from pymodbus.constants import DeviceInformation, ExcCodes
+from pymodbus.constants import DeviceInformation
 
+from mcptool.modbus import functions
 from mcptool.modbus.datatypes import Codec, codec
+from mcptool.modbus.functions import ExceptionCode, PduError, exception_pdu
 from simulators.modbus.profile import BIT_TABLES, DeviceProfile, Point, UnitProfile
 from simulators.modbus.values import Constant, Scalar
 
-ILLEGAL_FUNCTION = int(ExcCodes.ILLEGAL_FUNCTION)
-ILLEGAL_ADDRESS = int(ExcCodes.ILLEGAL_ADDRESS)
-ILLEGAL_VALUE = int(ExcCodes.ILLEGAL_VALUE)
-DEVICE_FAILURE = int(ExcCodes.DEVICE_FAILURE)
+ILLEGAL_FUNCTION = int(ExceptionCode.ILLEGAL_FUNCTION)
+ILLEGAL_ADDRESS = int(ExceptionCode.ILLEGAL_ADDRESS)
+ILLEGAL_VALUE = int(ExceptionCode.ILLEGAL_VALUE)
+DEVICE_FAILURE = int(ExceptionCode.DEVICE_FAILURE)
 
-_ADDR_COUNT = struct.Struct(">HH")
-_ADDR_COUNT_BC = struct.Struct(">HHB")
-# A PDU is at most 253 bytes; a device-identification answer spends 8 on its header.
-MAX_PDU = 253
+MAX_PDU = functions.MAX_PDU
+# A device-identification answer spends 8 bytes of the PDU on its header.
 _MEI_HEADER = 8
 _INT_TYPES = {"int16", "uint16", "int32", "uint32", "int64", "uint64"}
 _INT_RANGES = {
@@ -47,8 +49,7 @@ _INT_RANGES = {
 _BIT_0, _BIT_1 = ord("0"), ord("1")
 
 
-def exception_pdu(function: int, code: int) -> bytes:
-    return bytes(((function | 0x80) & 0xFF, code & 0xFF))
+__all__ = ["DeviceState", "UnitState", "exception_pdu"]
 
 
 class _Slot:
@@ -204,54 +205,51 @@ class UnitState:
         end = address + count
         return end <= len(flags) and flags.find(0, address, end) == -1
 
-    def _read_bits(self, pdu: bytes, table: str) -> bytes:
+    def _read_bits(self, pdu: bytes, table: str, entry: functions.ReadBits) -> bytes:
         fc = pdu[0]
-        if len(pdu) != 5:
-            return exception_pdu(fc, ILLEGAL_VALUE)
-        address, count = _ADDR_COUNT.unpack_from(pdu, 1)
-        if not 1 <= count <= 2000:
-            return exception_pdu(fc, ILLEGAL_VALUE)
+        try:
+            address, count = entry.parse_request(pdu)
+        except PduError as exc:
+            return exception_pdu(fc, exc.code)
         if not self._check(table, address, count, self.readable):
             return exception_pdu(fc, ILLEGAL_ADDRESS)
         if table in self._dynamic:
             self._refresh(table, address, count)
+        # The table holds ASCII '0'/'1' per address: packing is one int() (see UnitState).
         bits = self.tables[table][address : address + count]
         nbytes = (count + 7) // 8
         return bytes((fc, nbytes)) + int(bits[::-1], 2).to_bytes(nbytes, "little")
 
-    def _read_registers(self, pdu: bytes, table: str) -> bytes:
-        fc = pdu[0]
-        if len(pdu) != 5:
-            return exception_pdu(fc, ILLEGAL_VALUE)
-        address, count = _ADDR_COUNT.unpack_from(pdu, 1)
-        if not 1 <= count <= 125:
-            return exception_pdu(fc, ILLEGAL_VALUE)
+    def _read_registers(self, pdu: bytes, table: str, entry: functions.ReadRegisters) -> bytes:
+        try:
+            address, count = entry.parse_request(pdu)
+        except PduError as exc:
+            return exception_pdu(pdu[0], exc.code)
         if not self._check(table, address, count, self.readable):
-            return exception_pdu(fc, ILLEGAL_ADDRESS)
+            return exception_pdu(pdu[0], ILLEGAL_ADDRESS)
         if table in self._dynamic:
             self._refresh(table, address, count)
-        return bytes((fc, 2 * count)) + self.tables[table][2 * address : 2 * (address + count)]
+        return entry.response(self.tables[table][2 * address : 2 * (address + count)])
 
     def _read_coils(self, pdu: bytes) -> bytes:
-        return self._read_bits(pdu, "coil")
+        return self._read_bits(pdu, "coil", functions.READ_COILS)
 
     def _read_discrete(self, pdu: bytes) -> bytes:
-        return self._read_bits(pdu, "discrete")
+        return self._read_bits(pdu, "discrete", functions.READ_DISCRETE_INPUTS)
 
     def _read_holding(self, pdu: bytes) -> bytes:
-        return self._read_registers(pdu, "holding")
+        return self._read_registers(pdu, "holding", functions.READ_HOLDING_REGISTERS)
 
     def _read_input(self, pdu: bytes) -> bytes:
-        return self._read_registers(pdu, "input")
+        return self._read_registers(pdu, "input", functions.READ_INPUT_REGISTERS)
 
     # -- writes --------------------------------------------------------------------------
 
     def _write_coil(self, pdu: bytes) -> bytes:
-        if len(pdu) != 5:
-            return exception_pdu(5, ILLEGAL_VALUE)
-        address, value = _ADDR_COUNT.unpack_from(pdu, 1)
-        if value not in (0xFF00, 0x0000):
-            return exception_pdu(5, ILLEGAL_VALUE)
+        try:
+            address, value = functions.WRITE_SINGLE_COIL.parse_request(pdu)
+        except PduError as exc:
+            return exception_pdu(5, exc.code)
         if not self._check("coil", address, 1, self.writable):
             return exception_pdu(5, ILLEGAL_ADDRESS)
         self._freeze("coil", address, 1)
@@ -259,9 +257,10 @@ class UnitState:
         return pdu
 
     def _write_register(self, pdu: bytes) -> bytes:
-        if len(pdu) != 5:
-            return exception_pdu(6, ILLEGAL_VALUE)
-        address = (pdu[1] << 8) | pdu[2]
+        try:
+            address, _value = functions.WRITE_SINGLE_REGISTER.parse_request(pdu)
+        except PduError as exc:
+            return exception_pdu(6, exc.code)
         if not self._check("holding", address, 1, self.writable):
             return exception_pdu(6, ILLEGAL_ADDRESS)
         self._freeze("holding", address, 1)
@@ -269,51 +268,55 @@ class UnitState:
         return pdu
 
     def _write_coils(self, pdu: bytes) -> bytes:
-        if len(pdu) < 6:
-            return exception_pdu(15, ILLEGAL_VALUE)
-        address, count, nbytes = _ADDR_COUNT_BC.unpack_from(pdu, 1)
-        if not 1 <= count <= 1968 or nbytes != (count + 7) // 8 or len(pdu) != 6 + nbytes:
-            return exception_pdu(15, ILLEGAL_VALUE)
+        entry = functions.WRITE_MULTIPLE_COILS
+        try:
+            address, bits = entry.parse_request(pdu)
+        except PduError as exc:
+            return exception_pdu(15, exc.code)
+        count = len(bits)
         if not self._check("coil", address, count, self.writable):
             return exception_pdu(15, ILLEGAL_ADDRESS)
         self._freeze("coil", address, count)
-        packed = int.from_bytes(pdu[6:], "little")
-        bits = format(packed, f"0{8 * nbytes}b")[::-1][:count]
-        self.tables["coil"][address : address + count] = bits.encode()
-        return pdu[:5]
+        self.tables["coil"][address : address + count] = bytes(
+            _BIT_1 if bit else _BIT_0 for bit in bits
+        )
+        return entry.response(address, count)
 
     def _write_registers(self, pdu: bytes) -> bytes:
-        if len(pdu) < 6:
-            return exception_pdu(16, ILLEGAL_VALUE)
-        address, count, nbytes = _ADDR_COUNT_BC.unpack_from(pdu, 1)
-        if not 1 <= count <= 123 or nbytes != 2 * count or len(pdu) != 6 + nbytes:
-            return exception_pdu(16, ILLEGAL_VALUE)
+        entry = functions.WRITE_MULTIPLE_REGISTERS
+        try:
+            address, registers = entry.parse_request(pdu)
+        except PduError as exc:
+            return exception_pdu(16, exc.code)
+        count = len(registers)
         if not self._check("holding", address, count, self.writable):
             return exception_pdu(16, ILLEGAL_ADDRESS)
         self._freeze("holding", address, count)
         self.tables["holding"][2 * address : 2 * (address + count)] = pdu[6:]
-        return pdu[:5]
+        return entry.response(address, count)
 
     # -- identification ------------------------------------------------------------------
 
     def _report_server_id(self, pdu: bytes) -> bytes:
-        if len(pdu) != 1:
-            return exception_pdu(0x11, ILLEGAL_VALUE)
+        entry = functions.REPORT_SERVER_ID
+        try:
+            entry.parse_request(pdu)
+        except PduError as exc:
+            return exception_pdu(0x11, exc.code)
         sid = self.server_id
         if sid is None:
             return exception_pdu(0x11, ILLEGAL_FUNCTION)
         body = sid.id + (b"\xff" if sid.running else b"\x00") + sid.additional
-        body = body[: MAX_PDU - 2]
-        return bytes((0x11, len(body))) + body
+        return entry.response(body[: MAX_PDU - 2])
 
     def _encapsulated(self, pdu: bytes) -> bytes:
-        if len(pdu) < 2 or pdu[1] != 0x0E:
-            return exception_pdu(0x2B, ILLEGAL_FUNCTION)
-        if len(pdu) != 4:
-            return exception_pdu(0x2B, ILLEGAL_VALUE)
+        try:
+            read_code, object_id = functions.READ_DEVICE_IDENTIFICATION.parse_request(pdu)
+        except PduError as exc:
+            return exception_pdu(0x2B, exc.code)
         if self.identity is None:
             return exception_pdu(0x2B, ILLEGAL_FUNCTION)
-        return self.read_device_identification(pdu[2], pdu[3])
+        return self.read_device_identification(read_code, object_id)
 
     def read_device_identification(self, read_code: int, object_id: int) -> bytes:
         """MEI 0x0E: stream access (codes 1-3, split with "more follows") or one object (4)."""
@@ -326,7 +329,9 @@ class UnitState:
             if object_id not in objs:
                 return exception_pdu(0x2B, ILLEGAL_ADDRESS)
             value = objs[object_id][: MAX_PDU - _MEI_HEADER - 2]
-            return bytes((0x2B, 0x0E, 4, conformity, 0, 0, 1, object_id, len(value))) + value
+            return functions.READ_DEVICE_IDENTIFICATION.response(
+                4, conformity, [(object_id, value)]
+            )
         limits = {
             DeviceInformation.BASIC: (0x00, 0x02),
             DeviceInformation.REGULAR: (0x00, 0x7F),
@@ -340,19 +345,20 @@ class UnitState:
         if object_id not in ids:
             object_id = first
         ids = [k for k in ids if k >= object_id]
-        body = bytearray()
-        sent = 0
-        more, next_id = 0x00, 0x00
+        objects: list[tuple[int, bytes]] = []
+        used = 0
+        more, next_id = False, 0x00
         room = MAX_PDU - _MEI_HEADER
         for k in ids:
             value = objs[k][: room - 2]
-            if len(body) + 2 + len(value) > room:
-                more, next_id = 0xFF, k
+            if used + 2 + len(value) > room:
+                more, next_id = True, k
                 break
-            body += bytes((k, len(value))) + value
-            sent += 1
-        head = bytes((0x2B, 0x0E, read_code, conformity, more, next_id, sent))
-        return head + bytes(body)
+            objects.append((k, value))
+            used += 2 + len(value)
+        return functions.READ_DEVICE_IDENTIFICATION.response(
+            read_code, conformity, objects, more_follows=more, next_object_id=next_id
+        )
 
 
 class DeviceState:

@@ -7,7 +7,9 @@ must be answered in order with their own transaction ids even when one reply is
 delayed; and its per-request PDU objects and datastore calls cost several times what a
 slice of a ``bytearray`` does (bench/simulator.py measures both). It is an
 ``asyncio.Protocol`` rather than streams so that a request costs one callback, not a
-task switch. The data model and PDU handling live in ``device``.
+task switch. The data model and PDU handling live in ``device``; the MBAP framing and
+what each function code's request looks like are the Modbus core's (``mcptool.modbus``
+``mbap`` and ``functions``), the same code the clients use.
 """
 
 from __future__ import annotations
@@ -23,18 +25,15 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from mcptool.errors import McptoolError
-from simulators.modbus.device import DeviceState, UnitState, exception_pdu
+from mcptool.modbus.functions import FUNCTIONS, exception_pdu
+from mcptool.modbus.mbap import HEADER, frame, split_requests
+from simulators.modbus.device import DeviceState, UnitState
 from simulators.modbus.faults import CONNECTION_KINDS, Fault, FaultError
 from simulators.modbus.profile import DeviceProfile
 from simulators.modbus.values import Scalar
 
-_MBAP = struct.Struct(">HHHB")
 _LINGER_RST = struct.pack("ii", 1, 0)
 BACKLOG = 128
-# Functions with an address (and how many items) right after the function code.
-_ADDRESSED = {1, 2, 3, 4, 15, 16}
-_SINGLE = {5, 6}
-_BYTE_COUNTED = {1, 2, 3, 4, 0x11}
 
 
 class SimulatorError(McptoolError):
@@ -95,13 +94,13 @@ def _split(data: bytes, parts: int) -> list[bytes]:
 
 def _span(function: int, pdu: bytes) -> tuple[int, int]:
     """First and last address a request touches, or (-1, -1)."""
-    if len(pdu) >= 5 and function in _ADDRESSED:
-        address, count = struct.unpack_from(">HH", pdu, 1)
-        return address, address + max(count, 1) - 1
-    if len(pdu) >= 3 and function in _SINGLE:
-        address = (pdu[1] << 8) | pdu[2]
-        return address, address
-    return -1, -1
+    entry = FUNCTIONS.get(function)
+    return (-1, -1) if entry is None else entry.span(pdu)
+
+
+def _byte_counted(function: int) -> bool:
+    entry = FUNCTIONS.get(function)
+    return entry is not None and entry.byte_counted
 
 
 class _Connection(asyncio.Protocol):
@@ -153,24 +152,18 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         buf = self.buf
         buf += data
-        pos, size = 0, len(buf)
-        while size - pos >= 8:
-            tid, pid, length, unit = _MBAP.unpack_from(buf, pos)
-            if pid != 0 or length < 2 or length > 254:
-                # Not Modbus/TCP: devices drop such connections rather than guess at a resync.
-                self.counters.malformed += 1
-                self.abort()
-                return
-            end = pos + 6 + length
-            if end > size:
-                break
-            pdu = bytes(buf[pos + 7 : end])
-            pos = end
+        frames, used, broken = split_requests(buf)
+        for tid, unit, pdu in frames:
             self._request(tid, unit, pdu)
             if self.closed:
                 return
-        if pos:
-            del buf[:pos]
+        if broken:
+            # Not Modbus/TCP: devices drop such connections rather than guess at a resync.
+            self.counters.malformed += 1
+            self.abort()
+            return
+        if used:
+            del buf[:used]
 
     def _request(self, tid: int, unit: int, pdu: bytes) -> None:
         self.counters.requests[(unit, pdu[0])] += 1
@@ -181,7 +174,7 @@ class _Connection(asyncio.Protocol):
         reply = self.device.handle(unit, pdu)
         if reply is None:
             return
-        out = _MBAP.pack(tid, 0, len(reply) + 1, unit) + reply
+        out = frame(tid, unit, reply)
         if self.queue:
             self._emit(_Out(out, True, 1, 0.0, None))
         else:
@@ -259,10 +252,11 @@ class _Connection(asyncio.Protocol):
             elif f.field == "function":
                 new = (reply[0] % 0x7F) + 1 if f.value is None else f.value
                 reply = bytes((new,)) + reply[1:]
-            elif f.field == "byte_count" and reply[0] in _BYTE_COUNTED and len(reply) >= 2:
+            elif f.field == "byte_count" and _byte_counted(reply[0]) and len(reply) >= 2:
                 count = (reply[1] + 2) & 0xFF if f.value is None else f.value
                 reply = reply[:1] + bytes((count,)) + reply[2:]
-        return _MBAP.pack(tid, pid, length, unit) + reply
+        # Deliberately broken framing: the header is packed here, not by ``mbap.frame``.
+        return HEADER.pack(tid, pid, length, unit) + reply
 
     # -- replies in order --------------------------------------------------------------
 
