@@ -29,6 +29,25 @@ reading over one frame) reports them through ``report_drop``: they are counted p
 destination, device and kind next to the spool's own drops, kept across restarts, and
 handed to the same ``on_drop``. So there is one ledger and one path for every drop.
 
+Record ids never go backwards: the highest id ever given is stored with every commit
+(table ``meta``), and on open the next id is above it, above every stored record and above
+every stored destination position. So no restart (a clean stop leaves the records table
+empty), crash, or added or removed destination can make a new record look delivered.
+
+A spool that cannot write (disk full, I/O error) is an outage, not a loss: the writer
+keeps the batch, retries with backoff and reports the outage through ``on_health`` at
+once (and its end); ``healthy``, ``write_errors`` and ``last_error`` say so to metrics and
+statuses. Up to ``max_pending`` readings wait in memory; past that the policy applies to
+them (``drop_oldest`` drops the oldest waiting, ``drop_newest`` refuses new ones), every
+reading counted as a drop. While the outage lasts, waiting records are handed to the
+destinations from memory (at least once), after their sequence numbers and ids were
+written to a small side file (``<spool>.seq``, preallocated at open, overwritten in place
+so that it needs no new disk blocks): a crash during the outage can then never give those
+numbers again to other readings (a subscriber would drop those as duplicates). If that
+file cannot be written either, the waiting records are held back until the disk has room.
+On open, numbers the side file covers beyond the last commit are reported as dropped: the
+readings were lost in the crash, and perhaps delivered somewhere before it.
+
 Recent records also stay in memory (up to ``tail_bytes``), so destinations that keep up
 never read back from the disk.
 """
@@ -37,6 +56,10 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
+import json
+import logging
+import os
 import sqlite3
 import time
 from array import array
@@ -47,8 +70,14 @@ from pathlib import Path
 from typing import Literal
 
 from mcptool.errors import McptoolError
+from mcptool.link.backoff import Backoff
 
 __all__ = ["SPOOL_FULL", "Dropped", "Record", "Spool", "SpoolError", "SpoolStats"]
+
+log = logging.getLogger(__name__)
+
+# The side file's size: enough for the sequence numbers of about 2,000 devices.
+_SEQ_FILE_SIZE = 64 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -69,6 +98,7 @@ CREATE TABLE IF NOT EXISTS sink_dropped (
     readings INTEGER NOT NULL,
     PRIMARY KEY (sink, device, kind)
 );
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 
@@ -142,7 +172,10 @@ class Spool:
         max_readings: int = 5_000_000,
         policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest",
         tail_bytes: int = 16 * 1024 * 1024,
+        max_pending: int = 1_000_000,
         on_drop: Callable[[Dropped], None] | None = None,
+        on_health: Callable[[bool, str], None] | None = None,
+        retry: Backoff | None = None,
     ) -> None:
         self.path = Path(path)
         self.sinks = list(sinks)
@@ -151,10 +184,22 @@ class Spool:
         self.max_readings = max_readings
         self.policy = policy
         self.tail_bytes = tail_bytes
+        self.max_pending = max_pending
         self.on_drop = on_drop
+        self.on_health = on_health
+        self._retry = retry or Backoff(initial=0.25, multiplier=2.0, maximum=5.0)
+        self.healthy = True  # the last write succeeded
+        self.write_errors = 0  # failed commits, ever (this process)
+        self.last_error = ""
+        self.unhealthy_since = 0.0
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="spool")
         self._db: sqlite3.Connection | None = None
-        self._pending: list[Record] = []
+        self._seq_file: int | None = None  # the side file's descriptor (module doc)
+        # records appended and not yet committed, by id (ascending)
+        self._pending: dict[int, Record] = {}
+        self._pending_readings = 0
+        self._visible_id = 0  # fetch hands out records up to here: committed, or covered
+        # by the side file while the disk is full
         self._pending_event = asyncio.Event()
         self._next_id = 1
         self._next_seq: dict[str, int] = {}
@@ -202,6 +247,12 @@ class Spool:
             self._closed = True
             self._executor.shutdown(wait=False)
             raise
+        # numbers the side file covers beyond the last commit: readings given them were
+        # lost in a stop during an outage (perhaps delivered somewhere from memory first)
+        lost, self._lost_in_outage = self._lost_in_outage, {}
+        for device, (first, next_seq) in sorted(lost.items()):
+            why = "not stored before the gateway stopped during a spool outage"
+            self._drop(Dropped(device, first, next_seq - 1, why))
         self._writer = asyncio.create_task(self._write_loop(), name="spool writer")
 
     def _open_db(self) -> None:
@@ -220,21 +271,77 @@ class Spool:
             self._index(record_id, ts, count)
             max_id = record_id
         self._depth, self._records = self._total, len(self._ids)
-        self._next_id = max_id + 1
-        self._committed_id = max_id
-        self._tail_floor = max_id
-        self._next_seq = dict(db.execute("SELECT name, next_seq FROM devices").fetchall())
         stored = dict(db.execute("SELECT sink, acked FROM positions").fetchall())
-        oldest = db.execute("SELECT COALESCE(MIN(id), 1) - 1 FROM records").fetchone()[0]
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        self._next_seq = dict(db.execute("SELECT name, next_seq FROM devices").fetchall())
+        side = self._read_seq_file()
+        # ids only grow: above every record, every position and every id ever given (a
+        # clean stop leaves no records; positions alone would not cover dropped records)
+        last_id = max(max_id, meta.get("last_id", 0), side.get("last_id", 0), *stored.values())
+        self._next_id = last_id + 1
+        self._committed_id = self._visible_id = self._tail_floor = last_id
+        self._lost_in_outage = {
+            device: (self._next_seq.get(device, 1), next_seq)
+            for device, next_seq in side.get("next_seq", {}).items()
+            if next_seq > self._next_seq.get(device, 1)
+        }
+        for device, (_first, next_seq) in self._lost_in_outage.items():
+            self._next_seq[device] = next_seq
+            self._dirty_seq[device] = next_seq
         # a new destination starts at what is stored now: it gets every undelivered record
+        oldest = self._ids[0] - 1 if self._ids else last_id
         self._positions = {sink: stored.get(sink, oldest) for sink in self.sinks}
         self._stored_positions = dict(stored)
+        self._open_seq_file()
         self._dropped_devices = dict(db.execute("SELECT device, readings FROM dropped"))
         self._dropped_total = sum(self._dropped_devices.values())
         self._sink_dropped = {
             (sink, device, kind): readings
             for sink, device, kind, readings in db.execute("SELECT * FROM sink_dropped")
         }
+
+    @property
+    def _seq_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".seq")
+
+    def _read_seq_file(self) -> dict[str, object]:
+        """What the side file says, or nothing if it is absent or torn."""
+        try:
+            raw = self._seq_path.read_bytes()
+            data = json.loads(raw.split(b"\n", 1)[0])
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _open_seq_file(self) -> None:
+        """Allocate the side file now, while the disk has room (module doc); without it the
+        spool still works, only an outage delivers nothing until the disk has room."""
+        try:
+            fd = os.open(self._seq_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            log.warning("spool %s: no side file (%s)", self.path, exc.strerror)
+            return
+        try:
+            if os.fstat(fd).st_size < _SEQ_FILE_SIZE:
+                os.pwrite(fd, b"{}\n".ljust(_SEQ_FILE_SIZE), 0)
+        except OSError as exc:
+            os.close(fd)
+            log.warning("spool %s: no side file (%s)", self.path, exc.strerror)
+            return
+        self._seq_file = fd
+
+    def _write_seq_file(self, last_id: int, next_seq: dict[str, int]) -> bool:
+        """Overwrite the side file in place (no new blocks needed); False if it failed."""
+        if self._seq_file is None:
+            return False
+        body = json.dumps({"last_id": last_id, "next_seq": next_seq}).encode() + b"\n"
+        if len(body) > _SEQ_FILE_SIZE:
+            return False
+        try:
+            os.pwrite(self._seq_file, body.ljust(_SEQ_FILE_SIZE), 0)
+        except OSError:
+            return False
+        return True
 
     async def close(self) -> None:
         if self._closed:
@@ -243,13 +350,32 @@ class Spool:
         if self._writer is not None:
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
-        if self._db is not None:
-            await self._commit()  # what is pending, and the latest positions
-            await self._run(self._db.close)
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.cancel()
-        self._executor.shutdown(wait=True)
+        try:
+            if self._db is not None:
+                await self._commit()  # what is pending, and the latest positions
+        except SpoolError as exc:
+            await self._run(self._write_seq_file, self._next_id - 1, dict(self._next_seq))
+            lost = ", ".join(
+                f"{r.device} seq {r.seq_first}-{r.seq_last}" for r in self._pending.values()
+            )
+            log.error(
+                "%s at stop: %d readings held in memory are lost (%s); free disk space"
+                " before the next start",
+                exc,
+                self._pending_readings,
+                lost or "none",
+            )
+            raise
+        finally:
+            if self._db is not None:
+                await self._run(self._db.close)
+            if self._seq_file is not None:
+                os.close(self._seq_file)
+                self._seq_file = None
+            for waiter in self._waiters:
+                if not waiter.done():
+                    waiter.cancel()
+            self._executor.shutdown(wait=True)
 
     # -- producing ----------------------------------------------------------------------
 
@@ -274,10 +400,36 @@ class Spool:
         record = Record(self._next_id, device, seq_first, count, ts, payload)
         self._next_id += 1
         self._index(record.id, ts, count)
-        self._pending.append(record)
+        self._pending[record.id] = record
+        self._pending_readings += count
         self._depth += count
         self._records += 1
         self._pending_event.set()
+        if self._pending_readings > self.max_pending:
+            self._overflow()
+
+    def _overflow(self) -> None:
+        """The disk takes nothing and memory holds ``max_pending``: apply the policy to the
+        records waiting in memory (the newest just appended, or the oldest waiting)."""
+        why = f"spool cannot write ({self.last_error or 'disk'}), {self.max_pending} held"
+        while self._pending_readings > self.max_pending and len(self._pending) > 1:
+            if self.policy == "drop_newest":
+                record = self._pending.pop(next(reversed(self._pending)))
+            else:
+                record = self._pending.pop(next(iter(self._pending)))
+            self._unindex(record)
+            self._drop(Dropped(record.device, record.seq_first, record.seq_last, why))
+
+    def _unindex(self, record: Record) -> None:
+        """Forget a record that waited in memory (always among the newest indexed)."""
+        i = bisect.bisect_left(self._ids, record.id, lo=self._start)
+        del self._ids[i], self._ts[i], self._cum[i]
+        for j in range(i, len(self._cum)):
+            self._cum[j] -= record.count
+        self._total -= record.count
+        self._pending_readings -= record.count
+        self._depth -= record.count
+        self._records -= 1
 
     def _index(self, record_id: int, ts: float, count: int) -> None:
         self._total += count
@@ -326,8 +478,8 @@ class Spool:
             ids = self._ids
             i = bisect.bisect_right(ids, after, lo=self._start)
             out: list[Record] = []
-            while i < len(ids) and len(out) < limit and ids[i] <= self._committed_id:
-                record = self._tail.get(ids[i])
+            while i < len(ids) and len(out) < limit and ids[i] <= self._visible_id:
+                record = self._tail.get(ids[i]) or self._pending.get(ids[i])
                 if record is not None:
                     out.append(record)
                 i += 1
@@ -344,8 +496,8 @@ class Spool:
         return [Record(*row) for row in rows]
 
     async def wait_beyond(self, after: int) -> None:
-        """Return once a record with id > ``after`` is committed."""
-        while self._committed_id <= after:
+        """Return once a record with id > ``after`` can be fetched."""
+        while self._visible_id <= after:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             await waiter
@@ -368,7 +520,7 @@ class Spool:
     def lag(self, sink: str) -> int:
         """Readings committed and not yet acknowledged by ``sink``."""
         i = bisect.bisect_right(self._ids, self._positions[sink], lo=self._start)
-        j = bisect.bisect_right(self._ids, self._committed_id, lo=self._start)
+        j = bisect.bisect_right(self._ids, self._visible_id, lo=self._start)
         if j <= i:
             return 0
         return self._cum[j - 1] - (self._cum[i - 1] if i > self._start else self._cum_base)
@@ -379,7 +531,7 @@ class Spool:
 
     def _age(self, after: int) -> float:
         i = bisect.bisect_right(self._ids, after, lo=self._start)
-        if i >= len(self._ids) or self._ids[i] > self._committed_id:
+        if i >= len(self._ids) or self._ids[i] > self._visible_id:
             return 0.0
         return max(0.0, time.time() - self._ts[i])
 
@@ -408,14 +560,60 @@ class Spool:
     # -- writing ------------------------------------------------------------------------
 
     async def flush(self) -> None:
-        """Commit what is pending now (the writer would within ``commit_interval``)."""
-        await self._commit()
+        """Commit what is pending now (the writer would within ``commit_interval``);
+        raises ``SpoolError`` if the disk does not take it (the spool keeps it, retrying)."""
+        if not await self._attempt():
+            raise SpoolError(self.last_error)
 
     async def _write_loop(self) -> None:
         while True:
-            await self._pending_event.wait()
-            await asyncio.sleep(self.commit_interval)  # gather a batch: one commit for many
+            if self.healthy:
+                await self._pending_event.wait()
+                await asyncio.sleep(self.commit_interval)  # gather a batch: one commit for many
+            else:
+                await asyncio.sleep(self._retry.next_delay())
+            # shielded: a stop must not cut the bookkeeping of a write the disk has done
+            await asyncio.shield(self._attempt())
+
+    async def _attempt(self) -> bool:
+        """Commit; on failure enter (or stay in) the outage state. True if it committed."""
+        try:
             await self._commit()
+        except SpoolError as exc:
+            await self._failed(str(exc))
+            return False
+        if not self.healthy:
+            self._recovered()
+        return True
+
+    async def _failed(self, error: str) -> None:
+        self.write_errors += 1
+        self.last_error = error
+        if self.healthy:
+            self.healthy = False
+            self.unhealthy_since = time.monotonic()
+            self._retry.reset()
+            if self.on_health is not None:
+                self.on_health(False, error)
+        # hand what waits to the destinations from memory, once its numbers are safe
+        last = next(reversed(self._pending), 0)
+        if last > self._visible_id and await self._run(
+            self._write_seq_file, self._next_id - 1, dict(self._next_seq)
+        ):
+            self._visible_id = last
+            self._wake()
+
+    def _recovered(self) -> None:
+        self.healthy = True
+        self.last_error = ""
+        if self.on_health is not None:
+            self.on_health(True, f"after {time.monotonic() - self.unhealthy_since:.1f} s")
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def _commit(self) -> None:
         async with self._commit_lock:
@@ -423,20 +621,41 @@ class Spool:
 
     async def _commit_locked(self) -> None:
         self._pending_event.clear()
-        batch, self._pending = self._pending, []
-        seqs, self._dirty_seq = self._dirty_seq, {}
+        batch = list(self._pending.values())
+        seqs = dict(self._dirty_seq)
         positions = {s: p for s, p in self._positions.items() if self._stored_positions.get(s) != p}
         dropped = {d: self._dropped_devices[d] for d in self._dirty_dropped}
-        self._dirty_dropped.clear()
         sink_dropped = {k: self._sink_dropped[k] for k in self._dirty_sink_dropped}
-        self._dirty_sink_dropped.clear()
         low = min(self._positions.values(), default=0)
         excess = self._depth - self.max_readings if self.policy == "drop_oldest" else 0
         if not (batch or seqs or positions or dropped or sink_dropped or excess > 0):
             return
+        last_id = self._next_id - 1
+        # what the write takes stays in place until it succeeded: a failed write (disk
+        # full) loses nothing, the next attempt takes it again with whatever came since
         evicted = await self._run(
-            self._write, batch, seqs, positions, dropped, sink_dropped, low, max(0, excess)
+            self._write,
+            batch,
+            seqs,
+            positions,
+            dropped,
+            sink_dropped,
+            low,
+            max(0, excess),
+            last_id,
         )
+        for record in batch:
+            if self._pending.pop(record.id, None) is not None:  # else dropped meanwhile
+                self._pending_readings -= record.count
+        for device, next_seq in seqs.items():
+            if self._dirty_seq.get(device) == next_seq:
+                del self._dirty_seq[device]
+        for device, readings in dropped.items():
+            if self._dropped_devices[device] == readings:
+                self._dirty_dropped.discard(device)
+        for key, readings in sink_dropped.items():
+            if self._sink_dropped[key] == readings:
+                self._dirty_sink_dropped.discard(key)
         self._stored_positions.update(positions)
         for record in evicted:
             self._drop(Dropped(record.device, record.seq_first, record.seq_last, "spool full"))
@@ -445,10 +664,8 @@ class Spool:
         self._extend_tail([r for r in batch if r.id > cut])
         if batch:
             self._committed_id = batch[-1].id
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+            self._visible_id = max(self._visible_id, self._committed_id)
+        self._wake()
 
     def _write(
         self,
@@ -459,8 +676,9 @@ class Spool:
         sink_dropped: dict[tuple[str, str, str], int],
         low: int,
         excess: int,
+        last_id: int,
     ) -> list[Record]:
-        """One transaction: records, sequence numbers, positions, deletions."""
+        """One transaction: records, sequence numbers, positions, deletions, the last id."""
         db = self._db
         assert db is not None
         try:
@@ -489,6 +707,11 @@ class Spool:
                 " DO UPDATE SET readings = excluded.readings",
                 [(*key, readings) for key, readings in sink_dropped.items()],
             )
+            db.execute(
+                "INSERT INTO meta VALUES ('last_id', ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
+                (last_id,),
+            )
             db.execute("DELETE FROM records WHERE id <= ?", (low,))
             evicted: list[Record] = []
             if excess > 0:
@@ -505,7 +728,8 @@ class Spool:
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             if db.in_transaction:
-                db.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
             raise SpoolError(f"spool {self.path}: write failed ({exc})") from None
         return evicted
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mcptool.gateway.spool import Dropped, Spool
+from mcptool.gateway.spool import Dropped, Spool, SpoolError
 
 
 async def fill(spool: Spool, device: str, polls: int, size: int = 10) -> None:
@@ -163,3 +163,38 @@ async def test_the_spool_does_not_take_its_own_drops_as_a_destinations(tmp_path:
     async with Spool(tmp_path / "s.db", sinks=["a"]) as spool:
         with pytest.raises(ValueError, match="destination"):
             spool.report_drop(Dropped("d", 1, 1, "spool full"))
+
+
+async def test_after_a_clean_stop_new_records_are_still_delivered(tmp_path: Path) -> None:
+    """Issue 12's first loss: a clean stop leaves no records, and ids used to start at 1
+    again, under every destination's stored position: new records looked delivered."""
+    path = tmp_path / "s.db"
+    for run in range(3):
+        async with Spool(path, sinks=["jsonl"]) as spool:
+            await fill(spool, "d", 4)
+            records = await spool.fetch(spool.position("jsonl"), 100)
+            assert [r.seq_first for r in records] == [40 * run + 1 + 10 * i for i in range(4)]
+            spool.ack("jsonl", records[-1].id)
+
+
+async def test_a_full_disk_is_an_outage_not_a_loss(tmp_path: Path) -> None:
+    """The write fails: the spool says so, keeps the readings, hands them out from memory,
+    and stores them once the disk has room again."""
+    health: list[tuple[bool, str]] = []
+    path = tmp_path / "s.db"
+    async with Spool(path, sinks=["a"], on_health=lambda ok, why: health.append((ok, why))) as s:
+        assert s._db is not None
+        pages = s._db.execute("PRAGMA page_count").fetchone()[0]
+        s._db.execute(f"PRAGMA max_page_count = {pages}")
+        first = s.reserve("d", 2)
+        s.append("d", first, 2, 1.0, b"x" * 5000)
+        with pytest.raises(SpoolError, match="disk is full"):
+            await s.flush()
+        assert not s.healthy and s.write_errors == 1 and health == [(False, s.last_error)]
+        records = await s.fetch(s.position("a"), 10)  # delivered from memory meanwhile
+        assert [(r.seq_first, r.count) for r in records] == [(1, 2)]
+        s._db.execute("PRAGMA max_page_count = 1073741823")
+        await s.flush()
+        assert s.healthy and health[-1][0] is True
+    async with Spool(path, sinks=["b"]) as s:  # stored: a new destination gets it
+        assert [r.seq_first for r in await s.fetch(s.position("b"), 10)] == [1]
