@@ -161,7 +161,8 @@ def _render(status: dict[str, Any]) -> Any:
             else ""
         ),
         f"{status['produced']} ({status['produced'] / uptime:.0f}/s)",
-        f"{spool['depth']} queued, oldest {spool['oldest_age']:.1f}s, dropped {spool['dropped']}",
+        f"{spool['depth']} queued, oldest {spool['oldest_age']:.1f}s, dropped {spool['dropped']}"
+        + ("" if spool.get("ok", True) else f" CANNOT WRITE ({spool['error']})"),
         sinks,
     )
     table.caption = time.strftime("%H:%M:%S")

@@ -159,6 +159,9 @@ class SpoolConfig(_Model):
     commit_interval: Annotated[float, config_number(gt=0, le=10)] = 0.02
     max_readings: int = Field(default=5_000_000, ge=1)
     policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
+    # readings held in memory while the spool cannot write (disk full); the policy
+    # applies past it
+    max_pending: int = Field(default=1_000_000, ge=1)
 
 
 class MqttConfig(_Model):

@@ -109,6 +109,16 @@ class _LiveCollector(Collector):
             "Age of the oldest reading not yet acknowledged by every destination",
             value=stats.oldest_age,
         )
+        yield GaugeMetricFamily(
+            "mcptool_gateway_spool_ok",
+            "1 while the spool writes, 0 during an outage (disk full, I/O error)",
+            value=1.0 if self.spool.healthy else 0.0,
+        )
+        yield CounterMetricFamily(
+            "mcptool_gateway_spool_write_errors",
+            "Spool commits that failed (each retry counts)",
+            value=self.spool.write_errors,
+        )
         yield CounterMetricFamily(
             "mcptool_gateway_spool_dropped_readings",
             "Readings dropped by the spool limit policy",

@@ -95,7 +95,9 @@ class Gateway:
             commit_interval=spool.commit_interval,
             max_readings=spool.max_readings,
             policy=spool.policy,
+            max_pending=spool.max_pending,
             on_drop=self._on_drop,
+            on_health=self._on_spool_health,
         )
         for transport in self.transports:
             # a destination that can give up on readings reports them into the spool's
@@ -142,22 +144,40 @@ class Gateway:
         self.poller.start()
 
     async def stop(self) -> None:
+        """Stop polling, let destinations catch up, say offline, close the spool. Raises
+        ``SpoolError`` (after everything is stopped) if the spool could not store what
+        waited in memory: those readings are lost, and the spool logged which."""
         await self.poller.stop()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.drain_timeout):
                 await self.wait_delivered()
+        if self._drop_publish is not None:
+            self._drop_publish.cancel()  # the offline status is the last word
+            self._drop_publish = None
+        if self.mqtt is not None:
+            # while the forwarder still holds the connection: stopping it closes it
+            now = time.time()
+            offline = {
+                device.name: DeviceStatus(device.name, False, "gateway stopped", now).as_dict()
+                for device in self.config.devices
+            }
+            if not await self.mqtt.say_offline(offline):
+                log.warning(
+                    "mqtt: could not publish the offline status at stop; the broker shows"
+                    " the last one (or the will, once it notices the connection is gone)"
+                )
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.mqtt is not None:
-            await self.mqtt.stop()
-        await self.spool.close()  # its last commit may still drop (drop_oldest)
-        if self._drop_publish is not None:
-            self._drop_publish.cancel()  # the offline status is the last word
-            self._drop_publish = None
-        self.metrics.close()
-        if self.run_dropped:
-            log.warning("readings dropped while running: %s", _drop_summary(self.run_dropped))
+            await self.mqtt.close()
+        try:
+            await self.spool.close()  # its last commit may still drop (drop_oldest)
+        finally:
+            self.metrics.close()
+            if self.run_dropped:
+                summary = _drop_summary(self.run_dropped)
+                log.warning("readings dropped while running: %s", summary)
 
     async def wait_delivered(self) -> None:
         """Return once every destination acknowledged everything produced so far."""
@@ -206,6 +226,21 @@ class Gateway:
             loop = asyncio.get_running_loop()
             self._drop_publish = loop.call_later(wait, self._publish_drops)
 
+    def _on_spool_health(self, ok: bool, detail: str) -> None:
+        if ok:
+            log.warning("spool %s writable again %s", self.spool.path, detail)
+        else:
+            log.error(
+                "%s: readings wait in memory (up to %d, then [spool] policy %s applies) and"
+                " go to the destinations from there; free disk space or fix the path, the"
+                " gateway retries by itself",
+                detail,
+                self.spool.max_pending,
+                self.spool.policy,
+            )
+        if self.mqtt is not None:
+            self.mqtt.gateway_changed()
+
     def _publish_drops(self) -> None:
         self._drop_publish = None
         self._last_drop_publish = time.monotonic()
@@ -217,10 +252,15 @@ class Gateway:
     def _summary(self) -> dict[str, object]:
         """The published (retained) gateway status: readings dropped per device, by the
         spool and by each destination, counted since the spool file was created."""
+        spool = self.spool
+        health = {"state": "ok"} if spool.healthy else {"state": "degraded"}
+        if not spool.healthy:
+            health["spool_error"] = spool.last_error
         return {
             "node": self.config.node,
             "devices": len(self.config.devices),
-            "spool": {"policy": self.spool.policy, "dropped": self.spool.dropped},
+            **health,
+            "spool": {"policy": spool.policy, "dropped": spool.dropped, "ok": spool.healthy},
             "sinks": {
                 f.name: {"dropped": self.spool.sink_dropped(f.name)} for f in self.forwarders
             },
@@ -239,6 +279,9 @@ class Gateway:
                 "depth": stats.depth,
                 "oldest_age": stats.oldest_age,
                 "dropped": stats.dropped,
+                "ok": self.spool.healthy,
+                "error": self.spool.last_error,
+                "write_errors": self.spool.write_errors,
             },
             "sinks": [
                 {

@@ -46,14 +46,37 @@ async def test_every_reading_arrives_once_with_its_fields(
         await until(lambda: subscriber.count() >= 300)
         await gw.wait_delivered()
         await until(lambda: subscriber.count() == sum(produced(gw).values()))
+        status = subscriber.retained["mcptool/test/d1/status"]
+        assert status["status"] == "online"
     subscriber.check_nothing_lost(produced(gw))
     assert subscriber.duplicates == 0
     reading = subscriber.seen["d1"][1]
     assert set(reading) == {"device", "point", "seq", "ts", "value", "quality"}
     assert (reading["device"], reading["point"], reading["quality"]) == ("d1", "p0", "good")
     assert isinstance(reading["value"], float)
-    status = subscriber.retained["mcptool/test/d1/status"]
-    assert status["status"] == "online"
+
+
+async def test_a_clean_stop_says_offline_for_the_gateway_and_every_device(
+    devices: ModbusSimulator, broker: Broker, subscriber: Subscriber, tmp_path: Path
+) -> None:
+    """Issue 12: the sinks used to be cancelled before the offline status went out, so
+    the broker kept saying online after a clean stop."""
+    config = parse_config(gateway_config(devices, tmp_path, mqtt_port=broker.port))
+    names = [f"mcptool/test/{d.name}/status" for d in config.devices]
+    async with Gateway(config):
+        await until(
+            lambda: all(
+                subscriber.retained.get(t, {}).get("status") == "online"
+                for t in [*names, "mcptool/test/status"]
+            )
+        )
+    await until(
+        lambda: all(
+            subscriber.retained[t]["status"] == "offline" for t in [*names, "mcptool/test/status"]
+        ),
+        what="offline statuses",
+    )
+    assert {subscriber.retained[t]["reason"] for t in names} == {"gateway stopped"}
 
 
 async def test_a_broker_outage_of_many_polls_loses_nothing(

@@ -40,6 +40,8 @@ class SinkState(StrEnum):
 
 class Transport(Protocol):
     name: str
+    # what to check when it cannot connect, for the one warning an outage gets
+    hint: str
 
     async def connect(self) -> None: ...
 
@@ -84,11 +86,25 @@ class Forwarder:
                     await self.transport.connect()
                     self.connects += 1
                     self._set(SinkState.CONNECTED)
+                    if failures:
+                        log.warning(
+                            "%s: delivering again after %d failed attempts", self.name, failures
+                        )
                     failures = 0
                     await self._pump()
                 except (SinkError, OSError) as exc:
                     self.last_error = str(exc) or type(exc).__name__
-                    log.info("%s: %s", self.name, self.last_error)
+                    # one warning an outage, with what to check; the retries are quiet
+                    if failures == 0:
+                        hint = getattr(self.transport, "hint", "")
+                        log.warning(
+                            "%s: %s; readings wait in the spool, retrying%s",
+                            self.name,
+                            self.last_error,
+                            f" ({hint})" if hint else "",
+                        )
+                    else:
+                        log.debug("%s: %s", self.name, self.last_error)
                 except Exception as exc:  # a bug in a transport must not stop delivery
                     self.last_error = f"internal error: {type(exc).__name__}: {exc}"
                     log.exception("%s: unexpected error, reconnecting", self.name)

@@ -21,6 +21,7 @@ __all__ = ["JsonlTransport"]
 class JsonlTransport:
     def __init__(self, path: str, *, base_dir: Path = Path()) -> None:
         self.name = "jsonl"
+        self.hint = "check [jsonl] path: its folder must exist and be writable"
         self.path = path
         self.base_dir = base_dir
         self._file: BinaryIO | None = None

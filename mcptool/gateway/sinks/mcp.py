@@ -61,6 +61,9 @@ class UplinkTransport:
         on_drop: Callable[[Dropped], None] | None = None,
     ) -> None:
         self.name = "uplink"
+        self.hint = (
+            f"is a hub listening at {config.url}? check [uplink] url, node_id and the key file"
+        )
         self.config = config
         self.node_id = config.node_id or node
         self.base_dir = base_dir

@@ -137,6 +137,10 @@ class MqttTransport:
         on_drop: Callable[[Dropped], None] | None = None,
     ) -> None:
         self.name = "mqtt"
+        self.hint = (
+            f"is a broker running at {config.host}:{config.port}? check [mqtt] host, port,"
+            " credentials and TLS settings"
+        )
         self.config = config
         self.node = node
         self.base_dir = base_dir
@@ -450,12 +454,30 @@ class MqttTransport:
             with contextlib.suppress(Exception):
                 await client.__aexit__(None, None, None)
 
+    async def say_offline(
+        self, devices: dict[str, dict[str, object]], timeout: float = 2.0
+    ) -> bool:
+        """Graceful end: publish each device's last status and the gateway's ``offline``
+        (retained, acknowledged) while still connected, as the will would after a crash.
+        Call it before the forwarder is stopped, which closes the connection. False if
+        there was no connection or the broker did not acknowledge in time."""
+        if self._client is None:
+            return False
+        for device, status in devices.items():
+            topic = self.config.status_topic.format(node=self.node, device=device)
+            self._statuses[topic] = json.dumps(status, separators=(",", ":")).encode()
+        try:
+            async with asyncio.timeout(timeout):
+                for topic, payload in list(self._statuses.items()):
+                    await self._publish_retained(topic, payload)
+                await self._publish_retained(self.gateway_topic, self._status_payload(False))
+        except TimeoutError:
+            return False
+        return self._client is not None
+
     async def stop(self) -> None:
-        """Graceful end: say offline (retained) before disconnecting, as the will would."""
-        if self._client is not None:
-            with contextlib.suppress(Exception, asyncio.TimeoutError):
-                async with asyncio.timeout(2):
-                    await self._publish_retained(self.gateway_topic, self._status_payload(False))
+        """Say the gateway is offline if still connected, then disconnect."""
+        await self.say_offline({})
         await self.close()
 
     # -- retained statuses ---------------------------------------------------------------
