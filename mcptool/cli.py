@@ -87,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(130)
     except click.UsageError as exc:
         # one line, like every other user error, instead of click's usage block
-        click.echo(f"error: {one_line(exc.format_message())}{help_hint(exc.ctx)}", err=True)
+        hint = "" if getattr(exc, "names_the_fix", False) else help_hint(exc.ctx)
+        click.echo(f"error: {one_line(exc.format_message())}{hint}", err=True)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         click.echo(f"error: {one_line(exc.format_message())}", err=True)

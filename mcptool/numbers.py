@@ -62,9 +62,15 @@ class Range:
         )
 
     def check(self, value: float) -> float:
-        """``value`` itself when it is finite and in range; else ``NumberError``."""
+        """``value`` itself when it is finite and in range; else ``NumberError``.
+
+        The message leaves out the value: the caller names the option or key and the
+        value it was given, e.g. ``--heartbeat nan: not a finite number: give ...``.
+        """
+        if not math.isfinite(value):
+            raise NumberError(f"not a finite number: give {self.describe()}")
         if not self.contains(value):
-            raise NumberError(f"{_shown(value)} is out of range: give {self.describe()}")
+            raise NumberError(f"out of range: give {self.describe()}")
         return value
 
     def parse(self, text: str) -> float:
@@ -73,20 +79,9 @@ class Range:
         try:
             value: float = int(stripped) if self.integer else float(stripped)
         except ValueError:
-            raise NumberError(f"{_quoted(text)} is not {self.describe()}") from None
-        if not math.isfinite(value):
-            raise NumberError(f"{_quoted(text)} is not a finite number: give {self.describe()}")
+            kind = "a whole number" if self.integer else "a number"
+            raise NumberError(f"not {kind}: give {self.describe()}") from None
         return self.check(value)
-
-
-def _quoted(text: str) -> str:
-    return repr(text) if len(text) <= 40 else repr(text[:37] + "...")
-
-
-def _shown(value: float) -> str:
-    if isinstance(value, int) and abs(value) >= 10**15:
-        return f"{value:.3g}"  # a 4300-digit integer is no help in an error line
-    return _show(value)
 
 
 def config_number(

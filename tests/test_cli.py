@@ -73,3 +73,37 @@ def test_internal_errors_are_one_line_unless_debug(capsys: pytest.CaptureFixture
     finally:
         cli.commands.pop("bug-for-test")
     assert isinstance(cli, click.Group)
+
+
+def commands(group: click.Group, path: str = "mcptool") -> list[tuple[str, click.Command]]:
+    ctx = click.Context(group)
+    found: list[tuple[str, click.Command]] = []
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None
+        found.append((f"{path} {name}", command))
+        if isinstance(command, click.Group):
+            found.extend(commands(command, f"{path} {name}"))
+    return found
+
+
+def test_every_command_and_every_option_has_help() -> None:
+    found = commands(cli)  # type: ignore[arg-type]
+    assert len(found) > 20  # the walk reached the sub-commands of the lazy groups
+    missing = [
+        f"{path} {param.opts[0]}"
+        for path, command in [("mcptool", cli), *found]
+        for param in command.params
+        if isinstance(param, click.Option) and not (param.help or "").strip()
+    ]
+    missing += [path for path, command in found if not (command.help or "").strip()]
+    assert missing == []
+
+
+def test_click_usage_errors_are_one_line_too(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["probe"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: Missing argument 'TARGET...'. (see `mcptool probe --help`)\n"
+    )

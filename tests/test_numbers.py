@@ -29,17 +29,18 @@ def test_the_range_is_described_in_words(number_range: Range, words: str) -> Non
 
 @pytest.mark.parametrize("text", ["nan", "NaN", "inf", "-inf", "Infinity", "1e400", "-1e400"])
 def test_nan_and_the_infinities_are_refused_with_the_range(text: str) -> None:
-    with pytest.raises(NumberError, match=r"is not a finite number: give a number from 0 to 10"):
+    with pytest.raises(NumberError) as refused:
         Range(0, 10).parse(text)
+    assert str(refused.value) == "not a finite number: give a number from 0 to 10"
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("0", "0 is out of range: give a number above 0 and at most 1"),
-        ("1.5", "1.5 is out of range: give a number above 0 and at most 1"),
-        ("", "'' is not a number above 0 and at most 1"),
-        ("one", "'one' is not a number above 0 and at most 1"),
+        ("0", "out of range: give a number above 0 and at most 1"),
+        ("1.5", "out of range: give a number above 0 and at most 1"),
+        ("", "not a number: give a number above 0 and at most 1"),
+        ("one", "not a number: give a number above 0 and at most 1"),
     ],
 )
 def test_numbers_outside_the_range_are_refused_with_it(text: str, message: str) -> None:
@@ -48,12 +49,14 @@ def test_numbers_outside_the_range_are_refused_with_it(text: str, message: str) 
     assert str(refused.value) == message
 
 
-def test_whole_numbers_refuse_fractions_and_huge_ones_briefly() -> None:
-    with pytest.raises(NumberError, match=r"'1\.5' is not a whole number from 1 to 255"):
-        Range(1, 255, integer=True).parse("1.5")
+@pytest.mark.parametrize("text", ["1.5", "9" * 5000, "1e3"])
+def test_whole_numbers_refuse_fractions_and_huge_ones(text: str) -> None:
     with pytest.raises(NumberError) as refused:
-        Range(1, 255, integer=True).parse("9" * 5000)
-    assert len(str(refused.value)) < 80
+        Range(1, 255, integer=True).parse(text)
+    assert str(refused.value) in (
+        "not a whole number: give a whole number from 1 to 255",
+        "out of range: give a whole number from 1 to 255",
+    )
 
 
 @given(st.floats(allow_nan=True, allow_infinity=True))

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from mcptool.commands.options import Float
+from mcptool.commands.options import Float, ModelName, Url
 from mcptool.commands.stopping import stop_event
 from mcptool.errors import UsageError
 
@@ -109,15 +109,22 @@ THRESHOLDS = [
     "--mqtt",
     "mqtt_url",
     default=None,
-    metavar="URL",
+    type=Url("mqtt", "mqtts", "tcp"),
     help="Also publish to this broker, e.g. mqtt://127.0.0.1:1883 (telemetry on "
     "mcptool/demo/<device>/telemetry, analysis on mcptool/demo/<device>/analysis).",
 )
-@click.option("--model", default="llama3.2", show_default=True, help="The Ollama model to use.")
+@click.option(
+    "--model",
+    default="llama3.2",
+    show_default=True,
+    type=ModelName(),
+    help="The Ollama model to use.",
+)
 @click.option(
     "--ollama",
     "ollama_url",
     default=OLLAMA_URL,
+    type=Url("http", "https"),
     show_default=True,
     help="Where to look for a real Ollama; the simulator is used if none answers there.",
 )

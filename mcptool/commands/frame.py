@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import sys
 from dataclasses import fields, is_dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 import click
 
-from mcptool.commands.options import Int
+from mcptool.commands.options import Int, plural
 from mcptool.errors import UsageError
 from mcptool.frame import (
     HEADER_SIZE,
@@ -24,6 +25,9 @@ from mcptool.frame import (
     encode_frame,
     parse_message,
 )
+
+#: Types whose payload is just a u64 token, made up when none is given.
+TOKEN_TYPES = (MessageType.PING, MessageType.PONG)
 
 
 @click.group()
@@ -44,7 +48,13 @@ def _read_payload(payload: str | None, payload_hex: str | None) -> bytes:
             return path.read_bytes()
         except OSError as exc:
             raise UsageError(f"--payload {payload}: cannot read {path}: {exc.strerror}") from None
-    return payload.encode()
+    try:
+        return payload.encode()
+    except UnicodeEncodeError as exc:  # bytes that were not UTF-8 on the command line
+        raise UsageError(
+            f"--payload: not UTF-8 at character {exc.start}: give binary payloads"
+            " with --payload-hex or @FILE"
+        ) from None
 
 
 def _parse_hex(text: str, what: str) -> bytes:
@@ -59,7 +69,11 @@ def _parse_hex(text: str, what: str) -> bytes:
 
 @frame.command()
 @click.option("--type", "type_name", required=True, help="Message type: name (REQUEST) or number.")
-@click.option("--payload", help="Payload as text, or @FILE for a file's bytes.")
+@click.option(
+    "--payload",
+    help="Payload as text, or @FILE for a file's bytes. PING and PONG without one carry a "
+    "fresh random token.",
+)
 @click.option("--payload-hex", help="Payload as hex digits (for binary payloads such as DATA).")
 @click.option(
     "--version",
@@ -89,6 +103,8 @@ def encode(
     except ValueError as exc:
         raise UsageError(f"--type: {exc}") from None
     body = _read_payload(payload, payload_hex)
+    if payload is None and payload_hex is None and message_type in TOKEN_TYPES and not no_validate:
+        body = secrets.token_bytes(8)  # what a peer sends: a token it has not used before
     built = Frame(message_type, body, version)
     if not no_validate:
         try:
@@ -202,7 +218,7 @@ def decode(source: str, raw: bool, as_json: bool, resync: bool, max_length: int)
     if failure is not None:
         raise failure
     if bad_payloads:
-        click.echo(f"error: {bad_payloads} frame(s) with an invalid payload", err=True)
+        click.echo(f"error: {plural(bad_payloads, 'frame')} with an invalid payload", err=True)
         return 1
     return 0
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from mcptool.commands.options import plural
 from mcptool.commands.stopping import stop_event
 from mcptool.gateway.config import ConfigError, GatewayConfig, load_config
 
@@ -30,13 +31,22 @@ def gateway() -> None:
 
 
 def _load(path: str) -> GatewayConfig | int:
+    """The config, with the paths a run will open checked too; else its problems, printed
+    one a line (and their count when there are several), and exit status 2."""
+    from mcptool.gateway.preflight import path_problems
+
     try:
-        return load_config(path)
+        config = load_config(path)
+        problems = path_problems(config)
+        if problems:
+            raise ConfigError(path, problems)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(f"{exc.source}: {problem}", err=True)
-        click.echo(f"{len(exc.problems)} problem(s) in {exc.source}", err=True)
+        if len(exc.problems) > 1:
+            click.echo(f"{plural(len(exc.problems), 'problem')} in {exc.source}", err=True)
         return 2
+    return config
 
 
 @gateway.command()
@@ -69,8 +79,9 @@ def check(config_path: str) -> int:
         sinks.append(f"analysis by {config.analysis.model}")
     reads = sum(len(device.plan()) for device in config.devices)
     click.echo(
-        f"{config_path}: ok: node {config.node}, {len(config.devices)} devices, "
-        f"{config.points} points in {reads} reads a cycle, to {', '.join(sinks)}"
+        f"{config_path}: ok: node {config.node}, {plural(len(config.devices), 'device')}, "
+        f"{plural(config.points, 'point')} in {plural(reads, 'read')} a cycle, "
+        f"to {', '.join(sinks)}"
     )
     return 0
 
@@ -115,7 +126,8 @@ async def _run(config: GatewayConfig, live: bool) -> None:
         where = (
             f", metrics on http://127.0.0.1:{gw.metrics_port}/metrics" if gw.metrics_port else ""
         )
-        click.echo(f"gateway {config.node}: polling {len(config.devices)} devices{where}", err=True)
+        polling = plural(len(config.devices), "device")
+        click.echo(f"gateway {config.node}: polling {polling}{where}", err=True)
         if live:
             await _live(gw, stop)
         else:

@@ -10,11 +10,10 @@ import ssl
 import sys
 import time
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import click
 
-from mcptool.commands.options import Float, Int
+from mcptool.commands.options import Float, Int, ModelName, Url, plural
 from mcptool.commands.stopping import stop_event, until_stopped
 from mcptool.errors import UsageError
 
@@ -50,26 +49,20 @@ def server_tls(cert: str | None, key: str | None) -> ssl.SSLContext | None:
     return context
 
 
-def check_ollama_url(url: str) -> None:
-    """Fail with one line on an --ollama address the client could not use."""
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    if parts.scheme not in ("http", "https"):
-        raise UsageError(f"--ollama {url}: use http://host:port, e.g. http://127.0.0.1:11434")
-    try:
-        parts.port  # noqa: B018 (urllib checks the port range only when it is read)
-    except ValueError:
-        raise UsageError(f"--ollama {url}: the port is not a number from 0 to 65535") from None
-
-
 def hub_analysis(ollama_url: str | None, mqtt_url: str | None, model: str) -> HubAnalysis | None:
     """The analysis of relayed polls that --ollama / --mqtt ask for (None: neither)."""
     if not (ollama_url or mqtt_url):
         return None
     from mcptool.analysis import HubAnalysis
 
-    if ollama_url:
-        check_ollama_url(ollama_url)
     return HubAnalysis.from_urls(ollama_url, mqtt_url, model=model)
+
+
+def resumed(last_seq: dict[str, int]) -> str:
+    """What a journal holds at start, for the banner: ``new`` or the nodes it resumes."""
+    if not last_seq:
+        return "new"
+    return f"resuming {plural(len(last_seq), 'node')}"
 
 
 def show(body: bytes) -> str:
@@ -133,19 +126,23 @@ def stamp() -> str:
 @click.option(
     "--ollama",
     "ollama_url",
-    metavar="URL",
+    type=Url("http", "https"),
     help="Analyse the polls gateways relay with the Ollama server at URL "
     "(e.g. http://127.0.0.1:11434).",
 )
 @click.option(
     "--mqtt",
     "mqtt_url",
-    metavar="URL",
+    type=Url("mqtt", "tcp"),
     help="Publish analysis records to this broker (mqtt://host:port) on "
     "mcptool/<node>/<device>/analysis.",
 )
 @click.option(
-    "--model", default="llama3.2", show_default=True, help="Ollama model of the analysis."
+    "--model",
+    default="llama3.2",
+    show_default=True,
+    type=ModelName(),
+    help="Ollama model of the analysis.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Log one JSON object a line.")
 @click.option("--quiet", is_flag=True, help="Do not log each data frame.")
@@ -184,6 +181,7 @@ def hub(
         ledger = JournalLedger(journal) if journal else MemoryLedger()
     except OSError as exc:
         raise UsageError(f"--journal {journal}: cannot open it: {exc.strerror}") from None
+    journaled = f", journal {journal}: {resumed(ledger.snapshot())}" if journal else ""
 
     def log(kind: str, node: str, **fields: Any) -> None:
         if as_json:
@@ -241,8 +239,7 @@ def hub(
             await server.start()
         except OSError as exc:
             raise UsageError(f"--listen {listen}: cannot listen there: {exc.strerror}") from None
-        resumed = f", journal {journal} ({ledger.snapshot()})" if journal else ""
-        click.echo(f"hub listening on {server.url} ({len(keys)} node keys{resumed})")
+        click.echo(f"hub listening on {server.url} ({plural(len(keys), 'node key')}{journaled})")
         sys.stdout.flush()
         try:
             await until_stopped(stop, duration)

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from mcptool.commands.options import Float, Int
+from mcptool.commands.options import Float, Int, NodeId, Url, plural
 from mcptool.errors import UsageError
 
 # The most a DATA frame can carry at the default 16 KiB frame limit (8 bytes are its seq).
@@ -20,8 +20,13 @@ MAX_BODY = 16384 - 8
 
 def common(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.argument("url"),
-        click.option("--node-id", required=True, help="This node's id, as in the hub's keys file."),
+        click.argument("url", type=Url("mcp", "mcps")),
+        click.option(
+            "--node-id",
+            required=True,
+            type=NodeId(),
+            help="This node's id, as in the hub's keys file (1 to 64 bytes).",
+        ),
         click.option(
             "--key-file",
             required=True,
@@ -48,14 +53,21 @@ def client_tls(url: str, ca: str | None, insecure: bool) -> ssl.SSLContext | Non
         if ca or insecure:
             raise UsageError("--ca and --insecure are for mcps:// URLs only")
         return None
-    context = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
+    try:
+        context = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
+    except OSError as exc:
+        raise UsageError(
+            f"--ca {ca}: {exc.strerror or exc}: give the PEM file of the CA that signed the hub"
+        ) from None
+    except ssl.SSLError as exc:
+        raise UsageError(f"--ca {ca}: not a PEM certificate ({exc.reason or exc})") from None
     if insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
 
 
-def open_link(
+def link_opener(
     url: str,
     node_id: str,
     key_file: str,
@@ -64,23 +76,28 @@ def open_link(
     *,
     states_to_stdout: bool = False,
     **options: Any,
-) -> Any:
+) -> Callable[[], Any]:
+    """Check every option that can be checked without the network, then return what
+    opens the link: a bad URL, key or CA file is refused before anything starts."""
     from mcptool.link import LinkClient, LinkError, load_secret, parse_url
 
     try:
         parse_url(url)
     except LinkError as exc:
         raise UsageError(str(exc)) from None
-    key = load_secret(key_file, node_id)
     context = client_tls(url, ca, insecure)
+    key = load_secret(key_file, node_id)
 
     def on_state(event: Any) -> None:
         click.echo(f"state {event.new.value}: {event.reason}", err=not states_to_stdout)
 
-    try:
-        return LinkClient(url, node_id, key, ssl=context, on_state_change=on_state, **options)
-    except ValueError as exc:
-        raise UsageError(f"--node-id {node_id!r}: {exc}") from None
+    def open_link() -> Any:
+        try:
+            return LinkClient(url, node_id, key, ssl=context, on_state_change=on_state, **options)
+        except ValueError as exc:
+            raise UsageError(f"--node-id {node_id!r}: {exc}") from None
+
+    return open_link
 
 
 @click.group("link")
@@ -116,10 +133,12 @@ def ping(
 ) -> int:
     """Connect, authenticate, and print round-trip times of PINGs."""
 
+    open_link = link_opener(
+        url, node_id, key_file, ca, insecure, states_to_stdout=True, reconnect=False
+    )
+
     async def run() -> None:
-        client = open_link(
-            url, node_id, key_file, ca, insecure, states_to_stdout=True, reconnect=False
-        )
+        client = open_link()
         await client.start(timeout)
         session = client.session
         click.echo(
@@ -138,7 +157,7 @@ def ping(
         finally:
             await client.close()
         click.echo(
-            f"{len(rtts)} pongs, rtt min/avg/max = "
+            f"{plural(len(rtts), 'pong')}, rtt min/avg/max = "
             f"{min(rtts):.3f}/{sum(rtts) / len(rtts):.3f}/{max(rtts):.3f} ms"
         )
 
@@ -160,7 +179,12 @@ def read_bodies(data: tuple[str, ...], lines: bool) -> list[bytes]:
             else:
                 bodies.extend(content[i : i + MAX_BODY] for i in range(0, len(content), MAX_BODY))
         else:
-            bodies.append(item.encode("utf-8"))
+            try:
+                bodies.append(item.encode("utf-8"))
+            except UnicodeEncodeError as exc:
+                raise UsageError(
+                    f"--data {item!r}: not UTF-8 at character {exc.start}: use @FILE for bytes"
+                ) from None
     for body in bodies:
         if len(body) > MAX_BODY:
             raise UsageError(f"a data frame of {len(body)} bytes exceeds {MAX_BODY}")
@@ -188,12 +212,17 @@ def send(
     lines: bool,
 ) -> int:
     """Deliver data frames and wait until the hub has acknowledged every one."""
+    if lines and not any(item.startswith("@") for item in data):
+        raise UsageError(
+            "--lines splits @FILE data into frames: give --data @FILE, or drop --lines"
+        )
     bodies = read_bodies(data, lines)
+    open_link = link_opener(url, node_id, key_file, ca, insecure)
 
     async def run() -> None:
         from mcptool.link import LinkError
 
-        client = open_link(url, node_id, key_file, ca, insecure)
+        client = open_link()
         await client.start(timeout)
         started = time.perf_counter()
         try:
@@ -202,14 +231,16 @@ def send(
                 await asyncio.wait_for(asyncio.gather(*futures), timeout)
         except TimeoutError:
             raise LinkError(
-                f"{client.pending} of {len(bodies)} frames not acknowledged within {timeout:g} s"
+                f"{client.pending} of {plural(len(bodies), 'frame')} not acknowledged"
+                f" within {timeout:g} s"
             ) from None
         finally:
             await client.close()
         elapsed = (time.perf_counter() - started) * 1000
         size = sum(map(len, bodies))
         click.echo(
-            f"delivered {len(bodies)} frames ({size} bytes), all acknowledged, {elapsed:.1f} ms"
+            f"delivered {plural(len(bodies), 'frame')} ({plural(size, 'byte')}),"
+            f" all acknowledged, {elapsed:.1f} ms"
         )
 
     asyncio.run(run())

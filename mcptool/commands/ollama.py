@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from mcptool.commands.options import Float
+from mcptool.commands.options import Float, ModelName, Text, Url, plural
 from mcptool.errors import UsageError
+from mcptool.numbers import NumberError, Range
 
 if TYPE_CHECKING:
     from mcptool.ollama import Chunk, OllamaClient, Result
@@ -24,6 +25,7 @@ url_option = click.option(
     "--url",
     envvar="OLLAMA_HOST",
     default="http://127.0.0.1:11434",
+    type=Url("http", "https", bare_host=True),
     show_default=True,
     help="Ollama's address (or set OLLAMA_HOST).",
 )
@@ -72,7 +74,7 @@ def health(url: str, as_json: bool) -> int:
         loaded = ", ".join(report["loaded"]) or "none"
         click.echo(
             f"Ollama {report['version']} is running at {report['url']}: "
-            f"{len(report['models'])} models pulled, loaded: {loaded}"
+            f"{plural(len(report['models']), 'model')} pulled, loaded: {loaded}"
         )
     return 0
 
@@ -120,6 +122,7 @@ def _generation_options(f: Callable[..., Any]) -> Callable[..., Any]:
                 "-m",
                 default=DEFAULT_MODEL,
                 show_default=True,
+                type=ModelName(),
                 envvar="MCPTOOL_OLLAMA_MODEL",
                 help="Model name.",
             ),
@@ -130,7 +133,7 @@ def _generation_options(f: Callable[..., Any]) -> Callable[..., Any]:
                 help="Structured output: a JSON-schema file, or `json`. The answer is "
                 "validated (one repair retry) and printed as JSON.",
             ),
-            click.option("--system", help="System prompt."),
+            click.option("--system", type=Text(), help="System prompt."),
             click.option(
                 "--option",
                 "-o",
@@ -141,6 +144,7 @@ def _generation_options(f: Callable[..., Any]) -> Callable[..., Any]:
             ),
             click.option(
                 "--keep-alive",
+                type=Text(),
                 help="How long the model stays loaded, e.g. 10m; 0 unloads it after the answer.",
             ),
             click.option(
@@ -159,7 +163,7 @@ def _generation_options(f: Callable[..., Any]) -> Callable[..., Any]:
             ),
             click.option("--stats", is_flag=True, help="Print the call's figures to stderr."),
             json_option,
-            click.argument("prompt"),
+            click.argument("prompt", type=Text()),
         ]
     ):
         f = decorator(f)
@@ -287,17 +291,78 @@ def _load_format(value: str | None) -> Any:
     return schema
 
 
+# Ollama's model options (its api/types.go Options and Runner) and their types; Ollama
+# ignores a misspelt one with a log line on the server, so it is refused here instead.
+_INT_OPTIONS = {
+    "num_ctx": Range(1, 2**31 - 1, integer=True),
+    "num_batch": Range(1, 2**31 - 1, integer=True),
+    "num_gpu": Range(-1, 2**31 - 1, integer=True),
+    "main_gpu": Range(0, 2**31 - 1, integer=True),
+    "num_thread": Range(0, 2**31 - 1, integer=True),
+    "num_keep": Range(-1, 2**31 - 1, integer=True),
+    "num_predict": Range(-2, 2**31 - 1, integer=True),
+    "seed": Range(-(2**63), 2**63 - 1, integer=True),
+    "top_k": Range(0, 2**31 - 1, integer=True),
+    "repeat_last_n": Range(-1, 2**31 - 1, integer=True),
+    "mirostat": Range(0, 2, integer=True),
+}
+_FLOAT_OPTIONS = {
+    "temperature": Range(0, 100),
+    "top_p": Range(0, 1),
+    "min_p": Range(0, 1),
+    "typical_p": Range(0, 1),
+    "tfs_z": Range(0, 100),
+    "repeat_penalty": Range(0, 100),
+    "presence_penalty": Range(-100, 100),
+    "frequency_penalty": Range(-100, 100),
+    "mirostat_tau": Range(0, 100),
+    "mirostat_eta": Range(0, 100),
+}
+_BOOL_OPTIONS = {"numa", "low_vram", "use_mmap", "use_mlock", "vocab_only", "penalize_newline"}
+_STOP = "stop"
+
+
 def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
     parsed: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise UsageError(f"--option {pair}: expected KEY=VALUE, e.g. temperature=0")
-        try:
-            parsed[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            parsed[key.strip()] = raw
+        parsed[key] = _option_value(key, raw, pair)
     return parsed
+
+
+def _option_value(key: str, raw: str, pair: str) -> Any:
+    """``raw`` as the type Ollama expects for ``key``, else one line naming both."""
+    where = f"--option {pair}"
+    if key in _INT_OPTIONS or key in _FLOAT_OPTIONS:
+        number_range = _INT_OPTIONS.get(key) or _FLOAT_OPTIONS[key]
+        try:
+            value = number_range.parse(raw)
+        except NumberError as exc:
+            raise UsageError(f"{where}: {key} is {exc}") from None
+        return int(value) if number_range.integer else float(value)
+    if key in _BOOL_OPTIONS:
+        if raw.strip().lower() not in ("true", "false"):
+            raise UsageError(f"{where}: {key} is true or false")
+        return raw.strip().lower() == "true"
+    if key == _STOP:
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            return [raw]  # one stop sequence, written plainly
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+        raise UsageError(f"{where}: stop is a string or a JSON list of strings, e.g. '[\"\\n\"]'")
+    known = sorted([*_INT_OPTIONS, *_FLOAT_OPTIONS, *_BOOL_OPTIONS, _STOP])
+    import difflib
+
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(known)}"
+    raise UsageError(f"{where}: unknown model option {key!r} ({hint})")
 
 
 def _size(size: int) -> str:

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from mcptool.commands.options import Float, Int
+from mcptool.commands.options import BadValue, Float, Int, NodeId, plural, shown
 from mcptool.commands.stopping import stop_event, until_stopped
 from mcptool.errors import UsageError
 
@@ -18,6 +18,10 @@ def parse_node(text: str) -> tuple[str, bytes]:
     node, sep, secret = text.partition("=")
     if not node:
         raise UsageError(f"--node {text!r}: use ID or ID=SECRET")
+    try:
+        NodeId().convert(node, None, None)
+    except BadValue as exc:
+        raise UsageError(f"--node {shown(text)}: the id is {exc.message}") from None
     if not sep:
         secret = secrets.token_hex(16)
     if len(secret) < 16:
@@ -62,6 +66,7 @@ def parse_node(text: str) -> tuple[str, bytes]:
     help="Reset every connection right after the Nth delivered frame, before its ACK.",
 )
 @click.option("--duration", type=Float(0, 31_536_000, min_open=True), help="Stop after N seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object a line.")
 def mcp(
     listen: str,
     keys_file: str | None,
@@ -71,6 +76,7 @@ def mcp(
     stall_after: float | None,
     crash_at: tuple[int, ...],
     duration: float | None,
+    as_json: bool,
 ) -> int:
     """Run an MCP peer that accepts links, acknowledges data and answers echo/time/status."""
     from mcptool.commands.hub import parse_listen
@@ -104,13 +110,24 @@ def mcp(
             await proxy.start()
             url = proxy.url
             asyncio.get_running_loop().call_later(stall_after, proxy.stall)
-        click.echo(json.dumps({"url": url, "nodes": sorted(keys), "secrets": made_up}))
+        if as_json:
+            click.echo(json.dumps({"url": url, "nodes": sorted(keys), "secrets": made_up}))
+        else:
+            click.echo(f"MCP peer listening on {url} (nodes: {', '.join(sorted(keys))})")
+            for node, secret in made_up.items():
+                click.echo(f"made-up secret of {node}: {secret}")
         sys.stdout.flush()
-        await until_stopped(stop, duration)
+        click.echo("Ctrl-C to stop", err=True)
+        if await until_stopped(stop, duration):
+            click.echo("stopped", err=True)
         if proxy is not None:
             await proxy.stop()
         await peer.stop()
-        click.echo(json.dumps({"delivered": len(peer.delivered)}))
+        delivered = len(peer.delivered)
+        if as_json:
+            click.echo(json.dumps({"delivered": delivered}))
+        else:
+            click.echo(f"delivered {plural(delivered, 'frame')}")
 
     asyncio.run(run())
     return 0

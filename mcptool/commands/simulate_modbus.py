@@ -8,7 +8,7 @@ import json
 
 import click
 
-from mcptool.commands.options import Float, Int
+from mcptool.commands.options import Float, Host, Int
 from mcptool.commands.stopping import stop_event, until_stopped
 from mcptool.errors import UsageError
 
@@ -22,7 +22,9 @@ from mcptool.errors import UsageError
     help="Device profile (TOML), or a bundled one: boiler, boiler_drift, power_meter, "
     "digital_io, gateway. Repeat for several devices. Default: boiler.",
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, type=Host(), help="Address to listen on."
+)
 @click.option(
     "--port",
     default=5020,

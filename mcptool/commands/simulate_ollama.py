@@ -8,13 +8,15 @@ import json
 
 import click
 
-from mcptool.commands.options import Float, Int
+from mcptool.commands.options import Float, Host, Int, ModelName
 from mcptool.commands.stopping import stop_event, until_stopped
 from mcptool.errors import UsageError
 
 
 @click.command("ollama")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, type=Host(), help="Address to listen on."
+)
 @click.option(
     "--port",
     default=11434,
@@ -26,7 +28,7 @@ from mcptool.errors import UsageError
     "--model",
     "models",
     multiple=True,
-    metavar="NAME",
+    type=ModelName(),
     help="A model to offer (repeatable). Default: llama3.2 and nomic-embed-text.",
 )
 @click.option(

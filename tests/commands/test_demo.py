@@ -67,7 +67,10 @@ def test_a_bad_broker_url_is_one_line_with_the_fix() -> None:
         timeout=30,
     )
     assert result.returncode == 2
-    assert result.stderr == "error: --mqtt http://127.0.0.1:1883: use mqtt://host:port\n"
+    assert result.stderr == (
+        "error: --mqtt http://127.0.0.1:1883: must start with mqtt://, mqtts:// or tcp://,"
+        " e.g. mqtt://host:port\n"
+    )
 
 
 @pytest.mark.slow

@@ -61,7 +61,7 @@ def test_encode_reads_a_payload_file(capsys: pytest.CaptureFixture[str], tmp_pat
     ("args", "message"),
     [
         (["--type", "PNG"], "unknown message type 'PNG'"),
-        (["--type", "PING"], "payload is not a valid PING"),
+        (["--type", "PING", "--payload-hex", "00"], "payload is not a valid PING"),
         (["--type", "REQUEST", "--payload", "{}"], "request.header: missing"),
         (["--type", "DATA", "--payload-hex", "0g"], "'g' is not a hex digit"),
         (["--type", "DATA", "--payload", "@/nonexistent/x"], "cannot read /nonexistent/x"),
@@ -130,10 +130,23 @@ def test_decode_flags_a_valid_frame_with_an_invalid_payload(
     code, out, err = run_cli(capsys, "frame", "decode", "5a01000032")
     assert code == 1
     assert "payload error: event envelope: invalid JSON" in out
-    assert "1 frame(s) with an invalid payload" in err
+    assert err == "error: 1 frame with an invalid payload\n"
 
 
 def test_decode_of_nothing_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys, "frame", "decode", "  ")
     assert code == 2
     assert "no input" in err
+
+
+def test_a_ping_without_a_payload_carries_a_fresh_token(capsys: pytest.CaptureFixture[str]) -> None:
+    frames = []
+    for _ in range(2):
+        code, out, err = run_cli(capsys, "frame", "encode", "--type", "PING")
+        assert (code, err) == (0, "")
+        frames.append(bytes.fromhex(out.strip()))
+    for wire in frames:
+        assert wire[:5] == bytes.fromhex("5a01000810")  # a PING with an 8-byte token
+    assert frames[0] != frames[1]
+    code, out, _ = run_cli(capsys, "frame", "decode", frames[0].hex())
+    assert code == 0 and "PING" in out

@@ -143,3 +143,53 @@ def test_the_live_view_shows_what_each_destination_dropped() -> None:
     assert "uplink: connected lag 0 dropped 3" in text
     assert "mqtt: connected lag 0" in text
     assert "mqtt: connected lag 0 dropped" not in text  # nothing dropped, nothing said
+
+
+ONE_DEVICE = """
+[jsonl]
+path = "-"
+[[devices]]
+name = "a"
+host = "127.0.0.1"
+points = [{name = "p", address = 0}]
+"""
+
+
+def test_check_says_what_it_found_in_words_that_agree_with_the_counts(tmp_path: Path) -> None:
+    path = tmp_path / "one.toml"
+    path.write_text(ONE_DEVICE)
+    result = mcptool("gateway", "check", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout == f"{path}: ok: node edge, 1 device, 1 point in 1 read a cycle, to jsonl\n"
+    )
+
+
+def test_check_refuses_paths_that_run_could_not_open(tmp_path: Path) -> None:
+    path = tmp_path / "paths.toml"
+    path.write_text(
+        ONE_DEVICE.replace('path = "-"', 'path = "out/readings.jsonl"')
+        + '[spool]\npath = "/proc/nope/spool.db"\n'
+        + '[mqtt]\nca_file = "missing-ca.pem"\n'
+    )
+    result = mcptool("gateway", "check", "--config", str(path))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"{path}: spool.path: cannot create /proc/nope/spool.db: /proc takes no new files"
+        " (No such file or directory)",
+        f"{path}: mqtt.ca_file: {tmp_path}/missing-ca.pem does not exist: give the path of the"
+        " file (relative to the config)",
+        f"2 problems in {path}",
+    ]
+    # out/ can be created, so it is no problem; checking it left nothing behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["paths.toml"]
+
+
+def test_a_single_problem_is_a_single_line(tmp_path: Path) -> None:
+    path = tmp_path / "nan.toml"
+    path.write_text(ONE_DEVICE.replace("address = 0}", "address = 0, scale = nan}"))
+    result = mcptool("gateway", "check", "--config", str(path))
+    assert (result.returncode, result.stderr) == (
+        2,
+        f"{path}: devices[0].points[0].scale: should be a finite number, got nan\n",
+    )

@@ -7,6 +7,8 @@ import asyncio
 import json
 import math
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +83,10 @@ async def test_hub_with_ollama_and_mqtt_publishes_findings_of_relayed_polls(
 def test_hub_analysis_urls_that_cannot_work_are_one_line_errors(tmp_path: Path) -> None:
     keys = write_keys(tmp_path / "keys", f"node-1 {SECRET}\n")
     for option, url, error in [
-        ("--ollama", "ftp://127.0.0.1", "use http://host:port"),
-        ("--ollama", "http://127.0.0.1:99999", "the port is not a number from 0 to 65535"),
-        ("--mqtt", "http://127.0.0.1:1883", "use mqtt://host:port"),
+        ("--ollama", "ftp://127.0.0.1", "must start with http:// or https://"),
+        ("--ollama", "http://127.0.0.1:99999", "the port is not a number from 1 to 65535"),
+        ("--mqtt", "http://127.0.0.1:1883", "must start with mqtt:// or tcp://"),
+        ("--mqtt", "notaurl", "not a URL: use mqtt://host:port"),
     ]:
         result = mcptool("hub", "--listen", "127.0.0.1:0", "--keys", str(keys), option, url)
         assert result.returncode == 2
@@ -113,3 +116,37 @@ def test_a_hub_that_cannot_listen_closes_its_journal(
     assert exited.value.code == 2
     assert f"error: --listen {listen}: cannot listen there" in capsys.readouterr().err
     assert journal.exists() and not still_open
+
+
+def banner(*args: str) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mcptool", "hub", "--listen", "127.0.0.1:0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    return process, process.stdout.readline()
+
+
+def test_the_banner_names_the_journal_and_what_it_resumes(tmp_path: Path) -> None:
+    keys = write_keys(tmp_path / "keys", f"node-1 {SECRET}\n")
+    key = write_keys(tmp_path / "node.key", f"{SECRET}\n")
+    journal = tmp_path / "hub.journal"
+    process, line = banner("--keys", str(keys), "--journal", str(journal))
+    try:
+        assert line.startswith("hub listening on mcp://127.0.0.1:")
+        assert line.endswith(f" (1 node key, journal {journal}: new)\n")
+        url = line.split()[3]
+        sent = mcptool(
+            "link", "send", url, "--node-id", "node-1", "--key-file", str(key), "--data", "x"
+        )
+        assert sent.returncode == 0, sent.stderr
+        assert sent.stdout.startswith("delivered 1 frame (1 byte), all acknowledged, ")
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+    process, line = banner("--keys", str(keys), "--journal", str(journal))
+    process.terminate()
+    process.communicate(timeout=10)
+    assert line.endswith(f" (1 node key, journal {journal}: resuming 1 node)\n")

@@ -38,13 +38,14 @@ def test_numbers_in_range_pass(args: list[str], shown: str) -> None:
     [
         (
             ["--seconds", "nan"],
-            "'nan' is not a finite number: give a number above 0 and at most 60",
+            "--seconds nan: not a finite number: give a number above 0 and at most 60",
         ),
-        (["--seconds", "-inf"], "'-inf' is not a finite number"),
-        (["--seconds", "0"], "0 is out of range: give a number above 0 and at most 60"),
-        (["--count", "11"], "11 is out of range: give a whole number from 1 to 10"),
-        (["--count", "nan"], "'nan' is not a whole number from 1 to 10"),
-        (["--count", "2.5"], "'2.5' is not a whole number from 1 to 10"),
+        (["--seconds", "-inf"], "--seconds -inf: not a finite number"),
+        (["--seconds", "0"], "--seconds 0: out of range: give a number above 0 and at most 60"),
+        (["--count", "11"], "--count 11: out of range: give a whole number from 1 to 10"),
+        (["--count", "nan"], "--count nan: not a whole number: give a whole number from 1 to 10"),
+        (["--count", "2.5"], "--count 2.5: not a whole number"),
+        (["--count", ""], "--count '': not a whole number"),
     ],
 )
 def test_bad_numbers_are_usage_errors_that_state_the_range(args: list[str], message: str) -> None:

@@ -118,7 +118,9 @@ def test_a_link_url_that_is_not_mcp_is_a_one_line_error(keys: Path) -> None:
         "link", "ping", "http://127.0.0.1:1", "--node-id", "node-1", "--key-file", str(keys)
     )
     assert result.returncode == 2
-    assert result.stderr.strip().endswith("must start with mcp:// or mcps://")
+    assert result.stderr == (
+        "error: URL http://127.0.0.1:1: must start with mcp:// or mcps://, e.g. mcp://host:port\n"
+    )
 
 
 def test_mcps_links_work_against_a_tls_hub(keys: Path, self_signed: tuple[Path, Path]) -> None:
@@ -138,10 +140,11 @@ def test_mcps_links_work_against_a_tls_hub(keys: Path, self_signed: tuple[Path, 
 
 def test_simulate_mcp_runs_a_peer_that_link_send_can_deliver_to(tmp_path: Path) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "mcptool", "simulate", "mcp", "--node", f"node-1={SECRET}"],
+        [sys.executable, "-m", "mcptool", "simulate", "mcp", "--json",
+         "--node", f"node-1={SECRET}"],
         stdout=subprocess.PIPE,
         text=True,
-    )
+    )  # fmt: skip
     try:
         assert process.stdout is not None
         started = json.loads(process.stdout.readline())
