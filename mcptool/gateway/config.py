@@ -31,8 +31,15 @@ from pydantic_core import PydanticCustomError
 
 from mcptool.errors import UsageError
 from mcptool.modbus.datatypes import ORDERS, TYPES, DataTypeError, normalize_order
-from mcptool.modbus.poller import DeviceSpec
-from mcptool.modbus.registermap import ByteOrder, DataType, Point, Table, plan_reads
+from mcptool.modbus.poller import DeviceSpec, shared_connection_problems
+from mcptool.modbus.registermap import (
+    TABLE_ALIASES,
+    ByteOrder,
+    DataType,
+    Point,
+    Table,
+    plan_reads,
+)
 from mcptool.numbers import config_number
 
 __all__ = [
@@ -50,30 +57,16 @@ __all__ = [
     "parse_config",
 ]
 
-_TABLE_ALIASES = {
-    "coil": "coil",
-    "coils": "coil",
-    "discrete": "discrete",
-    "discrete_input": "discrete",
-    "discrete_inputs": "discrete",
-    "input": "input",
-    "input_register": "input",
-    "input_registers": "input",
-    "holding": "holding",
-    "holding_register": "holding",
-    "holding_registers": "holding",
-}
-
 
 def _table(value: object) -> str:
     key = str(value).strip().lower()
-    if key not in _TABLE_ALIASES:
+    if key not in TABLE_ALIASES:
         raise PydanticCustomError(
             "unknown_table",
             'unknown table "{value}" (one of: coil, discrete, input, holding)',
             {"value": value},
         )
-    return _TABLE_ALIASES[key]
+    return TABLE_ALIASES[key]
 
 
 def _type(value: object) -> str:
@@ -166,6 +159,9 @@ class SpoolConfig(_Model):
     commit_interval: Annotated[float, config_number(gt=0, le=10)] = 0.02
     max_readings: int = Field(default=5_000_000, ge=1)
     policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
+    # readings held in memory while the spool cannot write (disk full); the policy
+    # applies past it
+    max_pending: int = Field(default=1_000_000, ge=1)
 
 
 class MqttConfig(_Model):
@@ -476,6 +472,7 @@ def _expand(raw: RawConfig, problems: list[Problem]) -> list[DeviceSpec]:
                 problems.append(Problem(f"{path}.points", str(exc)))
                 continue
             specs.append(spec)
+    problems.extend(Problem("devices", line) for line in shared_connection_problems(specs))
     return specs
 
 
