@@ -16,6 +16,15 @@ from mcptool.modbus.datatypes import normalize_type as normalize_type
 from mcptool.modbus.datatypes import register_count as register_count
 from mcptool.modbus.datatypes import swap_bytes as swap_bytes
 
+# --- the core: function entries, timeouts (mcptool.modbus.functions, .timeouts) ---
+# isort: split
+from mcptool.modbus.functions import FUNCTIONS as FUNCTIONS
+from mcptool.modbus.functions import Function as Function
+from mcptool.modbus.functions import PduError as PduError
+from mcptool.modbus.functions import exception_name as exception_name
+from mcptool.modbus.functions import register as register
+from mcptool.modbus.timeouts import Timeouts as Timeouts
+
 # --- probe and scan (mcptool.modbus.probe, mcptool.modbus.scan) ---
 # isort: split
 from mcptool.modbus.connection import ModbusConnection as ModbusConnection
@@ -56,6 +65,7 @@ from mcptool.modbus.registermap import Table as Table
 from mcptool.modbus.registermap import plan_reads as plan_reads
 
 __all__ = [
+    "FUNCTIONS",
     "ORDERS",
     "TYPES",
     "ByteOrder",
@@ -65,10 +75,12 @@ __all__ = [
     "DeviceSpec",
     "DeviceStatus",
     "ErrorKind",
+    "Function",
     "Identity",
     "MalformedField",
     "ModbusConnection",
     "Outcome",
+    "PduError",
     "Point",
     "PollError",
     "PollResult",
@@ -85,9 +97,11 @@ __all__ = [
     "Table",
     "Target",
     "TargetError",
+    "Timeouts",
     "codec",
     "decode",
     "encode",
+    "exception_name",
     "identify",
     "normalize_order",
     "normalize_type",
@@ -95,6 +109,7 @@ __all__ = [
     "plan_reads",
     "probe",
     "probe_sync",
+    "register",
     "register_count",
     "resolve_targets",
     "scan",

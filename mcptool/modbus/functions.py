@@ -181,9 +181,9 @@ def _byte_counted(pdu: bytes, what: str) -> bytes:
 class Function:
     """One function code: its name, whether it only reads, and its PDU rules.
 
-    A subclass gives ``parse_request`` (every field checked; raises ``PduError``),
-    ``response_size`` and ``check_response``; its own typed ``request`` / ``response``
-    builders and parsers carry the fields of that shape.
+    A subclass gives ``parse_request`` (every field checked; raises ``PduError``) and
+    ``response_size``; its own typed ``request`` / ``response`` builders and
+    ``parse_response`` carry the fields of that shape.
     """
 
     code: int
@@ -197,23 +197,9 @@ class Function:
         """The fields of a request PDU; ``PduError`` unless the whole PDU is well formed."""
         raise NotImplementedError
 
-    def check_request(self, pdu: bytes) -> None:
-        """``PduError`` unless ``pdu`` is a complete, well-formed request of this function."""
-        if not pdu or pdu[0] != self.code:
-            raise PduError(f"not a function {self.code} request")
-        self.parse_request(pdu)
-
     def response_size(self, request: bytes) -> int | None:
         """Exact size of the normal response PDU to a checked ``request``; None if variable."""
         return None
-
-    def check_response(self, pdu: bytes, request: bytes) -> None:
-        """``PduError`` unless ``pdu`` is a well-formed normal response to ``request``."""
-        size = self.response_size(request)
-        if size is not None and len(pdu) != size:
-            raise PduError(f"{self.name} response is {len(pdu)} bytes, expected {size}")
-        if self.byte_counted:
-            _byte_counted(pdu, self.name)
 
     def span(self, pdu: bytes) -> tuple[int, int]:
         """First and last data address a request touches, or (-1, -1) (fault matching)."""
@@ -496,6 +482,8 @@ class ReadWriteRegisters(Function):
 
     def parse_response(self, pdu: bytes) -> tuple[int, ...]:
         data = _byte_counted(pdu, self.name)
+        if len(data) % 2:
+            raise PduError(f"{self.name}: odd byte count {len(data)}")
         return struct.unpack(f">{len(data) // 2}H", data)
 
 
@@ -564,6 +552,13 @@ class DeviceInformation:
     objects: tuple[tuple[int, bytes], ...] = field(default=())
 
 
+def _check_identification(read_code: int, object_id: int) -> None:
+    if not 1 <= read_code <= 4:
+        raise PduError(f"read device id code {read_code}: use 1-4")
+    if not 0 <= object_id <= 0xFF:
+        raise PduError(f"object id {object_id}: use 0-255")
+
+
 @dataclass(frozen=True, slots=True)
 class ReadDeviceIdentification(Function):
     """0x2B with MEI type 0x0E: read codes 1-3 stream objects, 4 reads one object."""
@@ -571,18 +566,8 @@ class ReadDeviceIdentification(Function):
     reads: bool = True
 
     def request(self, read_code: int, object_id: int = 0) -> bytes:
-        return self._checked(
-            bytes((self.code, MEI_DEVICE_IDENTIFICATION, read_code & 0xFF, object_id & 0xFF)),
-            read_code,
-            object_id,
-        )
-
-    def _checked(self, pdu: bytes, read_code: int, object_id: int) -> bytes:
-        if not 1 <= read_code <= 4:
-            raise PduError(f"read device id code {read_code}: use 1-4")
-        if not 0 <= object_id <= 0xFF:
-            raise PduError(f"object id {object_id}: use 0-255")
-        return pdu
+        _check_identification(read_code, object_id)
+        return bytes((self.code, MEI_DEVICE_IDENTIFICATION, read_code, object_id))
 
     def parse_request(self, pdu: bytes) -> tuple[int, int]:
         if len(pdu) < 2 or pdu[1] != MEI_DEVICE_IDENTIFICATION:
@@ -592,7 +577,7 @@ class ReadDeviceIdentification(Function):
                 ExceptionCode.ILLEGAL_FUNCTION,
             )
         _exact(pdu, 4, "the PDU")
-        self._checked(pdu, pdu[2], pdu[3])
+        _check_identification(pdu[2], pdu[3])
         return pdu[2], pdu[3]
 
     def response(
@@ -636,9 +621,6 @@ class ReadDeviceIdentification(Function):
         if pos != len(pdu):
             raise PduError(f"{self.name}: {len(pdu) - pos} bytes after the last object")
         return DeviceInformation(read_code, conformity, more == 0xFF, next_id, tuple(objects))
-
-    def check_response(self, pdu: bytes, request: bytes) -> None:
-        self.parse_response(pdu)
 
 
 #: The registry: every function code mcptool knows, keyed by its code.

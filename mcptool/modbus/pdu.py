@@ -31,6 +31,7 @@ from mcptool.modbus.functions import (
 __all__ = [
     "EXCEPTION_NAMES",
     "GATEWAY_ABSENT_CODES",
+    "READ_FUNCTIONS",
     "ProbeRequest",
     "ReadOnlyError",
     "check_read_only",

@@ -52,7 +52,7 @@ from mcptool.modbus.registermap import (
     Value,
     plan_reads,
 )
-from mcptool.modbus.timeouts import POLL, Timeouts
+from mcptool.modbus.timeouts import POLL
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +111,6 @@ class DeviceSpec:
     backoff_initial: float = 1.0
     backoff_max: float = 30.0
     retry_bad_after: float = 300.0
-
-    @property
-    def timeouts(self) -> Timeouts:
-        return Timeouts(connect=self.connect_timeout, response=self.timeout)
 
     def plan(self) -> list[ReadRequest]:
         return plan_reads(

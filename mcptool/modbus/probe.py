@@ -17,7 +17,7 @@ from mcptool.modbus.connection import Failure, ModbusConnection, Outcome
 from mcptool.modbus.functions import GATEWAY_ABSENT_CODES, exception_name
 from mcptool.modbus.mbap import MalformedField
 from mcptool.modbus.pdu import ProbeRequest, read_values
-from mcptool.modbus.timeouts import PROBE
+from mcptool.modbus.timeouts import PROBE, Timeouts
 
 DEFAULT_PORT = 502
 DEFAULT_CONNECT_TIMEOUT = PROBE.connect
@@ -228,6 +228,7 @@ async def probe(
     Only reads (function 1, 2, 3 or 4) can be asked for: anything else raises
     ``ReadOnlyError`` before a connection is opened.
     """
+    Timeouts(connect=connect_timeout, response=timeout)  # refuses 0, negatives and NaN
     request = ProbeRequest(function, address, count)
     return await probe_request(
         host, port, request, unit=unit, connect_timeout=connect_timeout, timeout=timeout

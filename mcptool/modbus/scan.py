@@ -26,7 +26,7 @@ from mcptool.modbus.mbap import MalformedField
 from mcptool.modbus.pdu import ProbeRequest
 from mcptool.modbus.probe import ProbeResult, failure_result, read_unit
 from mcptool.modbus.targets import Target
-from mcptool.modbus.timeouts import SCAN
+from mcptool.modbus.timeouts import SCAN, Timeouts
 
 #: Outcomes worth another attempt when retries are asked for: the peer may be busy.
 RETRYABLE = frozenset(
@@ -61,9 +61,7 @@ class ScanOptions:
             raise UsageError(f"rate {self.rate} must be 0 (no limit) or more connections/s")
         if self.retries < 0:
             raise UsageError(f"retries {self.retries} must be 0 or more")
-        for name in ("connect_timeout", "timeout"):
-            if getattr(self, name) <= 0:
-                raise UsageError(f"{name.replace('_', ' ')} must be more than 0 seconds")
+        Timeouts(connect=self.connect_timeout, response=self.timeout)  # the one rule
 
 
 class RateLimiter:

@@ -31,7 +31,9 @@ class Timeouts:
         for name in ("connect", "response"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise UsageError(f"{name} timeout {value!r}: use a number of seconds above 0")
+                raise UsageError(
+                    f"{name} timeout {value!r} must be more than 0 seconds (a finite number)"
+                )
 
 
 PROBE: Final = Timeouts(connect=3.0, response=3.0)

@@ -172,6 +172,23 @@ async def test_an_out_of_range_unit_is_a_usage_error() -> None:
         await probe(HOST, 502, unit=300)
 
 
+@pytest.mark.parametrize(
+    ("timeouts", "message"),
+    [
+        ({"timeout": float("nan")}, "response timeout nan"),
+        ({"connect_timeout": 0}, "connect timeout 0"),
+        ({"timeout": float("inf")}, "response timeout inf"),
+    ],
+)
+async def test_timeouts_that_are_not_a_positive_number_are_usage_errors(
+    timeouts: dict[str, float], message: str
+) -> None:
+    # Refused by the one Timeouts rule before a connection is opened (a NaN deadline
+    # used to report every target as a timeout).
+    with pytest.raises(UsageError, match=message):
+        await probe(HOST, 502, **timeouts)  # type: ignore[arg-type]
+
+
 async def test_a_name_that_does_not_resolve_is_one_clear_error() -> None:
     with pytest.raises(ResolveError, match=r"cannot resolve host 'no-such-host\.invalid'"):
         await probe("no-such-host.invalid", 502)

@@ -206,7 +206,8 @@ async def test_the_rate_limit_spaces_new_connections() -> None:
         ({"per_host": 0}, "per-host limit 0"),
         ({"rate": -1}, "rate -1"),
         ({"retries": -1}, "retries -1"),
-        ({"timeout": 0}, "timeout must be more than 0"),
+        ({"timeout": 0}, "response timeout 0 must be more than 0"),
+        ({"connect_timeout": float("nan")}, "connect timeout nan must be more than 0"),
     ],
 )
 def test_impossible_options_are_usage_errors(options: dict[str, object], message: str) -> None:
