@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -207,9 +208,7 @@ def _generation(
         raise UsageError("PROMPT is empty: give the text to send, or `-` to read stdin")
     schema = _load_format(format_)
     model_options = _parse_options(options)
-    keep: float | str | None = keep_alive
-    if keep_alive is not None and keep_alive.lstrip("-").replace(".", "", 1).isdigit():
-        keep = float(keep_alive)
+    keep = _keep_alive(keep_alive)
     streaming = not (as_json or schema)
     wrote = False
 
@@ -262,6 +261,24 @@ def _generation(
             err=True,
         )
     return 0
+
+
+# Go's time.ParseDuration, which Ollama applies to a keep_alive string: 10m, 1h30m, 500ms
+_DURATION = re.compile(r"-?(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+")
+
+
+def _keep_alive(text: str | None) -> float | str | None:
+    """Seconds as a number, or a duration string Ollama parses; else one line."""
+    if text is None:
+        return None
+    try:
+        return Range(-1, 31_536_000).parse(text)  # -1: keep it loaded until told otherwise
+    except NumberError as exc:
+        if _DURATION.fullmatch(text.strip()):
+            return text.strip()
+        raise UsageError(
+            f"--keep-alive {text}: {exc}, or a duration such as 10m or 1h30m"
+        ) from None
 
 
 def _load_format(value: str | None) -> Any:

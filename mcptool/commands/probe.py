@@ -9,6 +9,7 @@ from dataclasses import replace
 import click
 
 from mcptool.commands.options import Float, Int
+from mcptool.errors import UsageError
 from mcptool.modbus.pdu import ProbeRequest
 from mcptool.modbus.probe import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -17,10 +18,18 @@ from mcptool.modbus.probe import (
     probe_request,
 )
 from mcptool.modbus.report import CsvWriter, json_line, print_table, stdout_console
-from mcptool.modbus.targets import Target, expand_arguments, resolve_targets
+from mcptool.modbus.targets import Target, expand_arguments, parse_target, resolve_targets
 
 #: Probes in flight at once when several targets are given.
 CONCURRENCY = 64
+
+
+def check_targets(texts: list[str], port: int) -> None:
+    """Refuse a target that cannot be one before anything is resolved or sent."""
+    for text in texts:
+        if not text.isprintable():  # bytes that were not UTF-8, control characters
+            raise UsageError(f"target {text!r}: not a host name or address")
+        parse_target(text, port)
 
 
 async def _probe_all(
@@ -100,6 +109,7 @@ def probe(
         raise click.UsageError("--json and --csv exclude each other: pick one")
     request = ProbeRequest(function, address, count)  # refuses writes before any connect
     texts = expand_arguments(targets)
+    check_targets(texts, port)
     results = asyncio.run(_probe_all(texts, port, unit, request, timeout, connect_timeout))
     if as_json:
         for result in results:

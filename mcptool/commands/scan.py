@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mcptool.commands.options import Float, Int
+from mcptool.commands.probe import check_targets
 from mcptool.modbus.connection import Outcome
 from mcptool.modbus.pdu import ProbeRequest
 from mcptool.modbus.probe import ProbeResult
@@ -121,6 +122,7 @@ def scan(
         retries=retries,
     )
     texts = expand_arguments(targets, files)
+    check_targets(texts, port)
     collected: list[ProbeResult] = []
     emit: Callable[[ProbeResult], None]
     if as_json:

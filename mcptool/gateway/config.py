@@ -279,15 +279,15 @@ def load_config(path: str | Path) -> GatewayConfig:
     """Read and validate a TOML file; raises ``ConfigError`` listing every problem."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(str(path), [Problem("", "file not found")]) from None
     except OSError as exc:
         raise ConfigError(str(path), [Problem("", f"cannot read: {exc.strerror}")]) from None
     try:
-        text = data.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        byte = f"byte 0x{data[exc.start]:02x} at offset {exc.start}"
+        byte = f"byte 0x{raw[exc.start]:02x} at offset {exc.start}"
         problem = f"not UTF-8 text: {byte} (a config is TOML, UTF-8)"
         raise ConfigError(str(path), [Problem("", problem)]) from None
     try:

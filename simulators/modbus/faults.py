@@ -20,6 +20,7 @@ Spec syntax (``--fault``)::
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, fields
 from dataclasses import field as dc_field
@@ -198,7 +199,7 @@ _SPEC_KEYS = sorted(_INT_KEYS | _FLOAT_KEYS | _STR_KEYS | {"device", "address", 
 def parse_fault(spec: str) -> Fault:
     """Parse ``KIND[:ARG][,key=value]...`` into a :class:`Fault`.
 
-    Errors read ``fault "latency:x": seconds: expected a number, got "x"``.
+    Errors read ``fault "latency:x": seconds: expected a finite number, got "x"``.
     """
     try:
         return _parse(spec)
@@ -233,7 +234,7 @@ def _convert(kind: str, key: str, val: str) -> dict[str, Any]:
     try:
         if key == "seconds" and "-" in val.lstrip("-"):
             lo, _, hi = val.partition("-")
-            return {"seconds": float(lo), "max_seconds": float(hi)}
+            return {"seconds": _finite(lo), "max_seconds": _finite(hi)}
         if key == "address":
             lo, _, hi = val.partition("-")
             return {"address": (int(lo, 0), int(hi or lo, 0))}
@@ -244,13 +245,23 @@ def _convert(kind: str, key: str, val: str) -> dict[str, Any]:
         if key in _INT_KEYS:
             return {key: int(val, 0)}
         if key in _FLOAT_KEYS:
-            return {key: float(val)}
+            return {key: _finite(val)}
         if key in _STR_KEYS:
             return {key: val}
     except ValueError:
-        what = {"data": "hex bytes", "address": "an address or first-last"}.get(key, "a number")
+        what = {"data": "hex bytes", "address": "an address or first-last"}.get(
+            key, "a finite number"
+        )
         raise FaultError(f'{key}: expected {what}, got "{val}"') from None
     raise FaultError(f"{key}: unknown key (known: {', '.join(_SPEC_KEYS)})")
+
+
+def _finite(text: str) -> float:
+    """A float that is a number: ``latency:inf`` would stall forever, ``nan`` never fire."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
 
 
 def fault_fields() -> list[str]:

@@ -356,3 +356,26 @@ def test_each_reported_reproduction_is_one_line_naming_the_fix(
     }
     outcome = run(*(arg.format(**names) if "{" in arg else arg for arg in args))
     assert (outcome.code, outcome.err) == (2, line.format(**names) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["probe", INVALID_UTF8], "error: target '\\udcff\\udcfe': not a host name or address"),
+        (["scan", "127.0.0.1:99999"],
+         "error: port '99999' in '127.0.0.1:99999' is not a port: use 1-65535"),
+        (["ollama", "generate", "hi", "--keep-alive", "nan"],
+         "error: --keep-alive nan: not a finite number: give a number from -1 to 31536000,"
+         " or a duration such as 10m or 1h30m"),
+        (["simulate", "modbus", "--fault", "latency:inf"],
+         'error: fault "latency:inf": seconds: expected a finite number, got "inf"'),
+        (["ollama", "generate", "hi", "-o", "temprature=0"],
+         "error: --option temprature=0: unknown model option 'temprature' (did you mean"
+         " temperature?)"),
+    ],
+)  # fmt: skip
+def test_values_found_bad_while_walking_the_commands_are_refused_too(
+    args: list[str], line: str
+) -> None:
+    outcome = run(*args)
+    assert (outcome.code, outcome.err) == (2, line + "\n")

@@ -37,7 +37,9 @@ def test_spec_syntax(spec: str, expected: dict[str, object]) -> None:
     ("spec", "message"),
     [
         ("latncy:0.2", 'fault "latncy:0.2": kind: unknown fault "latncy"'),
-        ("latency:x", 'seconds: expected a number, got "x"'),
+        ("latency:x", 'seconds: expected a finite number, got "x"'),
+        ("latency:inf", 'seconds: expected a finite number, got "inf"'),
+        ("latency:0.1,probability=nan", 'probability: expected a finite number, got "nan"'),
         ("latency:0.2,unti=1", "unti: unknown key"),
         ("latency:0.2,unit", '"unit": expected key=value'),
         ("silence:3", '"silence" takes no ":" argument'),
