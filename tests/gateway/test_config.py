@@ -253,3 +253,24 @@ def test_scale_nan_in_a_toml_file_fails_with_its_path(tmp_path: Path) -> None:
     assert [str(p) for p in info.value.problems] == [
         "devices[0].points[0].scale: should be a finite number, got nan"
     ]
+
+
+def test_devices_sharing_a_connection_must_agree_on_its_connect_timeout() -> None:
+    # Units behind one host:port share one connection: its connect timeout cannot be
+    # per unit, and is refused rather than silently taken from the first unit.
+    config = base(defaults={"connect_timeout": 3.0})
+    config["devices"].append(
+        {
+            "name": "b",
+            "host": "127.0.0.1",
+            "unit": 2,
+            "connect_timeout": 1.0,
+            "points": [{"name": "p", "address": 0}],
+        }
+    )
+    assert problems(config) == [
+        "devices: connect_timeout differs between devices that share the connection to "
+        "127.0.0.1:502 (a=3.0, b=1.0): give them one value"
+    ]
+    config["devices"][1]["timeout"] = config["devices"][1].pop("connect_timeout")
+    parse_config(config)  # a per-read timeout may differ per unit

@@ -10,6 +10,7 @@ import struct
 
 import pytest
 
+from mcptool.modbus import functions
 from mcptool.modbus.datatypes import decode
 from simulators.modbus import DeviceProfile, Identity, Point, ServerId, UnitProfile, load_profile
 from simulators.modbus.device import DeviceState
@@ -81,6 +82,34 @@ def test_bad_requests_get_the_exception_the_spec_names(
     plain: DeviceState, pdu: bytes, reply: bytes
 ) -> None:
     assert plain.handle(1, pdu) == reply
+
+
+# Requests the core builds for each function the device implements (it answers them all).
+CORE_REQUESTS = {
+    0x01: functions.READ_COILS.request(0, 8),
+    0x02: functions.READ_DISCRETE_INPUTS.request(0, 1),
+    0x03: functions.READ_HOLDING_REGISTERS.request(0, 4),
+    0x04: functions.READ_INPUT_REGISTERS.request(0, 1),
+    0x05: functions.WRITE_SINGLE_COIL.request(3, True),
+    0x06: functions.WRITE_SINGLE_REGISTER.request(0, 7),
+    0x0F: functions.WRITE_MULTIPLE_COILS.request(0, [True, False]),
+    0x10: functions.WRITE_MULTIPLE_REGISTERS.request(2, [1, 2]),
+}
+
+
+@pytest.mark.parametrize("code", sorted(CORE_REQUESTS), ids=lambda code: f"fc{code:#04x}")
+def test_the_device_judges_requests_by_the_core_rules_the_clients_use(
+    plain: DeviceState, code: int
+) -> None:
+    # One rule for "well formed" on both ends: what the core builds is answered and the
+    # core parses the answer; the same PDU with a byte more is refused (0x03), as the
+    # core's read-only guard refuses it on the client side.
+    request = CORE_REQUESTS[code]
+    entry = functions.FUNCTIONS[code]
+    reply = plain.handle(1, request)
+    assert reply[0] == code, reply.hex()
+    assert len(reply) == entry.response_size(request)
+    assert plain.handle(1, request + b"\x00") == bytes([0x80 | code, 3])
 
 
 def test_writes_are_echoed_and_read_back(plain: DeviceState) -> None:
