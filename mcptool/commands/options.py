@@ -1,16 +1,15 @@
-"""Option types every command shares: numbers that are finite and in range, URLs that work.
+"""Option types every command shares, so that a bad value is refused when it is parsed.
 
 ``Float`` and ``Int`` are click's ``FloatRange`` and ``IntRange`` (so ``--help`` shows the
 range the same way) with ``mcptool.numbers.Range`` deciding what passes: NaN and the
-infinities never do, and the refusal states the range. ``Url`` checks scheme, host and
-port when the command line is parsed, before anything starts. Every refusal reads like
-the project's other errors: ``--heartbeat nan: not a finite number: give a number from
-0.01 to 3600``. A test walks the command tree so that every numeric option uses them.
+infinities never do, and the refusal states the range. ``Url``, ``NodeId``, ``ModelName``,
+``Host`` and ``Text`` check the other values a user types. Every refusal reads like the
+project's other errors: ``--heartbeat nan: not a finite number: give a number from 0.01
+to 3600`` (docs/CLI.md). tests/commands/test_bad_input.py walks the command tree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -31,19 +30,18 @@ class BadValue(click.BadParameter):
         self.value = value
 
     def format_message(self) -> str:
-        name = self.param_hint or ""
-        if not name and self.param is not None:
-            opts = getattr(self.param, "opts", None) or [self.param.name or "value"]
-            name = opts[0] if opts[0].startswith("-") else opts[0].upper()
-        elif isinstance(name, Sequence) and not isinstance(name, str):
-            name = name[0]
+        # the option as the user wrote it (its first spelling), an argument by its metavar
+        name = "value"
+        if self.param is not None:
+            first = self.param.opts[0] if self.param.opts else self.param.name or name
+            name = first if first.startswith("-") else first.upper()
         return f"{name} {shown(self.value)}: {self.message}"
 
 
 def shown(value: str) -> str:
     """A value as a user typed it, short, and printable even when it is not UTF-8."""
     text = value if len(value) <= 60 else value[:57] + "..."
-    if not text or text.isprintable() is False or " " in text:
+    if not text or not text.isprintable() or " " in text:
         return repr(text)
     return text
 
@@ -110,9 +108,8 @@ class Url(click.ParamType):
 
     name = "url"
 
-    def __init__(self, *schemes: str, path: bool = False, bare_host: bool = False) -> None:
+    def __init__(self, *schemes: str, bare_host: bool = False) -> None:
         self.schemes = schemes
-        self.path = path
         self.bare_host = bare_host  # OLLAMA_HOST style: ``localhost`` alone is a host
 
     @property
@@ -144,7 +141,7 @@ class Url(click.ParamType):
             fail("the port is not a number from 1 to 65535", value, param, ctx)
         if not parts.hostname:
             fail(f"names no host: use {self.example}", value, param, ctx)
-        if not self.path and (parts.path not in ("", "/") or parts.query or parts.fragment):
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
             fail(f"has a path or query: use just {self.example}", value, param, ctx)
         return text
 

@@ -75,7 +75,9 @@ def test_every_key_is_accepted_with_its_default_value() -> None:
         ),
     ],
 )
-def test_nan_and_infinities_are_refused_naming_the_key(table: dict, message: str) -> None:
+def test_nan_and_infinities_are_refused_naming_the_key(
+    table: dict[str, object], message: str
+) -> None:
     with pytest.raises(AnalysisConfigError) as refused:
         AnalysisConfig.from_dict(table)
     assert str(refused.value) == message
