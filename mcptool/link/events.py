@@ -99,10 +99,16 @@ class RequestReceived:
 
 @dataclass(frozen=True, slots=True)
 class HandshakeFailed:
-    """A peer that did not get in: why (for the hub's log, never sent to the peer)."""
+    """A peer that did not get in: why (for the hub's log, never sent to the peer).
+
+    ``kind`` is one of a few words (``timeout``, ``busy``, ``bad frame``,
+    ``bad handshake``, ``no common version``, ``unknown node``, ``wrong key``, ``gone``):
+    what the hub counts refusals by; ``reason`` is the whole story of this one.
+    """
 
     node_id: str | None
     reason: str
+    kind: str = "bad handshake"
 
 
 Event = (

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcptool.frame import MAX_LENGTH_DEFAULT, SUPPORTED_VERSIONS, Reject
+from mcptool.link.admission import Admission, RefusalLog, address_key
 from mcptool.link.codes import CloseCode, RejectCode
 from mcptool.link.delivery import Ledger, MemoryLedger
 from mcptool.link.events import (
@@ -51,11 +52,25 @@ class ServerStats:
 
 
 class _Connection(asyncio.Protocol):
-    __slots__ = ("closed", "conn", "loop", "server", "timer", "timer_at", "transport")
+    __slots__ = (
+        "address",
+        "closed",
+        "conn",
+        "linger",
+        "lingers",
+        "loop",
+        "server",
+        "timer",
+        "timer_at",
+        "transport",
+    )
 
     def __init__(self, server: LinkServer) -> None:
         self.server = server
         self.loop = server.loop
+        self.address = "unknown"
+        self.linger: asyncio.TimerHandle | None = None
+        self.lingers = False
         self.transport: asyncio.Transport | None = None
         self.conn: ServerConnection | None = None
         self.timer: asyncio.TimerHandle | None = None
@@ -68,18 +83,28 @@ class _Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         server = self.server
-        if len(server._connections) >= server.max_connections or (
-            server._handshaking >= server.max_handshakes
-        ):
+        server._transports += 1
+        if server._stopping:
+            # accepted before stop() closed the listening socket, made after it
+            self.closed = True
+            transport.abort()
+            return
+        self.address = address_key(transport.get_extra_info("peername"))
+        if len(server._connections) >= server.max_connections:
             server.stats.refused_busy += 1
             transport.write(Reject(RejectCode.BUSY, "hub busy, try later").encode())
             transport.close()
             self.closed = True
+            server._refused(self.address, "busy", f"{server.max_connections} connections open")
             return
-        server._connections.add(self)
-        server._handshaking += 1
-        server.stats.connections_accepted += 1
+        # The machine first: should it fail, no slot has been taken yet.
         self.conn = server._new_connection(self.loop.time())
+        server._connections.add(self)
+        server.stats.connections_accepted += 1
+        evicted = server.admission.admit(self, self.address)
+        if evicted is not None:
+            assert isinstance(evicted, _Connection)
+            evicted.refuse_busy(f"turned away for a newer connection from {self.address}")
         self._reschedule()
 
     def data_received(self, data: bytes) -> None:
@@ -103,6 +128,11 @@ class _Connection(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.linger is not None:
+            self.linger.cancel()
+            self.linger = None
+        self.server._transports -= 1
+        self.server._lingering.discard(self)
         self.server._connections.discard(self)
         conn = self.conn
         if conn is None:
@@ -131,6 +161,30 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+    def refuse_busy(self, reason: str) -> None:
+        """Turn away a stranger for a newer one: REJECT(busy) now, the close a little later.
+
+        A peer that reconnects the moment it is cut would otherwise make every newcomer
+        cost one more connection at once, as fast as the loop can accept them; holding
+        the socket (not read, no state machine, no slot) for ``busy_linger`` seconds bounds
+        the churn by the flooder's own sockets. A real node closes on the REJECT itself.
+        """
+        conn, transport = self.conn, self.transport
+        if conn is None or transport is None or self.closed:
+            return
+        self.server.stats.refused_busy += 1
+        self.lingers = True
+        conn.refuse_busy(reason)
+        self._process()
+
+    def end_linger(self) -> None:
+        if self.linger is not None:
+            self.linger.cancel()
+            self.linger = None
+        self.server._lingering.discard(self)
+        if self.transport is not None:
+            self.transport.close()
+
     def _process(self) -> None:
         conn = self.conn
         assert conn is not None and self.transport is not None
@@ -155,10 +209,9 @@ class _Connection(asyncio.Protocol):
                     self._state_changed(event)
                 case SessionEstablished():
                     server._session_up(self, event)
-                case HandshakeFailed(reason=reason):
+                case HandshakeFailed(reason=reason, kind=kind):
                     server.stats.handshakes_failed += 1
-                    peer = self.transport.get_extra_info("peername")
-                    log.warning("handshake from %s failed: %s", peer, reason)
+                    server._refused(self.address, kind, reason)
                 case EventReceived(body=body):
                     if server.on_event is not None:
                         try:
@@ -176,7 +229,12 @@ class _Connection(asyncio.Protocol):
             self.transport.write(out)
         if close_reason is not None and not self.closed:
             self.closed = True
-            self.transport.close()
+            if self.lingers:
+                self.transport.pause_reading()
+                self.linger = self.loop.call_later(self.server.busy_linger, self.end_linger)
+                server._lingering.add(self)
+            else:
+                self.transport.close()
         self._reschedule()
 
     def _deliver(self, seq: int, body: bytes) -> bool:
@@ -208,11 +266,12 @@ class _Connection(asyncio.Protocol):
 
     def _state_changed(self, event: StateChanged) -> None:
         server = self.server
-        if event.old in (ServerState.AWAIT_HELLO, ServerState.CHALLENGED) and event.new in (
-            ServerState.ESTABLISHED,
-            ServerState.CLOSED,
-        ):
-            server._handshaking -= 1
+        if event.old is ServerState.AWAIT_HELLO and event.new is ServerState.CHALLENGED:
+            node_id = self.conn.node_id if self.conn is not None else None
+            if node_id is not None:
+                server.admission.hello(self, node_id, node_id in server.keys)
+        elif event.old in (ServerState.AWAIT_HELLO, ServerState.CHALLENGED):
+            server.admission.finished(self)  # to ESTABLISHED or CLOSED
         if event.new is ServerState.CLOSED:
             server._connections.discard(self)
             if event.old is ServerState.ESTABLISHED:
@@ -271,8 +330,13 @@ class LinkServer:
         dead_after: int = 3,
         window: int = 256,
         handshake_timeout: float = 5.0,
+        hello_timeout: float = 2.0,
         max_connections: int = 10_000,
         max_handshakes: int = 256,
+        reserved_handshakes: int = 64,
+        max_handshakes_per_address: int = 16,
+        busy_linger: float = 1.0,
+        refusal_log_interval: float = 60.0,
         max_frame: int = MAX_LENGTH_DEFAULT,
         versions: Collection[int] = SUPPORTED_VERSIONS,
         backlog: int = 1024,
@@ -293,15 +357,22 @@ class LinkServer:
         self.dead_after = dead_after
         self.window = window
         self.handshake_timeout = handshake_timeout
+        self.hello_timeout = hello_timeout
         self.max_connections = max_connections
         self.max_handshakes = max_handshakes
+        self.admission = Admission(max_handshakes, reserved_handshakes, max_handshakes_per_address)
+        self.busy_linger = busy_linger
+        self.refusals = RefusalLog(refusal_log_interval)
+        self._refusal_timer: asyncio.TimerHandle | None = None
         self.max_frame = max_frame
         self.versions = versions
         self.backlog = backlog
         self.stats = ServerStats()
         self.sessions: dict[str, _Connection] = {}
         self._connections: set[_Connection] = set()
-        self._handshaking = 0
+        self._lingering: set[_Connection] = set()
+        self._transports = 0  # made and not yet lost: what stop() waits for
+        self._stopping = False
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -329,8 +400,14 @@ class LinkServer:
     def connections(self) -> int:
         return len(self._connections)
 
+    @property
+    def handshaking(self) -> int:
+        """Connections in the handshake now (strangers and known nodes)."""
+        return len(self.admission)
+
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._stopping = False
         self._server = await self._loop.create_server(
             lambda: _Connection(self),
             self.host,
@@ -342,13 +419,22 @@ class LinkServer:
 
     async def stop(self, *, abort: bool = False) -> None:
         """Stop listening and end every connection: with CLOSE, or (``abort``) as a crash would."""
+        self._stopping = True
         if self._server is not None:
             self._server.close()
+        for connection in list(self._lingering):
+            connection.end_linger()
         for connection in list(self._connections):
             if abort:
                 connection.abort()
             else:
                 connection.close(CloseCode.GOING_AWAY, "hub shutting down")
+        if self._refusal_timer is not None:
+            self._refusal_timer.cancel()
+            self._refusal_timer = None
+        if self._loop is not None:
+            for line in self.refusals.flush(self._loop.time()):
+                log.warning("%s", line)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -356,7 +442,16 @@ class LinkServer:
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
+                # Python 3.11's wait_closed returns before the connections it accepted
+                # last are even made: wait until every transport has been let go.
+                await asyncio.wait_for(self._drained(), 2.0)
             self._server = None
+
+    async def _drained(self) -> None:
+        quiet = 0
+        while quiet < 3:  # a connection accepted last is made a few iterations later
+            quiet = quiet + 1 if self._transports == 0 else 0
+            await asyncio.sleep(0 if quiet else 0.01)
 
     async def __aenter__(self) -> LinkServer:
         await self.start()
@@ -377,8 +472,26 @@ class LinkServer:
             dead_after=self.dead_after,
             window=self.window,
             handshake_timeout=self.handshake_timeout,
+            hello_timeout=self.hello_timeout,
             max_frame=self.max_frame,
         )
+
+    def _refused(self, address: str, kind: str, reason: str) -> None:
+        line = self.refusals.refused(address, kind, reason, self.loop.time())
+        if line is not None:
+            log.warning("%s", line)
+        if self._refusal_timer is None:
+            deadline = self.refusals.next_deadline()
+            if deadline is not None:
+                self._refusal_timer = self.loop.call_at(deadline, self._tell_refusals)
+
+    def _tell_refusals(self) -> None:
+        self._refusal_timer = None
+        for line in self.refusals.due(self.loop.time()):
+            log.warning("%s", line)
+        deadline = self.refusals.next_deadline()
+        if deadline is not None:
+            self._refusal_timer = self.loop.call_at(deadline, self._tell_refusals)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)

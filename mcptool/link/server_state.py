@@ -93,6 +93,7 @@ class ServerConnection:
         dead_after: int = 3,
         window: int = 256,
         handshake_timeout: float = 5.0,
+        hello_timeout: float = 2.0,
         max_frame: int = MAX_LENGTH_DEFAULT,
         nonce: Callable[[], bytes] = auth.new_nonce,
         session_id: Callable[[], bytes] = auth.new_session_id,
@@ -108,6 +109,7 @@ class ServerConnection:
         self.dead_after = dead_after
         self.window = window
         self.handshake_timeout = handshake_timeout
+        self.hello_timeout = min(hello_timeout, handshake_timeout)
         self.max_frame = max_frame
         self._nonce_source = nonce
         self._session_id_source = session_id
@@ -120,6 +122,10 @@ class ServerConnection:
         self.opened_at = now
         self.frames_received = 0
         self._handshake_deadline = now + handshake_timeout
+        # A peer that has not even said who it is gets less time than one that is
+        # authenticating: idle and byte-a-time sockets are the cheapest way to fill the
+        # hub's handshake slots (docs/LINK.md, "Limits").
+        self._hello_deadline = now + self.hello_timeout
         self._decoder = FrameDecoder(min(HANDSHAKE_MAX_FRAME, max_frame))
         self._hello: Hello | None = None
         self._server_nonce = b""
@@ -145,6 +151,8 @@ class ServerConnection:
             return self.heartbeat.next_deadline()
         if self.state is S.CLOSED:
             return None
+        if self.state is S.AWAIT_HELLO:
+            return self._hello_deadline
         return self._handshake_deadline
 
     # ---------------------------------------------------------------- inputs
@@ -172,19 +180,30 @@ class ServerConnection:
                 )
                 self._established_frames(frames[index + 1 :], now)
         if error is not None and self.state is not S.CLOSED:
+            if self.state is not S.ESTABLISHED:
+                self._events.append(
+                    HandshakeFailed(self.node_id, f"bad frame: {error.reason}", "bad frame")
+                )
             self._drop(CloseCode.PROTOCOL_ERROR, f"bad frame: {error.reason}")
 
     def tick(self, now: float) -> None:
         state = self.state
-        if state is S.AWAIT_HELLO or state is S.CHALLENGED:
-            if now >= self._handshake_deadline:
-                self._events.append(
-                    HandshakeFailed(
-                        self.node_id,
-                        f"handshake not finished within {self.handshake_timeout:g} s",
-                    )
+        if state is S.AWAIT_HELLO and now >= self._hello_deadline:
+            self._events.append(
+                HandshakeFailed(
+                    None, f"no complete HELLO within {self.hello_timeout:g} s", "timeout"
                 )
-                self._drop(CloseCode.HANDSHAKE_TIMEOUT, "handshake timed out")
+            )
+            self._drop(CloseCode.HANDSHAKE_TIMEOUT, "handshake timed out")
+        elif state is S.CHALLENGED and now >= self._handshake_deadline:
+            self._events.append(
+                HandshakeFailed(
+                    self.node_id,
+                    f"handshake not finished within {self.handshake_timeout:g} s",
+                    "timeout",
+                )
+            )
+            self._drop(CloseCode.HANDSHAKE_TIMEOUT, "handshake timed out")
         elif state is S.ESTABLISHED:
             heartbeat = self.heartbeat
             assert heartbeat is not None
@@ -199,6 +218,10 @@ class ServerConnection:
                 self._out.append(Ping(int(now * 1000) & 0xFFFFFFFFFFFFFFFF).encode())
 
     def connection_lost(self, now: float, reason: str = "connection lost") -> None:
+        if self.state is S.AWAIT_HELLO or self.state is S.CHALLENGED:
+            self._events.append(
+                HandshakeFailed(self.node_id, f"left during the handshake ({reason})", "gone")
+            )
         if self.state is not S.CLOSED:
             self._set_state(S.CLOSED, reason)
 
@@ -223,6 +246,16 @@ class ServerConnection:
         if self.state is not S.CLOSED:
             self._drop(code, reason)
 
+    def refuse_busy(self, reason: str) -> None:
+        """Turn away a connection still in its handshake: ``REJECT(busy)``, then close.
+
+        The hub's admission does this to the oldest stranger when a newer one needs its
+        slot (see :class:`~mcptool.link.admission.Admission`).
+        """
+        self._require_handshake("refuse a connection")
+        self._events.append(HandshakeFailed(self.node_id, reason, "busy"))
+        self._reject(RejectCode.BUSY, "hub busy, try later")
+
     # ---------------------------------------------------------------- handshake
 
     def _handshake_frame(self, frame: Frame, now: float) -> None:
@@ -235,11 +268,15 @@ class ServerConnection:
             else:
                 expected = "HELLO" if self.state is S.AWAIT_HELLO else "AUTH"
                 self._events.append(
-                    HandshakeFailed(self.node_id, f"expected {expected}, got {kind.name}")
+                    HandshakeFailed(
+                        self.node_id, f"expected {expected}, got {kind.name}", "bad handshake"
+                    )
                 )
                 self._reject(RejectCode.BAD_HELLO, f"expected {expected}, got {kind.name}")
         except FrameError as exc:
-            self._events.append(HandshakeFailed(self.node_id, f"bad {kind.name}: {exc.reason}"))
+            self._events.append(
+                HandshakeFailed(self.node_id, f"bad {kind.name}: {exc.reason}", "bad handshake")
+            )
             self._reject(RejectCode.BAD_HELLO, f"bad {kind.name}: {exc.reason}")
 
     def _on_hello(self, hello: Hello) -> None:
@@ -249,7 +286,9 @@ class ServerConnection:
             offered = ", ".join(map(str, hello.versions)) or "none"
             speaks = ", ".join(map(str, sorted(self.versions)))
             self._events.append(
-                HandshakeFailed(hello.node_id, f"no common version (offered {offered})")
+                HandshakeFailed(
+                    hello.node_id, f"no common version (offered {offered})", "no common version"
+                )
             )
             self._reject(
                 RejectCode.UNSUPPORTED_VERSION,
@@ -278,7 +317,13 @@ class ServerConnection:
         )
         if not auth.macs_equal(expected, message.mac) or key is None:
             why = "unknown node id" if key is None else "wrong key (bad AUTH mac)"
-            self._events.append(HandshakeFailed(hello.node_id, f"authentication failed: {why}"))
+            self._events.append(
+                HandshakeFailed(
+                    hello.node_id,
+                    f"authentication failed: {why}",
+                    "unknown node" if key is None else "wrong key",
+                )
+            )
             self._reject(RejectCode.AUTHENTICATION_FAILED, "authentication failed")
             return
         session_id = self._session_id_source()
@@ -395,6 +440,10 @@ class ServerConnection:
         self._out.append(Close(code, reason[:200]).encode())
         self._events.append(CloseTransport(reason))
         self._set_state(S.CLOSED, reason)
+
+    def _require_handshake(self, what: str) -> None:
+        if self.state is not S.AWAIT_HELLO and self.state is not S.CHALLENGED:
+            raise LinkStateError(f"cannot {what} in state {self.state.name} (only in a handshake)")
 
     def _require(self, state: ServerState, what: str) -> None:
         if self.state is not state:

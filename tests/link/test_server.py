@@ -57,8 +57,8 @@ async def strict_peer() -> AsyncIterator[McpPeer]:
 
 @pytest.fixture
 async def small_peer() -> AsyncIterator[McpPeer]:
-    """A hub that admits only four handshakes at a time."""
-    hub = McpPeer({NODE: KEY}, max_connections=8, max_handshakes=4)
+    """A hub with eight connections and four handshakes, one of them for known nodes."""
+    hub = McpPeer({NODE: KEY}, max_connections=8, max_handshakes=4, reserved_handshakes=1)
     await hub.start()
     yield hub
     await hub.stop()
@@ -81,6 +81,25 @@ async def test_half_a_frame_and_then_nothing_is_closed_at_the_deadline(
     messages = await read_messages(reader)
     assert messages[-1].code == CloseCode.HANDSHAKE_TIMEOUT
     writer.close()
+
+
+async def test_a_slowloris_hello_is_cut_at_the_hello_deadline_not_the_handshakes() -> None:
+    # One byte every 50 ms: alive, never finished. The 30 s handshake deadline would keep
+    # it for 30 s; the 0.3 s HELLO deadline cuts it (read_messages gives up after 5 s).
+    async with McpPeer({NODE: KEY}, handshake_timeout=30.0, hello_timeout=0.3) as hub:
+        reader, writer = await raw(hub)
+        hello = Hello(NODE, (1,), b"c" * 16).encode()
+
+        async def trickle() -> None:
+            for byte in hello[:-1]:
+                writer.write(bytes([byte]))
+                await asyncio.sleep(0.05)  # the attacker's pace, not a wait for the hub
+
+        task = asyncio.ensure_future(trickle())
+        messages = await read_messages(reader)
+        task.cancel()
+        assert messages[-1].code == CloseCode.HANDSHAKE_TIMEOUT
+        writer.close()
 
 
 async def test_garbage_is_closed_at_once(peer: McpPeer) -> None:
@@ -112,15 +131,28 @@ async def test_an_oversized_frame_in_a_session_ends_the_session(peer: McpPeer) -
     assert peer.bodies() == []
 
 
-async def test_connections_over_the_limit_are_refused_busy(small_peer: McpPeer) -> None:
-    # max_handshakes=4: the fifth unauthenticated connection is turned away at once.
-    idle = [await raw(small_peer) for _ in range(4)]
-    await eventually(lambda: small_peer.connections == 4)
-    reader, writer = await raw(small_peer)
-    messages = await read_messages(reader)
+async def test_connections_over_the_limit_are_refused_busy() -> None:
+    # max_connections=4: the fifth connection is turned away at once.
+    async with McpPeer({NODE: KEY}, max_connections=4) as hub:
+        idle = [await raw(hub) for _ in range(4)]
+        await eventually(lambda: hub.connections == 4)
+        reader, writer = await raw(hub)
+        messages = await read_messages(reader)
+        assert len(messages) == 1 and messages[0].code == RejectCode.BUSY
+        for _, w in [*idle, (reader, writer)]:
+            w.close()
+
+
+async def test_the_oldest_stranger_makes_room_for_a_newer_one(small_peer: McpPeer) -> None:
+    # Four handshakes, one reserved: three strangers; the fourth turns the first away, so
+    # sockets that say nothing cannot hold the slots against newcomers.
+    first_reader, first_writer = await raw(small_peer)
+    others = [await raw(small_peer) for _ in range(3)]
+    messages = await read_messages(first_reader)
     assert len(messages) == 1 and messages[0].code == RejectCode.BUSY
-    for _, w in [*idle, (reader, writer)]:
-        w.close()
+    assert small_peer.handshaking == 3
+    for _, writer in [(first_reader, first_writer), *others]:
+        writer.close()
 
 
 async def test_a_hello_flood_does_not_keep_a_real_node_out(small_peer: McpPeer) -> None:

@@ -194,6 +194,65 @@ def test_a_slow_handshake_is_dropped_at_the_deadline(sent: bytes) -> None:
     assert frames(server.data_to_send())[-1].code == CloseCode.HANDSHAKE_TIMEOUT
 
 
+@pytest.mark.parametrize("sent", [b"", Hello(NODE, (1,), CLIENT_NONCE).encode()[:-1]])
+def test_a_peer_without_a_complete_hello_is_cut_at_the_shorter_hello_deadline(
+    sent: bytes,
+) -> None:
+    # Idle and byte-a-time sockets are how strangers hold handshake slots: they get
+    # hello_timeout, and only a peer that said who it is gets the whole handshake_timeout.
+    server = hub(handshake_timeout=5.0, hello_timeout=0.5)
+    server.receive_data(sent, 0.1)
+    assert server.next_deadline() == 0.5
+    server.tick(0.5)
+    assert server.state is S.CLOSED
+    assert frames(server.data_to_send())[-1].code == CloseCode.HANDSHAKE_TIMEOUT
+    (failed,) = [e for e in server.events() if isinstance(e, HandshakeFailed)]
+    assert failed.kind == "timeout" and "no complete HELLO within 0.5 s" in failed.reason
+
+
+def test_after_its_hello_a_peer_has_the_whole_handshake_deadline() -> None:
+    server = hub(handshake_timeout=5.0, hello_timeout=0.5)
+    server.receive_data(Hello(NODE, (1,), CLIENT_NONCE).encode(), 0.1)
+    server.tick(1.0)
+    assert server.state is S.CHALLENGED and server.next_deadline() == 5.0
+
+
+def test_a_stranger_turned_away_for_a_newer_one_gets_reject_busy() -> None:
+    server = hub()
+    server.refuse_busy("turned away for a newer connection")
+    assert server.state is S.CLOSED
+    assert frames(server.data_to_send()) == [Reject(RejectCode.BUSY, "hub busy, try later")]
+    (failed,) = [e for e in server.events() if isinstance(e, HandshakeFailed)]
+    assert failed.kind == "busy"
+    with pytest.raises(LinkStateError, match="only in a handshake"):
+        established().refuse_busy("no")
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        (b"GET / HTTP/1.1\r\n", "bad frame"),
+        (Hello(NODE, (1,), CLIENT_NONCE).encode() * 2, "bad handshake"),
+        (Hello(NODE, (9,), CLIENT_NONCE).encode(), "no common version"),
+        (Hello("nobody", (1,), CLIENT_NONCE).encode() + Auth(mac(node="nobody")).encode(),
+         "unknown node"),
+        (Hello(NODE, (1,), CLIENT_NONCE).encode() + Auth(mac(key=b"w" * 32)).encode(),
+         "wrong key"),
+    ],
+)  # fmt: skip
+def test_every_failed_handshake_says_what_kind_of_failure_it_was(data: bytes, kind: str) -> None:
+    server = hub()
+    server.receive_data(data, 0.0)
+    assert [e.kind for e in server.events() if isinstance(e, HandshakeFailed)] == [kind]
+
+
+def test_a_peer_that_leaves_during_the_handshake_is_a_failed_handshake_too() -> None:
+    server = hub()
+    server.connection_lost(0.1, "reset by peer")
+    (failed,) = [e for e in server.events() if isinstance(e, HandshakeFailed)]
+    assert failed.kind == "gone" and "reset by peer" in failed.reason
+
+
 def test_the_hub_pings_an_idle_node_and_declares_it_dead_after_n_intervals() -> None:
     server = established()
     server.tick(1.0)
