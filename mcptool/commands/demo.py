@@ -124,7 +124,7 @@ THRESHOLDS = [
     "--ollama",
     "ollama_url",
     default=OLLAMA_URL,
-    type=Url("http", "https"),
+    type=Url("http", "https", path=True),
     show_default=True,
     help="Where to look for a real Ollama; the simulator is used if none answers there.",
 )

@@ -26,7 +26,7 @@ url_option = click.option(
     "--url",
     envvar="OLLAMA_HOST",
     default="http://127.0.0.1:11434",
-    type=Url("http", "https", bare_host=True),
+    type=Url("http", "https", path=True, bare_host=True),
     show_default=True,
     help="Ollama's address (or set OLLAMA_HOST).",
 )

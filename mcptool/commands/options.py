@@ -108,8 +108,9 @@ class Url(click.ParamType):
 
     name = "url"
 
-    def __init__(self, *schemes: str, bare_host: bool = False) -> None:
+    def __init__(self, *schemes: str, path: bool = False, bare_host: bool = False) -> None:
         self.schemes = schemes
+        self.path = path  # a path prefix is part of the address (Ollama behind a proxy)
         self.bare_host = bare_host  # OLLAMA_HOST style: ``localhost`` alone is a host
 
     @property
@@ -141,7 +142,7 @@ class Url(click.ParamType):
             fail("the port is not a number from 1 to 65535", value, param, ctx)
         if not parts.hostname:
             fail(f"names no host: use {self.example}", value, param, ctx)
-        if parts.path not in ("", "/") or parts.query or parts.fragment:
+        if (parts.path not in ("", "/") and not self.path) or parts.query or parts.fragment:
             fail(f"has a path or query: use just {self.example}", value, param, ctx)
         return text
 

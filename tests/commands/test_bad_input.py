@@ -147,8 +147,9 @@ def bad_values(param: click.Parameter, files: dict[str, Path]) -> list[str]:
         return bad_numbers(kind)
     if isinstance(kind, Url):
         bare = [] if kind.bare_host else ["notaurl"]  # OLLAMA_HOST=localhost is a host
-        return [*bare, "", INVALID_UTF8, "ftp://127.0.0.1", "http://127.0.0.1:99999",
-                "mqtt://127.0.0.1:0", "mcp://:7878", "x://", "http://127.0.0.1/path"]  # fmt: skip
+        path = [] if kind.path else [f"{kind.schemes[0]}://127.0.0.1/path"]
+        return [*bare, *path, "", INVALID_UTF8, "ftp://127.0.0.1", "http://127.0.0.1:99999",
+                "mqtt://127.0.0.1:0", "mcp://:7878", "x://", "http://127.0.0.1:1/?q=1"]  # fmt: skip
     if isinstance(kind, NodeId):
         return ["", "n" * 65, "é" * 33, "a b", INVALID_UTF8]
     if isinstance(kind, ModelName):
