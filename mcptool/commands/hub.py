@@ -118,6 +118,50 @@ def stamp() -> str:
     help="Connections beyond this are refused busy.",
 )
 @click.option(
+    "--max-handshakes",
+    default=256,
+    show_default=True,
+    type=Int(2, 1_000_000),
+    help="Connections in the handshake at once, strangers and known nodes together.",
+)
+@click.option(
+    "--reserved-handshakes",
+    default=64,
+    show_default=True,
+    type=Int(0, 999_999),
+    help="Handshake slots kept for connections whose HELLO names a known node "
+    "(one each): strangers cannot take them.",
+)
+@click.option(
+    "--max-handshakes-per-address",
+    default=16,
+    show_default=True,
+    type=Int(1, 1_000_000),
+    help="Strangers in the handshake from one address (IPv6: one /64); a newer one turns "
+    "the oldest away.",
+)
+@click.option(
+    "--hello-timeout",
+    default=2.0,
+    show_default=True,
+    type=Float(0.01, 3600),
+    help="Seconds a new connection has to send a complete HELLO.",
+)
+@click.option(
+    "--handshake-timeout",
+    default=5.0,
+    show_default=True,
+    type=Float(0.01, 3600),
+    help="Seconds from connect to authenticated (TLS handshake included).",
+)
+@click.option(
+    "--refusal-log-interval",
+    default=60.0,
+    show_default=True,
+    type=Float(1, 86_400),
+    help="Refused handshakes are logged once per address, then summed up every N seconds.",
+)
+@click.option(
     "--journal",
     type=click.Path(dir_okay=False),
     help="Append every delivered frame to this JSON Lines file and resume from it after a "
@@ -156,6 +200,12 @@ def hub(
     dead_after: int,
     window: int,
     max_connections: int,
+    max_handshakes: int,
+    reserved_handshakes: int,
+    max_handshakes_per_address: int,
+    hello_timeout: float,
+    handshake_timeout: float,
+    refusal_log_interval: float,
     journal: str | None,
     ollama_url: str | None,
     mqtt_url: str | None,
@@ -174,6 +224,11 @@ def hub(
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     host, port = parse_listen(listen)
+    if reserved_handshakes >= max_handshakes:
+        raise UsageError(
+            f"--reserved-handshakes {reserved_handshakes}: give fewer than --max-handshakes"
+            f" ({max_handshakes}), or no new connection could ever start a handshake"
+        )
     keys = load_keys(keys_file)
     context = server_tls(tls_cert, tls_key)
     analysis = hub_analysis(ollama_url, mqtt_url, model)
@@ -234,6 +289,12 @@ def hub(
             dead_after=dead_after,
             window=window,
             max_connections=max_connections,
+            max_handshakes=max_handshakes,
+            reserved_handshakes=reserved_handshakes,
+            max_handshakes_per_address=max_handshakes_per_address,
+            hello_timeout=hello_timeout,
+            handshake_timeout=handshake_timeout,
+            refusal_log_interval=refusal_log_interval,
         )
         try:
             await server.start()

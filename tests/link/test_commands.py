@@ -158,3 +158,44 @@ def test_simulate_mcp_runs_a_peer_that_link_send_can_deliver_to(tmp_path: Path) 
         process.terminate()
         out, _ = process.communicate(timeout=10)
     assert json.loads(out.splitlines()[-1]) == {"delivered": 1}
+
+
+def test_the_hubs_handshake_limits_are_options(keys: Path) -> None:
+    import socket
+
+    from mcptool.frame import FrameDecoder, Reject, parse_message
+
+    hub = start_hub(
+        "--keys", str(keys), "--max-handshakes", "3", "--reserved-handshakes", "1",
+        "--max-handshakes-per-address", "1", "--hello-timeout", "0.5",
+    )  # fmt: skip
+    try:
+        host, port = hub.url.removeprefix("mcp://").rsplit(":", 1)
+        first = socket.create_connection((host, int(port)), timeout=10)
+        second = socket.create_connection((host, int(port)), timeout=10)
+        # One stranger per address: the second turns the first away.
+        (reject,) = [parse_message(f) for f in FrameDecoder().feed(first.recv(100))]
+        assert reject == Reject(3, "hub busy, try later")
+        # A known node still gets in: it turns the second away, then names itself.
+        result = mcptool(
+            "link", "send", hub.url, "--node-id", "node-1", "--key-file", str(keys), "--data", "in"
+        )
+        assert result.returncode == 0, result.stderr
+        first.close()
+        second.close()
+    finally:
+        hub.process.terminate()
+        _, log = hub.process.communicate(timeout=10)
+    assert "handshake from 127.0.0.1 refused: turned away for a newer connection" in log
+    assert log.count("refused") <= 2  # the first at once, the rest summed up
+
+
+def test_handshake_limits_that_cannot_work_are_one_line_errors(keys: Path) -> None:
+    result = mcptool(
+        "hub", "--keys", str(keys), "--max-handshakes", "8", "--reserved-handshakes", "8"
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: --reserved-handshakes 8: give fewer than --max-handshakes (8),"
+        " or no new connection could ever start a handshake\n"
+    )
