@@ -10,6 +10,12 @@
    heartbeat x dead_after.
 3. 1,000 concurrent authenticated links held by one hub process with heartbeats for
    several intervals; none may drop.
+4. Handshakes per second completed by 10 known nodes (connect, authenticate, session up,
+   close; again and again) against `mcptool hub` with its default limits, calm and while
+   256 strangers from 16 loopback addresses and a slowloris churn
+   (simulators/mcp/flood.py, a process of its own): first strangers reopened when the hub
+   cuts them (issue 13's flood), then ones reopened the moment the hub says REJECT
+   (``--eager``). Calm and flood rounds alternate; medians.
 
 Progress goes to stderr; the last stdout line is one JSON object.
 """
@@ -25,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -40,6 +47,9 @@ WINDOW = 256
 RUN_SECONDS = 1.5
 ROUNDS = 5
 LINKS = 1000
+KNOWN = 10
+HANDSHAKE_SECONDS = 2.0
+FLOOD_ROUNDS = 3
 
 
 def say(text: str) -> None:
@@ -162,6 +172,8 @@ def start_hub(keys: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
     line = process.stdout.readline()
     if "hub listening on" not in line:
         raise SystemExit(f"hub did not start: {line!r}")
+    # The hub logs every session up and down: drain it, or a full pipe stops the hub.
+    threading.Thread(target=process.stdout.read, daemon=True).start()
     return process, line.split()[3]
 
 
@@ -266,16 +278,98 @@ async def many_links(keys_path: Path, keys: dict[str, bytes]) -> tuple[int, int]
         stop(hub)
 
 
+async def known_handshakes(url: str, keys: dict[str, bytes]) -> tuple[float, int]:
+    """Handshakes/s of KNOWN nodes looping connect -> session up -> close; and failures."""
+    done = failed = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + HANDSHAKE_SECONDS
+
+    async def node_loop(node: str, key: bytes) -> None:
+        nonlocal done, failed
+        while loop.time() < deadline:
+            link = LinkClient(url, node, key, reconnect=False)
+            try:
+                await link.start(10)
+                done += 1
+            except Exception:
+                failed += 1
+            finally:
+                await link.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(node_loop(n, k) for n, k in list(keys.items())[:KNOWN]))
+    return done / (time.perf_counter() - started), failed
+
+
+async def start_flood(url: str, *options: str) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "simulators.mcp.flood",
+        url.removeprefix("mcp://"),
+        "--sockets",
+        "256",
+        "--sources",
+        "127.0.0.2-17",
+        "--slowloris",
+        "2",
+        *options,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    await asyncio.sleep(1.0)  # let the strangers fill the hub's slots before measuring
+    return process
+
+
+async def stop_flood(process: asyncio.subprocess.Process) -> dict[str, int]:
+    process.terminate()
+    out, _ = await process.communicate()
+    return json.loads(out.decode().strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+async def handshakes_under_flood(keys_path: Path, keys: dict[str, bytes]) -> dict[str, float]:
+    hub, url = start_hub(keys_path)
+    calm: list[float] = []
+    flooded: dict[str, list[float]] = {"": [], "--eager": []}
+    failures = 0
+    try:
+        for round_ in range(FLOOD_ROUNDS):
+            rate, failed = await known_handshakes(url, keys)
+            calm.append(rate)
+            failures += failed
+            for mode, rates in flooded.items():
+                flood = await start_flood(url, *([mode] if mode else []))
+                rate, failed = await known_handshakes(url, keys)
+                stats = await stop_flood(flood)
+                rates.append(rate)
+                failures += failed
+                say(
+                    f"  round {round_ + 1}: calm {calm[-1]:.0f}/s,"
+                    f" {'eager ' if mode else ''}flood {rate:.0f}/s ({failed} failed;"
+                    f" strangers opened {stats['opened'] / (HANDSHAKE_SECONDS + 1):.0f}/s)"
+                )
+    finally:
+        stop(hub)
+    return {
+        "known_handshakes_per_s": statistics.median(calm),
+        "known_handshakes_under_flood_per_s": statistics.median(flooded[""]),
+        "known_handshakes_under_eager_flood_per_s": statistics.median(flooded["--eager"]),
+        "known_handshake_failures": failures,
+    }
+
+
 async def main() -> None:
     raise_nofile(4 * LINKS + 256)
     with tempfile.TemporaryDirectory() as tmp:
         keys_path, keys = write_keys(Path(tmp), LINKS)
-        say("1/3 throughput: 256-byte DATA frames, acknowledged, one link")
+        say("1/4 throughput: 256-byte DATA frames, acknowledged, one link")
         link_fps, raw_fps, ratio = await throughput(keys_path, keys)
-        say("2/3 dead-peer detection through a stalled proxy")
+        say("2/4 dead-peer detection through a stalled proxy")
         detect, bound = await dead_peer(dict(list(keys.items())[:1]))
-        say(f"3/3 {LINKS} concurrent links held with heartbeats by one hub process")
+        say(f"3/4 {LINKS} concurrent links held with heartbeats by one hub process")
         held, drops = await many_links(keys_path, keys)
+        say(f"4/4 handshakes of {KNOWN} known nodes, calm and while 256 strangers flood")
+        handshakes = await handshakes_under_flood(keys_path, keys)
     result = {
         "frames_per_s": round(link_fps),
         "raw_tcp_frames_per_s": round(raw_fps),
@@ -286,6 +380,23 @@ async def main() -> None:
         "links_dropped": drops,
         "payload_bytes": len(PAYLOAD),
         "window": WINDOW,
+        "known_handshakes_per_s": round(handshakes["known_handshakes_per_s"], 1),
+        "known_handshakes_under_flood_per_s": round(
+            handshakes["known_handshakes_under_flood_per_s"], 1
+        ),
+        "flood_vs_calm": round(
+            handshakes["known_handshakes_under_flood_per_s"] / handshakes["known_handshakes_per_s"],
+            3,
+        ),
+        "known_handshakes_under_eager_flood_per_s": round(
+            handshakes["known_handshakes_under_eager_flood_per_s"], 1
+        ),
+        "eager_flood_vs_calm": round(
+            handshakes["known_handshakes_under_eager_flood_per_s"]
+            / handshakes["known_handshakes_per_s"],
+            3,
+        ),
+        "known_handshake_failures": handshakes["known_handshake_failures"],
     }
     print(json.dumps(result))
 

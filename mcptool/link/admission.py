@@ -187,6 +187,8 @@ def address_key(peername: object) -> str:
     if not isinstance(peername, tuple) or not peername:
         return "unknown"
     host = str(peername[0])
+    if len(peername) == 2:
+        return host  # AF_INET: (host, port), the host already in dotted form
     try:
         ip = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:

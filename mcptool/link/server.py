@@ -162,12 +162,13 @@ class _Connection(asyncio.Protocol):
             self.transport.abort()
 
     def refuse_busy(self, reason: str) -> None:
-        """Turn away a stranger for a newer one: REJECT(busy) now, the close a little later.
+        """Turn away a stranger for a newer one: its slot at once, REJECT(busy) and the close
+        ``busy_linger`` seconds later.
 
-        A peer that reconnects the moment it is cut would otherwise make every newcomer
-        cost one more connection at once, as fast as the loop can accept them; holding
-        the socket (not read, no state machine, no slot) for ``busy_linger`` seconds bounds
-        the churn by the flooder's own sockets. A real node closes on the REJECT itself.
+        A flooder that reconnects the moment it hears from the hub would otherwise make
+        every newcomer cost one more connection at once, as fast as the loop can accept
+        them. Until the linger ends its socket is not read and holds no slot and no state
+        machine, and it hears nothing: the churn is bounded by the flooder's own sockets.
         """
         conn, transport = self.conn, self.transport
         if conn is None or transport is None or self.closed:
@@ -175,14 +176,21 @@ class _Connection(asyncio.Protocol):
         self.server.stats.refused_busy += 1
         self.lingers = True
         conn.refuse_busy(reason)
-        self._process()
+        self._process()  # the refusal is counted and the slot freed; the bytes wait
+        self.closed = True
+        transport.pause_reading()
+        self.linger = self.loop.call_later(self.server.busy_linger, self.end_linger)
+        self.server._lingering.add(self)
 
     def end_linger(self) -> None:
         if self.linger is not None:
             self.linger.cancel()
             self.linger = None
         self.server._lingering.discard(self)
-        if self.transport is not None:
+        if self.transport is not None and not self.transport.is_closing():
+            out = self.conn.data_to_send() if self.conn is not None else b""
+            if out:
+                self.transport.write(out)
             self.transport.close()
 
     def _process(self) -> None:
@@ -222,6 +230,9 @@ class _Connection(asyncio.Protocol):
                     log.warning("node %s reports error %s: %s", conn.node_id, code, message)
         if failed:
             return
+        if self.lingers:
+            self._reschedule()
+            return  # turned away: REJECT and close wait for the linger (refuse_busy)
         if delivered and server.before_ack is not None:
             server.before_ack()  # e.g. flush a journal: nothing is acknowledged unrecorded
         out = conn.data_to_send()
@@ -229,12 +240,7 @@ class _Connection(asyncio.Protocol):
             self.transport.write(out)
         if close_reason is not None and not self.closed:
             self.closed = True
-            if self.lingers:
-                self.transport.pause_reading()
-                self.linger = self.loop.call_later(self.server.busy_linger, self.end_linger)
-                server._lingering.add(self)
-            else:
-                self.transport.close()
+            self.transport.close()
         self._reschedule()
 
     def _deliver(self, seq: int, body: bytes) -> bool:
