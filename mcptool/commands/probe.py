@@ -27,9 +27,10 @@ CONCURRENCY = 64
 def check_targets(texts: list[str], port: int) -> None:
     """Refuse a target that cannot be one before anything is resolved or sent."""
     for text in texts:
-        if not text.isprintable():  # bytes that were not UTF-8, control characters
-            raise UsageError(f"target {text!r}: not a host name or address")
-        parse_target(text, port)
+        # bytes that were not UTF-8, control characters, longer than DNS allows
+        if not text.isprintable() or len(parse_target(text, port).host) > 253:
+            shown = text if len(text) <= 60 else text[:57] + "..."
+            raise UsageError(f"target {shown!r}: not a host name or address")
 
 
 async def _probe_all(

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mcptool.cli import cli, main
-from mcptool.commands.options import Float, Int, ModelName, NodeId, Url
+from mcptool.commands.options import Float, Int, ModelName, NodeId, Text, Url
 
 SECRET = "0123456789abcdef0123456789abcdef"
 INVALID_UTF8 = b"\xff\xfe".decode("utf-8", "surrogateescape")  # as Python hands over argv
@@ -105,23 +105,24 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"keys": keys, "binary": binary, "dir": root, "missing": root / "missing" / "x"}
 
 
-def base_args(path: tuple[str, ...], files: dict[str, Path]) -> list[str]:
-    """The arguments that make ``path`` valid, so that the bad value is the only problem."""
+def base_args(path: tuple[str, ...], files: dict[str, Path]) -> tuple[list[str], list[str]]:
+    """The arguments and options that make ``path`` valid, so that the bad value is the
+    only problem."""
     keys = str(files["keys"])
-    link = ["mcp://127.0.0.1:1", "--node-id", "node-1", "--key-file", keys]
+    link = ["--node-id", "node-1", "--key-file", keys]
     return {
-        ("probe",): ["127.0.0.1"],
-        ("scan",): ["127.0.0.1"],
-        ("hub",): ["--keys", keys],
-        ("link", "ping"): link,
-        ("link", "send"): [*link, "--data", "x"],
-        ("ollama", "generate"): ["hello"],
-        ("ollama", "chat"): ["hello"],
-        ("frame", "encode"): ["--type", "PING"],
-        ("frame", "decode"): ["5a01000810" + "00" * 8],
-        ("gateway", "check"): ["--config", str(files["binary"])],
-        ("gateway", "run"): ["--config", str(files["binary"])],
-    }.get(path, [])
+        ("probe",): (["127.0.0.1"], []),
+        ("scan",): (["127.0.0.1"], []),
+        ("hub",): ([], ["--keys", keys]),
+        ("link", "ping"): (["mcp://127.0.0.1:1"], link),
+        ("link", "send"): (["mcp://127.0.0.1:1"], [*link, "--data", "x"]),
+        ("ollama", "generate"): (["hello"], []),
+        ("ollama", "chat"): (["hello"], []),
+        ("frame", "encode"): ([], ["--type", "PING"]),
+        ("frame", "decode"): (["5a01000810" + "00" * 8], []),
+        ("gateway", "check"): ([], ["--config", str(files["binary"])]),
+        ("gateway", "run"): ([], ["--config", str(files["binary"])]),
+    }.get(path, ([], []))
 
 
 def bad_numbers(kind: Float | Int) -> list[str]:
@@ -161,6 +162,8 @@ def bad_values(param: click.Parameter, files: dict[str, Path]) -> list[str]:
         if param.name in ("config_path", "keys_file", "key_file", "tls_cert", "ca", "profiles"):
             bad.append(str(files["binary"]))
         return bad
+    if isinstance(param, click.Argument) and kind in (click.STRING, Text):
+        return ["", " ", INVALID_UTF8, "\x00", "x" * 100_000]
     if kind == click.STRING:
         return [INVALID_UTF8]  # text that was not UTF-8 on the command line
     return []
@@ -169,7 +172,7 @@ def bad_values(param: click.Parameter, files: dict[str, Path]) -> list[str]:
 @dataclass(frozen=True)
 class Case:
     path: tuple[str, ...]
-    option: str
+    option: str  # ``--name``, or an argument's metavar (then ``value`` replaces it)
     value: str
 
     def __str__(self) -> str:
@@ -187,8 +190,21 @@ def option_cases(files: dict[str, Path]) -> list[Case]:
     return cases
 
 
+def argument_cases(files: dict[str, Path]) -> list[Case]:
+    cases = []
+    for path, command in COMMANDS.items():
+        for param in command.params:
+            if isinstance(param, click.Argument):
+                for value in bad_values(param, files):
+                    cases.append(Case(path, param.human_readable_name, value))
+    return cases
+
+
 def run_case(case: Case, files: dict[str, Path]) -> Outcome:
-    return run(*case.path, *base_args(case.path, files), case.option, case.value)
+    arguments, options = base_args(case.path, files)
+    if case.option.startswith("-"):
+        return run(*case.path, *arguments, *options, case.option, case.value)
+    return run(*case.path, *options, case.value)
 
 
 def test_every_numeric_option_uses_the_shared_number_types() -> None:
@@ -198,15 +214,19 @@ def test_every_numeric_option_uses_the_shared_number_types() -> None:
                 assert isinstance(param.type, Float | Int), f"{' '.join(path)} {param.name}"
 
 
-def test_every_bad_value_of_every_option_is_one_line_and_exit_2(files: dict[str, Path]) -> None:
+@pytest.mark.parametrize("kind", ["option", "argument"])
+def test_every_bad_value_of_every_option_and_argument_is_one_line_and_exit_2(
+    kind: str, files: dict[str, Path]
+) -> None:
     failures = []
-    cases = option_cases(files)
-    assert len(cases) > 200  # the walk found the commands
+    cases = option_cases(files) if kind == "option" else argument_cases(files)
+    assert len(cases) > (200 if kind == "option" else 20)  # the walk found the commands
     for case in cases:
         outcome = run_case(case, files)
         # the option, or the value as typed (a file, a unit list or a fault spec may be
         # refused by what reads it, which names the value)
-        names = (case.option, case.value, ascii(case.value)[1:-1])
+        argument = case.option.split("|")[0].rstrip(".")  # HEX|-, TARGET...: HEX, TARGET
+        names = (case.option, argument, case.value[:20], ascii(case.value[:20])[1:-1])
         try:
             assert_one_line_usage_error(outcome, *names)
         except AssertionError:
@@ -370,6 +390,9 @@ def test_each_reported_reproduction_is_one_line_naming_the_fix(
          " or a duration such as 10m or 1h30m"),
         (["simulate", "modbus", "--fault", "latency:inf"],
          'error: fault "latency:inf": seconds: expected a finite number, got "inf"'),
+        (["gateway", "example", "x" * 300],
+         f"error: no example config '{'x' * 57}...'; the examples: many-meters, plant"),
+        (["probe", "x" * 300], f"error: target '{'x' * 57}...': not a host name or address"),
         (["ollama", "generate", "hi", "-o", "temprature=0"],
          "error: --option temprature=0: unknown model option 'temprature' (did you mean"
          " temperature?)"),
