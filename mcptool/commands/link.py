@@ -187,7 +187,10 @@ def read_bodies(data: tuple[str, ...], lines: bool) -> list[bytes]:
                 ) from None
     for body in bodies:
         if len(body) > MAX_BODY:
-            raise UsageError(f"a data frame of {len(body)} bytes exceeds {MAX_BODY}")
+            raise UsageError(
+                f"--data: a frame of {len(body)} bytes exceeds {MAX_BODY}: give a long text"
+                " as @FILE, which is cut into frames"
+            )
     return bodies
 
 

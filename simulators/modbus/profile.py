@@ -462,7 +462,10 @@ def resolve_profile(path: str | Path, base: Path | Traversable | None = None) ->
     """
     given = Path(path) if base is None else base / str(path)
     # exists(), not is_file(), for a real path: a folder named like a profile is reported.
-    if given.is_file() or (isinstance(given, Path) and given.exists()):
+    try:
+        if given.is_file() or (isinstance(given, Path) and given.exists()):
+            return given
+    except OSError:  # a name too long for the file system: reading it says so
         return given
     name = str(path)
     if name and Path(name).name == name:  # a bare name, never a path into the package

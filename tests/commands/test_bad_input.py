@@ -165,7 +165,7 @@ def bad_values(param: click.Parameter, files: dict[str, Path]) -> list[str]:
     if isinstance(param, click.Argument) and kind in (click.STRING, Text):
         return ["", " ", INVALID_UTF8, "\x00", "x" * 100_000]
     if kind == click.STRING:
-        return [INVALID_UTF8]  # text that was not UTF-8 on the command line
+        return [INVALID_UTF8, "x" * 100_000]  # not UTF-8 on the command line; far too long
     return []
 
 
@@ -225,8 +225,9 @@ def test_every_bad_value_of_every_option_and_argument_is_one_line_and_exit_2(
         outcome = run_case(case, files)
         # the option, or the value as typed (a file, a unit list or a fault spec may be
         # refused by what reads it, which names the value)
-        argument = case.option.split("|")[0].rstrip(".")  # HEX|-, TARGET...: HEX, TARGET
-        names = (case.option, argument, case.value[:20], ascii(case.value[:20])[1:-1])
+        # HEX|-, TARGET..., --payload: HEX, TARGET, payload
+        word = case.option.split("|")[0].rstrip(".").lstrip("-")
+        names = (case.option, word, case.value[:20], ascii(case.value[:20])[1:-1])
         try:
             assert_one_line_usage_error(outcome, *names)
         except AssertionError:
