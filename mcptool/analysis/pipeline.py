@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from mcptool.analysis.analyzer import Analyzer, WindowReport
-from mcptool.analysis.backlog import Backlog, Job
+from mcptool.analysis.backlog import Backlog, BacklogError, Job
 from mcptool.analysis.config import AnalysisConfig
 from mcptool.analysis.findings import (
     Finding,
@@ -234,7 +234,23 @@ class AnalysisPipeline:
         if self.model is None:
             self._statistics_from(data, "no model configured")
             return
-        for dropped in self.backlog.push(device, window.start, data):
+        try:
+            dropped_jobs = self.backlog.push(device, window.start, data)
+        except BacklogError as exc:
+            # a full disk must not stop the analysis (the ticker would die with it): the
+            # window is lost, and said so like any other dropped window
+            self.counters["backlog_dropped"] += 1
+            log.error("%s: window of %s dropped; free disk space", exc, device)
+            self._emit(
+                {
+                    "type": "backlog_dropped",
+                    "device": device,
+                    "window": data["window"],
+                    "reason": f"{exc}: window dropped; free disk space",
+                }
+            )
+            return
+        for dropped in dropped_jobs:
             self.counters["backlog_dropped"] += 1
             self._emit(
                 {

@@ -220,3 +220,29 @@ async def test_model_calls_are_bounded_in_flight(pipeline_config: AnalysisConfig
             await pipeline.wait_idle()
         await client.aclose()
         assert ollama.counters.max_in_flight == 2
+
+
+async def test_a_backlog_that_cannot_write_reports_the_window_and_keeps_analysing(
+    ollama: OllamaSimulator, pipeline_config: AnalysisConfig, tmp_path: Path
+) -> None:
+    """Issue 12's audit: a full disk used to raise out of the ticker, ending the analysis
+    without a word. The window is reported as dropped; later windows are analysed."""
+    backlog = Backlog(tmp_path / "backlog.db", 100)
+    db = backlog._db
+    db.execute("PRAGMA query_only = 1")  # every write fails, as on a full disk
+    sink, clock = Collector(), Clock()
+    model = fast_model(ollama.url, pipeline_config)
+    async with AnalysisPipeline(
+        pipeline_config, sink=sink, model=model, clock=clock, backlog=backlog
+    ) as pipeline:
+        pipeline.add_device("boiler", ["p", "q"])
+        drive(pipeline, clock, "boiler", range(7), shifted({5}))
+        [dropped] = await sink.wait_for("backlog_dropped")
+        assert "cannot write" in dropped["reason"] and "free disk space" in dropped["reason"]
+        db.execute("PRAGMA query_only = 0")  # writable again
+        drive(pipeline, clock, "boiler", range(7, 14), shifted({12}))
+        [finding] = await sink.wait_for("finding")
+        await pipeline.wait_idle()
+        assert pipeline.stats()["backlog_dropped"] == 1
+    await model.aclose()
+    assert finding["source"] == "model"
