@@ -53,6 +53,8 @@ def path_problems(config: GatewayConfig) -> list[Problem]:
 
 def _writable_file(path: Path) -> str | None:
     """Why a file at ``path`` could not be created or written, or None."""
+    if "\0" in str(path):  # TOML can spell one ("\u0000"); no file system takes it
+        return f"{str(path)!r} has a NUL character: no file can be named so"
     if path.is_dir():
         return f"{path} is a directory: name a file in it"
     if path.exists():
@@ -78,6 +80,8 @@ def _writable_file(path: Path) -> str | None:
 
 
 def _readable_file(path: Path) -> str | None:
+    if "\0" in str(path):
+        return f"{str(path)!r} has a NUL character: no file can be named so"
     if not path.exists():
         return f"{path} does not exist: give the path of the file (relative to the config)"
     if not path.is_file():

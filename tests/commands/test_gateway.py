@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from simulators.modbus import ModbusSimulator
 from simulators.ollama import OllamaSimulator
 from tests.gateway.conftest import float_profile, gateway_config, toml, until
@@ -193,3 +195,23 @@ def test_a_single_problem_is_a_single_line(tmp_path: Path) -> None:
         2,
         f"{path}: devices[0].points[0].scale: should be a finite number, got nan\n",
     )
+
+
+NUL = "has a NUL character: no file can be named so"
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ('[spool]\npath = "a\\u0000b"', f"spool.path: '{{dir}}/a\\x00b' {NUL}"),
+        ('[mqtt]\nca_file = "a\\u0000b"', f"mqtt.ca_file: '{{dir}}/a\\x00b' {NUL}"),
+        ('[spool]\npath = "."', "spool.path: {dir} is a directory: name a file in it"),
+    ],
+)
+def test_paths_no_file_system_takes_are_refused_by_check(
+    tmp_path: Path, table: str, problem: str
+) -> None:
+    path = tmp_path / "odd.toml"
+    path.write_text(ONE_DEVICE + table + "\n")
+    result = mcptool("gateway", "check", "--config", str(path))
+    assert (result.returncode, result.stderr) == (2, f"{path}: {problem.format(dir=tmp_path)}\n")
