@@ -4,11 +4,21 @@ templates and ``count`` expand to many devices, addressing and defaults apply.""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin
 
 import pytest
+from pydantic import BaseModel
 
-from mcptool.gateway.config import ConfigError, load_config, parse_config
+from mcptool.gateway.config import (
+    ConfigError,
+    DeviceConfig,
+    MqttConfig,
+    PointConfig,
+    SpoolConfig,
+    UplinkConfig,
+    load_config,
+    parse_config,
+)
 from mcptool.modbus.registermap import ByteOrder, DataType, Table
 
 
@@ -274,3 +284,56 @@ def test_devices_sharing_a_connection_must_agree_on_its_connect_timeout() -> Non
     ]
     config["devices"][1]["timeout"] = config["devices"][1].pop("connect_timeout")
     parse_config(config)  # a per-read timeout may differ per unit
+
+
+def is_float(annotation: Any) -> bool:
+    """``float``, also inside ``Annotated[...]`` and ``... | None``."""
+    if annotation is float:
+        return True
+    if get_origin(annotation) is Annotated:
+        return is_float(get_args(annotation)[0])
+    return any(is_float(arg) for arg in get_args(annotation) if arg is not type(None))
+
+
+def float_fields(model: type[BaseModel]) -> list[str]:
+    return [name for name, field in model.model_fields.items() if is_float(field.annotation)]
+
+
+def with_value(section: str, key: str, value: float) -> tuple[dict[str, Any], str]:
+    """``base()`` with ``value`` at ``key`` of ``section``, and that key's path."""
+    config = base(uplink={"url": "mcp://127.0.0.1:7878", "key": "k" * 16}, mqtt={})
+    if section == "point":
+        config["devices"][0]["points"][0][key] = value
+        return config, f"devices[0].points[0].{key}"
+    if section == "device":
+        config["devices"][0][key] = value
+        return config, f"devices[0].{key}"
+    config.setdefault(section, {})[key] = value
+    return config, f"{section}.{key}"
+
+
+SECTIONS = {
+    "point": PointConfig,
+    "device": DeviceConfig,
+    "spool": SpoolConfig,
+    "mqtt": MqttConfig,
+    "uplink": UplinkConfig,
+}
+EVERY_FLOAT = [(section, key) for section, model in SECTIONS.items() for key in float_fields(model)]
+
+
+def test_the_walk_finds_the_float_keys() -> None:
+    assert {("point", "scale"), ("device", "interval"), ("mqtt", "publish_timeout")} <= set(
+        EVERY_FLOAT
+    )
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize(("section", "key"), EVERY_FLOAT)
+def test_every_float_key_of_every_section_refuses_non_finite_numbers(
+    section: str, key: str, value: float
+) -> None:
+    config, path = with_value(section, key, value)
+    (problem,) = problems(config)
+    assert problem.startswith(f"{path}: should be ") and problem.endswith(f", got {value!r}")
+    assert "finite number" in problem or " from " in problem or " above " in problem
