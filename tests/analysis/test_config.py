@@ -81,3 +81,17 @@ def test_nan_and_infinities_are_refused_naming_the_key(
     with pytest.raises(AnalysisConfigError) as refused:
         AnalysisConfig.from_dict(table)
     assert str(refused.value) == message
+
+
+FLOAT_KEYS = [
+    f.name for f in dataclasses.fields(AnalysisConfig) if f.type in ("float", "float | None")
+]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("key", FLOAT_KEYS)
+def test_every_float_key_refuses_non_finite_numbers(key: str, value: float) -> None:
+    assert {"window_s", "temperature", "cooldown_s"} <= set(FLOAT_KEYS)
+    with pytest.raises(AnalysisConfigError) as refused:
+        AnalysisConfig.from_dict({key: value})
+    assert str(refused.value) == f"analysis.{key}: must be a finite number, not {value!r}"
