@@ -7,9 +7,13 @@ A connection starts as a *stranger*. Strangers share ``max_handshakes -
 reserved_handshakes`` slots, at most ``per_address`` of them from one address; when a new
 stranger needs a slot, the oldest stranger (of its own address first) is turned away, so
 idle sockets cannot hold the slots against newcomers, and a flooding address only churns
-its own share. A connection whose HELLO names a known node id moves to the ``reserved``
-pool, where no stranger can turn it away: however hard strangers flood, a known node's
-handshake is at risk only in the few milliseconds between its connect and its HELLO.
+its own share. An address's share is enforced only against strangers older than
+``grace``: nodes behind one NAT address that reconnect together (after a hub restart)
+arrive in one burst, and each needs a moment between its connect and its HELLO.
+
+A connection whose HELLO names a known node id moves to the ``reserved`` pool, where no
+stranger can turn it away: however hard strangers flood, a known node's handshake is at
+risk only in the few milliseconds between its connect and its HELLO.
 One reserved slot per node id, so strangers who guess a few node ids cannot fill the
 pool either.
 """
@@ -26,7 +30,11 @@ class Admission:
     """The handshake slots: strangers (by address, oldest first) and known nodes."""
 
     def __init__(
-        self, max_handshakes: int = 256, reserved: int = 64, per_address: int = 16
+        self,
+        max_handshakes: int = 256,
+        reserved: int = 64,
+        per_address: int = 16,
+        grace: float = 0.5,
     ) -> None:
         if not 0 <= reserved < max_handshakes:
             raise ValueError("reserved handshakes must be 0 .. max_handshakes - 1")
@@ -36,7 +44,9 @@ class Admission:
         self.reserved = reserved
         self.per_address = per_address
         self.stranger_slots = max_handshakes - reserved
-        self._strangers: dict[Hashable, str] = {}  # insertion order: oldest first
+        self.grace = grace
+        # key -> (address, admitted at); insertion order: oldest first
+        self._strangers: dict[Hashable, tuple[str, float]] = {}
         self._per_address: Counter[str] = Counter()
         self._known: dict[Hashable, str] = {}  # key -> node id
         self._known_ids: set[str] = set()
@@ -53,16 +63,18 @@ class Admission:
     def known(self) -> int:
         return len(self._known)
 
-    def admit(self, key: Hashable, address: str) -> Hashable | None:
+    def admit(self, key: Hashable, address: str, now: float) -> Hashable | None:
         """Take a new connection in as a stranger; the one to turn away for it, if any."""
         evicted: Hashable | None = None
         if self._per_address[address] >= self.per_address:
-            evicted = next(k for k, a in self._strangers.items() if a == address)
-        elif len(self._strangers) >= self.stranger_slots:
+            oldest, (_, since) = next((k, v) for k, v in self._strangers.items() if v[0] == address)
+            if now - since >= self.grace:
+                evicted = oldest
+        if evicted is None and len(self._strangers) >= self.stranger_slots:
             evicted = next(iter(self._strangers), None)
         if evicted is not None:
             self.finished(evicted)
-        self._strangers[key] = address
+        self._strangers[key] = (address, now)
         self._per_address[address] += 1
         return evicted
 
@@ -79,16 +91,16 @@ class Admission:
             or len(self._known) >= self.reserved
         ):
             return  # stays a stranger
-        address = self._strangers.pop(key)
+        address, _ = self._strangers.pop(key)
         self._release_address(address)
         self._known[key] = node_id
         self._known_ids.add(node_id)
 
     def finished(self, key: Hashable) -> None:
         """The handshake of ``key`` ended (a session, a refusal, a close); idempotent."""
-        address = self._strangers.pop(key, None)
-        if address is not None:
-            self._release_address(address)
+        stranger = self._strangers.pop(key, None)
+        if stranger is not None:
+            self._release_address(stranger[0])
             return
         node_id = self._known.pop(key, None)
         if node_id is not None:

@@ -101,7 +101,7 @@ class _Connection(asyncio.Protocol):
         self.conn = server._new_connection(self.loop.time())
         server._connections.add(self)
         server.stats.connections_accepted += 1
-        evicted = server.admission.admit(self, self.address)
+        evicted = server.admission.admit(self, self.address, self.loop.time())
         if evicted is not None:
             assert isinstance(evicted, _Connection)
             evicted.refuse_busy(f"turned away for a newer connection from {self.address}")
@@ -366,7 +366,13 @@ class LinkServer:
         self.hello_timeout = hello_timeout
         self.max_connections = max_connections
         self.max_handshakes = max_handshakes
-        self.admission = Admission(max_handshakes, reserved_handshakes, max_handshakes_per_address)
+        # Grace: a connect and its HELLO are one read apart, a few loop turns under load.
+        self.admission = Admission(
+            max_handshakes,
+            reserved_handshakes,
+            max_handshakes_per_address,
+            grace=min(0.5, hello_timeout / 2),
+        )
         self.busy_linger = busy_linger
         self.refusals = RefusalLog(refusal_log_interval)
         self._refusal_timer: asyncio.TimerHandle | None = None

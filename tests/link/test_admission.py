@@ -6,32 +6,43 @@ import pytest
 
 from mcptool.link.admission import OTHERS, Admission, RefusalLog, address_key
 
+NOW = 100.0  # long after every grace period
+
 
 def test_a_new_stranger_turns_the_oldest_stranger_away_when_the_pool_is_full() -> None:
     admission = Admission(max_handshakes=4, reserved=1, per_address=16)
-    assert [admission.admit(k, f"10.0.0.{k}") for k in (1, 2, 3)] == [None, None, None]
-    assert admission.admit(4, "10.0.0.4") == 1
+    assert [admission.admit(k, f"10.0.0.{k}", NOW) for k in (1, 2, 3)] == [None, None, None]
+    assert admission.admit(4, "10.0.0.4", NOW) == 1
     assert not admission.admits(1) and admission.admits(4)
     assert len(admission) == admission.strangers == 3
 
 
 def test_an_address_over_its_share_turns_away_only_its_own_oldest() -> None:
-    admission = Admission(max_handshakes=10, reserved=2, per_address=2)
-    admission.admit("victim", "10.0.0.1")
-    admission.admit("a1", "10.0.0.7")
-    admission.admit("a2", "10.0.0.7")
-    assert admission.admit("a3", "10.0.0.7") == "a1"
-    assert admission.admit("a4", "10.0.0.7") == "a2"
+    admission = Admission(max_handshakes=10, reserved=2, per_address=2, grace=0.5)
+    admission.admit("victim", "10.0.0.1", 0.0)
+    admission.admit("a1", "10.0.0.7", 1.0)
+    admission.admit("a2", "10.0.0.7", 2.0)
+    assert admission.admit("a3", "10.0.0.7", 3.0) == "a1"
+    assert admission.admit("a4", "10.0.0.7", 4.0) == "a2"
     assert admission.admits("victim")
+
+
+def test_a_burst_from_one_address_gets_in_beyond_its_share_while_the_pool_has_room() -> None:
+    # Nodes behind one NAT address reconnecting together after a hub restart: each needs
+    # the moment between its connect and its HELLO, so the share waits for the grace.
+    admission = Admission(max_handshakes=10, reserved=2, per_address=2, grace=0.5)
+    assert [admission.admit(n, "10.0.0.1", 1.0 + n / 1000) for n in range(8)] == [None] * 8
+    assert admission.admit("late", "10.0.0.1", 1.6) == 0  # the share again, past the grace
+    assert admission.admit("ninth", "10.0.0.9", 1.6) == 1  # the pool is full: the oldest
 
 
 def test_a_hello_naming_a_known_node_moves_it_out_of_the_strangers_reach() -> None:
     admission = Admission(max_handshakes=3, reserved=1, per_address=16)
-    admission.admit("node", "10.0.0.1")
+    admission.admit("node", "10.0.0.1", NOW)
     admission.hello("node", "node-1", known=True)
     assert admission.known == 1 and admission.strangers == 0
     # Strangers now churn among themselves; the known node keeps its slot.
-    evicted = [admission.admit(k, "10.0.0.9") for k in range(10)]
+    evicted = [admission.admit(k, "10.0.0.9", NOW) for k in range(10)]
     assert "node" not in evicted and admission.admits("node")
     admission.finished("node")
     assert admission.known == 0 and not admission.admits("node")
@@ -40,7 +51,7 @@ def test_a_hello_naming_a_known_node_moves_it_out_of_the_strangers_reach() -> No
 def test_unknown_node_ids_and_a_second_hello_of_one_id_stay_strangers() -> None:
     admission = Admission(max_handshakes=8, reserved=4, per_address=16)
     for key in ("x", "y", "z"):
-        admission.admit(key, "10.0.0.1")
+        admission.admit(key, "10.0.0.1", NOW)
     admission.hello("x", "nobody", known=False)
     admission.hello("y", "node-1", known=True)
     admission.hello("z", "node-1", known=True)  # one reserved slot per node id
@@ -49,8 +60,8 @@ def test_unknown_node_ids_and_a_second_hello_of_one_id_stay_strangers() -> None:
 
 def test_the_reserved_pool_when_full_leaves_a_known_node_a_stranger() -> None:
     admission = Admission(max_handshakes=3, reserved=1, per_address=16)
-    admission.admit("a", "10.0.0.1")
-    admission.admit("b", "10.0.0.1")
+    admission.admit("a", "10.0.0.1", NOW)
+    admission.admit("b", "10.0.0.1", NOW)
     admission.hello("a", "node-1", known=True)
     admission.hello("b", "node-2", known=True)
     assert admission.known == 1 and admission.strangers == 1
@@ -58,10 +69,10 @@ def test_the_reserved_pool_when_full_leaves_a_known_node_a_stranger() -> None:
 
 def test_finished_is_idempotent_and_frees_the_address_share() -> None:
     admission = Admission(max_handshakes=4, reserved=1, per_address=1)
-    admission.admit("a", "10.0.0.1")
+    admission.admit("a", "10.0.0.1", NOW)
     admission.finished("a")
     admission.finished("a")
-    assert admission.admit("b", "10.0.0.1") is None
+    assert admission.admit("b", "10.0.0.1", NOW) is None
 
 
 @pytest.mark.parametrize(
