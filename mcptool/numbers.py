@@ -24,6 +24,11 @@ class NumberError(ValueError):
     """A number that is not finite or outside its range; ``str()`` states the range."""
 
 
+def _finite(value: float) -> bool:
+    # an int is finite however large; math.isfinite would raise OverflowError past 1e308
+    return isinstance(value, int) or math.isfinite(value)
+
+
 def _show(bound: float) -> str:
     return f"{bound:g}" if isinstance(bound, float) else str(bound)
 
@@ -53,7 +58,7 @@ class Range:
         return f"{what} {' and '.join(parts)}" if parts else f"a finite {what.removeprefix('a ')}"
 
     def contains(self, value: float) -> bool:
-        if not math.isfinite(value):
+        if not _finite(value):
             return False
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
@@ -67,7 +72,7 @@ class Range:
         The message leaves out the value: the caller names the option or key and the
         value it was given, e.g. ``--heartbeat nan: not a finite number: give ...``.
         """
-        if not math.isfinite(value):
+        if not _finite(value):
             raise NumberError(f"not a finite number: give {self.describe()}")
         if not self.contains(value):
             raise NumberError(f"out of range: give {self.describe()}")

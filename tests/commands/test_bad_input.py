@@ -128,7 +128,7 @@ def base_args(path: tuple[str, ...], files: dict[str, Path]) -> tuple[list[str],
 def bad_numbers(kind: Float | Int) -> list[str]:
     """Values outside ``kind``'s range, non-finite ones, and words."""
     r = kind.range
-    values = ["nan", "inf", "-inf", "NaN", "1e400", "", "abc", INVALID_UTF8, "9" * 40]
+    values = ["nan", "inf", "-inf", "NaN", "1e400", "", "abc", INVALID_UTF8, "9" * 40, "9" * 400]
     if r.low is not None:
         values += [repr(r.low - 1), repr(-1e300)]
         if r.low_open:
@@ -223,9 +223,8 @@ def test_every_bad_value_of_every_option_and_argument_is_one_line_and_exit_2(
     assert len(cases) > (200 if kind == "option" else 20)  # the walk found the commands
     for case in cases:
         outcome = run_case(case, files)
-        # the option, or the value as typed (a file, a unit list or a fault spec may be
-        # refused by what reads it, which names the value)
-        # HEX|-, TARGET..., --payload: HEX, TARGET, payload
+        # the option or argument (HEX|-, TARGET..., --payload: HEX, TARGET, payload), or the
+        # value as typed (a file, a unit list, a fault spec is named by what reads it)
         word = case.option.split("|")[0].rstrip(".").lstrip("-")
         names = (case.option, word, case.value[:20], ascii(case.value[:20])[1:-1])
         try:
@@ -259,6 +258,10 @@ def generated_cases(draw: st.DrawFn, files: dict[str, Path]) -> Case:
         texts = st.one_of(
             texts,
             st.integers().filter(lambda v: not r.contains(v)).map(str),
+            # past float's range: math.isfinite would overflow on them
+            st.tuples(st.integers(10**300, 10**1000), st.sampled_from([1, -1])).map(
+                lambda signed: str(signed[0] * signed[1])
+            ),
         )
     value = draw(texts.filter(lambda t: not _parses_in_range(t, param.type)))
     return Case(path, param.opts[0], value)
