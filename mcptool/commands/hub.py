@@ -155,6 +155,14 @@ def stamp() -> str:
     help="Seconds from connect to authenticated (TLS handshake included).",
 )
 @click.option(
+    "--busy-linger",
+    default=1.0,
+    show_default=True,
+    type=Float(0, 60),
+    help="Seconds a stranger turned away for a newer one is held, unread, before its "
+    "REJECT and close (bounds a flooder's reconnect rate).",
+)
+@click.option(
     "--refusal-log-interval",
     default=60.0,
     show_default=True,
@@ -205,6 +213,7 @@ def hub(
     max_handshakes_per_address: int,
     hello_timeout: float,
     handshake_timeout: float,
+    busy_linger: float,
     refusal_log_interval: float,
     journal: str | None,
     ollama_url: str | None,
@@ -294,6 +303,7 @@ def hub(
             max_handshakes_per_address=max_handshakes_per_address,
             hello_timeout=hello_timeout,
             handshake_timeout=handshake_timeout,
+            busy_linger=busy_linger,
             refusal_log_interval=refusal_log_interval,
         )
         try:

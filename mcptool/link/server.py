@@ -90,7 +90,8 @@ class _Connection(asyncio.Protocol):
             transport.abort()
             return
         self.address = address_key(transport.get_extra_info("peername"))
-        if len(server._connections) >= server.max_connections:
+        # Every socket counts, those turned away and still lingering included.
+        if server._transports > server.max_connections:
             server.stats.refused_busy += 1
             transport.write(Reject(RejectCode.BUSY, "hub busy, try later").encode())
             transport.close()

@@ -167,7 +167,7 @@ def test_the_hubs_handshake_limits_are_options(keys: Path) -> None:
 
     hub = start_hub(
         "--keys", str(keys), "--max-handshakes", "2", "--reserved-handshakes", "1",
-        "--max-handshakes-per-address", "1", "--hello-timeout", "5",
+        "--max-handshakes-per-address", "1", "--hello-timeout", "5", "--busy-linger", "0.1",
     )  # fmt: skip
     try:
         host, port = hub.url.removeprefix("mcp://").rsplit(":", 1)
