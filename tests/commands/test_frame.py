@@ -150,3 +150,23 @@ def test_a_ping_without_a_payload_carries_a_fresh_token(capsys: pytest.CaptureFi
     assert frames[0] != frames[1]
     code, out, _ = run_cli(capsys, "frame", "decode", frames[0].hex())
     assert code == 0 and "PING" in out
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b"[" * 5000, "JSON nested deeper than 64 levels"),
+        (b'{"n":' + b"9" * 5000 + b"}", "a number of 5000 characters"),
+    ],
+)
+def test_hostile_json_is_a_payload_error_never_an_internal_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, payload: bytes, message: str
+) -> None:
+    # Issue 12: both exited 70 with a RecursionError / ValueError from inside json.
+    path = tmp_path / "payload.json"
+    path.write_bytes(payload)
+    code, _, err = run_cli(capsys, "frame", "encode", "--type", "EVENT", "--payload", f"@{path}")
+    assert code == 2 and message in err and err.count("\n") == 1
+    wire = (bytes([0x5A, 1]) + len(payload).to_bytes(2, "big") + b"\x32" + payload).hex()
+    code, out, err = run_cli(capsys, "frame", "decode", wire)
+    assert code == 1 and f"payload error: event envelope: {message}" in out
