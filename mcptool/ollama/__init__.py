@@ -6,15 +6,8 @@
 
 from mcptool.ollama.admission import Admission
 from mcptool.ollama.breaker import BreakerState, CircuitBreaker
-from mcptool.ollama.client import (
-    DEFAULT_URL,
-    OllamaClient,
-    ResponseStream,
-    RetryPolicy,
-    Timeouts,
-    check_structured,
-    normalize_url,
-)
+from mcptool.ollama.client import OllamaClient
+from mcptool.ollama.deadlines import Timeouts
 from mcptool.ollama.errors import (
     CircuitOpen,
     InvalidStructuredOutput,
@@ -30,15 +23,22 @@ from mcptool.ollama.errors import (
     OllamaUnreachable,
 )
 from mcptool.ollama.models import Chunk, Embeddings, Message, Metrics, ModelInfo, Result
+from mcptool.ollama.request import ChatParams, GenerateParams
+from mcptool.ollama.retry import RetryPolicy
+from mcptool.ollama.stream import ResponseStream
+from mcptool.ollama.structured import check_structured
+from mcptool.ollama.transport import DEFAULT_URL, normalize_url
 
 __all__ = [
     "DEFAULT_URL",
     "Admission",
     "BreakerState",
+    "ChatParams",
     "Chunk",
     "CircuitBreaker",
     "CircuitOpen",
     "Embeddings",
+    "GenerateParams",
     "InvalidStructuredOutput",
     "Message",
     "Metrics",

@@ -155,3 +155,12 @@ class CircuitOpen(OllamaError):
 
 class OllamaProtocolError(OllamaError):
     """The answer was not what Ollama sends (not JSON, or missing fields)."""
+
+
+def counts_against_server(exc: BaseException) -> bool:
+    """Failures that say the server is unwell (for the breaker), not that the call was bad."""
+    if isinstance(exc, (OllamaUnreachable, OllamaStreamError, OllamaProtocolError)):
+        return True
+    if isinstance(exc, OllamaTimeout):
+        return exc.deadline != "total"
+    return (isinstance(exc, OllamaHTTPError) and exc.status >= 500) or isinstance(exc, OllamaBusy)
