@@ -363,3 +363,32 @@ async def test_a_hostile_request_is_answered_400_and_the_session_goes_on(
     assert Ack(1) in messages
     writer.close()
     assert peer.bodies() == [b"after"]
+
+
+async def test_a_bug_in_the_core_drops_the_connection_without_losing_what_it_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Should parsing a frame ever raise, the DATA before it were counted by the ledger:
+    # the hub delivers them, drops the connection unacknowledged, and resumes after them.
+    from mcptool.frame import Event
+
+    def broken(payload: bytes) -> None:
+        raise RuntimeError("a bug")
+
+    journal = tmp_path / "journal.jsonl"
+    with JournalLedger(journal) as ledger:
+        server = LinkServer(
+            keys={NODE: KEY}, ledger=ledger, on_data=ledger.record, before_ack=ledger.flush
+        )
+        async with server:
+            reader, writer, decoder, _ = await authenticate(server.address)
+            monkeypatch.setattr(Event, "parse", broken)
+            writer.write(Data(1, b"one").encode() + Data(2, b"two").encode() + Event({}).encode())
+            assert await until_closed_or(reader, decoder, 1) == []  # cut, nothing acknowledged
+            writer.close()
+            monkeypatch.undo()
+            reader, writer, decoder, resume = await authenticate(server.address)
+            writer.close()
+    assert resume == 2
+    assert [json.loads(line)["seq"] for line in journal.read_text().splitlines()] == [1, 2]
+    assert "RuntimeError: a bug" in caplog.text
