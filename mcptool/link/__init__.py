@@ -5,6 +5,7 @@ rule and timer; :class:`LinkClient` and :class:`LinkServer` put them on asyncio 
 docs/LINK.md is the user's guide and the exact authentication and delivery rules.
 """
 
+from mcptool.link.admission import Admission, RefusalLog
 from mcptool.link.auth import accept_proof, auth_mac, load_keys, load_secret
 from mcptool.link.backoff import Backoff
 from mcptool.link.client import LinkClient, LinkURL, parse_url
@@ -29,6 +30,7 @@ from mcptool.link.server_state import SERVER_TRANSITIONS, ServerConnection, Serv
 __all__ = [
     "CLIENT_TRANSITIONS",
     "SERVER_TRANSITIONS",
+    "Admission",
     "AuthenticationFailed",
     "Backoff",
     "ClientConnection",
@@ -51,6 +53,7 @@ __all__ = [
     "MemoryLedger",
     "Outbox",
     "OutboxFull",
+    "RefusalLog",
     "RejectCode",
     "RequestTimeout",
     "Router",

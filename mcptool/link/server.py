@@ -414,6 +414,16 @@ class LinkServer:
         return len(self._connections)
 
     @property
+    def sockets(self) -> int:
+        """Sockets open now: handshakes, sessions, and strangers turned away but lingering."""
+        return self._transports
+
+    @property
+    def lingering(self) -> int:
+        """Strangers turned away whose REJECT and close wait for ``busy_linger``."""
+        return len(self._lingering)
+
+    @property
     def handshaking(self) -> int:
         """Connections in the handshake now (strangers and known nodes)."""
         return len(self.admission)

@@ -94,7 +94,11 @@ async def test_ten_known_nodes_get_in_while_256_strangers_and_a_slowloris_flood(
             await eventually(
                 lambda: "handshakes refused from 127.0.0.2 in the last 1 s" in caplog.text
             )
+            # Memory: state machines only for the handshake slots and the sessions; other
+            # sockets are strangers turned away, at most one per flooding socket.
             assert hub.handshaking <= hub.max_handshakes
+            assert hub.lingering <= 256 + 2
+            assert hub.sockets <= hub.max_handshakes + len(NODES) + 256 + 2
             assert len(hub.refusals) <= hub.refusals.max_addresses + 1
         finally:
             flooded = await stop(strangers)
