@@ -313,6 +313,8 @@ async def start_flood(url: str, *options: str) -> asyncio.subprocess.Process:
         "127.0.0.2-17",
         "--slowloris",
         "2",
+        "--duration",
+        "60",  # a safety net: it is stopped after each round
         *options,
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
