@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
-LAYERS = "Layers: the command line over gateway and analysis"
+LAYERS = "Layers: command line > composition"
 SIMULATORS = "Simulators are imported only by the commands that run one"
 SANS_IO = "Protocol cores are sans-IO"
 
