@@ -12,45 +12,56 @@ Scheduling follows Ollama's: ``parallel`` requests per model at a time, ``queue`
 requests waiting in all (503 "server busy" beyond it), a cold load on the first request
 to a model (``load_delay``), the model kept loaded for ``keep_alive`` (default 5m, 0
 unloads after the request) and a load aborted when its client leaves.
+
+The HTTP server, the wire format and the scheduling are ``mcptool.serving``'s, shared
+with ``mcptool model serve``: the simulator differs only in where answers come from
+(seeded text, schema values, faults) and in what a load is (``load_delay``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
-import re
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcptool.serving.http import DropConnection, HTTPServer, Request, Response
+from mcptool.serving.scheduler import ModelSlots, Scheduler, SchedulingCounters, Ticket
+from mcptool.serving.wire import (
+    BUSY_MESSAGE,
+    FOREVER_STAMP,
+    NDJSON,
+    ApiError,
+    StreamError,
+    check_format,
+    collect,
+    dump,
+    error,
+    keep_alive_seconds,
+    messages_of,
+    model_name,
+    ndjson,
+    options_of,
+    read_body,
+    rfc3339,
+)
 from simulators.ollama.catalog import SimModel, canonical
 from simulators.ollama.faults import Fault, FaultKind, FaultPlan
-from simulators.ollama.http import DropConnection, HTTPServer, Request, Response
 from simulators.ollama.schema_values import value_for
 from simulators.ollama.text import seeded, sentence, token_ids, tokenize
 
-BUSY_MESSAGE = "server busy, please try again.  maximum pending requests exceeded"
-DEFAULT_KEEP_ALIVE = 300.0
-_JSON = "application/json; charset=utf-8"
-_NDJSON = "application/x-ndjson"
+__all__ = ["BUSY_MESSAGE", "Counters", "OllamaSimulator", "keep_alive_seconds", "rfc3339"]
 
 AnswerHook = Callable[[str, Mapping[str, Any]], str | None]
 """``(endpoint, request body) -> answer text``, or None for the simulator's own answer."""
 
 
-class _Reply(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 @dataclass
-class Counters:
+class Counters(SchedulingCounters):
     """What the simulator saw: tests assert on these instead of on timing."""
 
     requests: int = 0
@@ -59,76 +70,7 @@ class Counters:
     generations: int = 0
     completed: int = 0
     cancelled: int = 0
-    loads: int = 0
-    loads_aborted: int = 0
-    unloads: int = 0
-    rejected_busy: int = 0
     faults_fired: int = 0
-    in_flight: int = 0
-    max_in_flight: int = 0
-    waiting: int = 0
-    max_waiting: int = 0
-
-    def reset(self) -> None:
-        fresh = Counters()
-        for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(fresh, name))
-
-
-@dataclass
-class _ModelState:
-    model: SimModel
-    slots: asyncio.Semaphore
-    load_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    expires: float | None = None  # loop time; None: not loaded; math.inf: forever
-    expires_wall: float = 0.0
-    context_length: int = 0
-
-    def loaded(self, now: float) -> bool:
-        return self.expires is not None and self.expires > now
-
-
-def rfc3339(ns: int | None = None) -> str:
-    """Go's RFC3339Nano in UTC: what Ollama writes in ``created_at`` and ``modified_at``."""
-    ns = time.time_ns() if ns is None else ns
-    seconds, frac = divmod(ns, 1_000_000_000)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    fraction = f"{frac:09d}".rstrip("0")
-    return f"{stamp}.{fraction}Z" if fraction else f"{stamp}Z"
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def keep_alive_seconds(value: Any) -> float:
-    """Ollama's keep_alive: seconds as a number or a Go duration; negative means forever."""
-    if value is None or value == "":
-        return DEFAULT_KEEP_ALIVE
-    if isinstance(value, bool):
-        raise _Reply(400, f"json: cannot unmarshal bool into Go value of type {value!r}")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    else:
-        text = str(value).strip()
-        sign = -1.0 if text.startswith("-") else 1.0
-        body = text.lstrip("+-")
-        try:
-            seconds = float(body) * sign
-        except ValueError:
-            parts = _DURATION.findall(body)
-            if not parts or "".join(n + u for n, u in parts) != body:
-                raise _Reply(400, f'time: invalid duration "{text}"') from None
-            seconds = sign * sum(float(n) * _UNIT[u] for n, u in parts)
-    return math.inf if seconds < 0 else seconds
-
-
-def _dump(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _error(status: int, message: str) -> Response:
-    return Response(status, _dump({"error": message}))
 
 
 class OllamaSimulator:
@@ -154,21 +96,16 @@ class OllamaSimulator:
         answer: AnswerHook | None = None,
         tokens: tuple[int, int] = (12, 32),
     ) -> None:
-        if parallel < 1:
-            raise ValueError("parallel must be at least 1")
-        if queue < 0:
-            raise ValueError("queue must be at least 0")
+        self.counters = Counters()
+        self._scheduler = Scheduler(self.counters, parallel=parallel, queue=queue)
         self.seed = seed
         self.load_delay = load_delay
         self.token_delay = token_delay
-        self.parallel = parallel
-        self.queue = queue
         self.version = version
         self.answer = answer
         self.tokens = tokens
-        self.counters = Counters()
         self.faults = FaultPlan()
-        self._models: dict[str, _ModelState] = {}
+        self._models: dict[str, ModelSlots[SimModel]] = {}
         self._modified = time.time_ns()
         for model in models:
             self.add_model(model)
@@ -228,11 +165,23 @@ class OllamaSimulator:
     # -- control while running -----------------------------------------------------------
     def add_model(self, model: str | SimModel) -> SimModel:
         sim_model = model if isinstance(model, SimModel) else SimModel.named(model)
-        self._models[sim_model.name] = _ModelState(sim_model, asyncio.Semaphore(self.parallel))
+        self._models[sim_model.name] = self._scheduler.slots_for(sim_model)
         return sim_model
 
     def remove_model(self, name: str) -> None:
         self._models.pop(canonical(name), None)
+
+    @property
+    def parallel(self) -> int:
+        return self._scheduler.parallel
+
+    @property
+    def queue(self) -> int:
+        return self._scheduler.queue
+
+    @queue.setter
+    def queue(self, value: int) -> None:
+        self._scheduler.queue = value
 
     @property
     def models(self) -> list[str]:
@@ -250,9 +199,8 @@ class OllamaSimulator:
         self.faults.clear()
 
     # -- plumbing ------------------------------------------------------------------------
-    @staticmethod
-    def _now() -> float:
-        return asyncio.get_running_loop().time()
+    def _now(self) -> float:
+        return self._scheduler.now()
 
     async def _handle(self, request: Request) -> Response | None:
         self.counters.requests += 1
@@ -263,31 +211,21 @@ class OllamaSimulator:
         else:
             try:
                 response = await route(request)
-            except _Reply as reply:
-                response = _error(reply.status, reply.message)
+            except ApiError as reply:
+                response = error(reply.status, reply.message)
         if response is not None:
             self.counters.by_status[response.status] += 1
         return response
 
     @staticmethod
     def _body(request: Request) -> dict[str, Any]:
-        if not request.body.strip():
-            raise _Reply(400, "missing request body")
-        try:
-            body = json.loads(request.body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise _Reply(400, f"invalid character in request body: {exc}") from None
-        if not isinstance(body, dict):
-            raise _Reply(400, "json: cannot unmarshal into Go value of type api.Request")
-        return body
+        return read_body(request)
 
-    def _state(self, body: Mapping[str, Any]) -> _ModelState:
-        name = body.get("model") or body.get("name")
-        if not isinstance(name, str) or not name:
-            raise _Reply(400, "model is required")
+    def _state(self, body: Mapping[str, Any]) -> ModelSlots[SimModel]:
+        name = model_name(body)
         state = self._models.get(canonical(name))
         if state is None:
-            raise _Reply(404, f"model '{name}' not found")
+            raise ApiError(404, f"model '{name}' not found")
         return state
 
     # -- simple endpoints ----------------------------------------------------------------
@@ -295,7 +233,7 @@ class OllamaSimulator:
         return Response(200, b"Ollama is running", "text/plain; charset=utf-8")
 
     async def _version(self, request: Request) -> Response:
-        return Response(200, _dump({"version": self.version}))
+        return Response(200, dump({"version": self.version}))
 
     async def _tags(self, request: Request) -> Response:
         models = [
@@ -309,7 +247,7 @@ class OllamaSimulator:
             }
             for s in self._models.values()
         ]
-        return Response(200, _dump({"models": models}))
+        return Response(200, dump({"models": models}))
 
     async def _ps(self, request: Request) -> Response:
         now = self._now()
@@ -317,11 +255,7 @@ class OllamaSimulator:
         for s in self._models.values():
             if not s.loaded(now):
                 continue
-            expires = (
-                "2318-01-01T00:00:00Z"
-                if s.expires == math.inf
-                else rfc3339(int(s.expires_wall * 1e9))
-            )
+            expires = FOREVER_STAMP if s.expires == math.inf else rfc3339(int(s.expires_wall * 1e9))
             models.append(
                 {
                     "name": s.model.name,
@@ -334,7 +268,7 @@ class OllamaSimulator:
                     "context_length": s.context_length or 4096,
                 }
             )
-        return Response(200, _dump({"models": models}))
+        return Response(200, dump({"models": models}))
 
     async def _show(self, request: Request) -> Response:
         state = self._state(self._body(request))
@@ -350,7 +284,7 @@ class OllamaSimulator:
         }
         return Response(
             200,
-            _dump(
+            dump(
                 {
                     "license": "simulated model: no license",
                     "modelfile": f'# Modelfile generated by "ollama show"\nFROM {m.name}\n',
@@ -364,63 +298,23 @@ class OllamaSimulator:
             ),
         )
 
-    # -- scheduling ----------------------------------------------------------------------
-    def _admit(self, state: _ModelState) -> _Ticket:
-        # Like OLLAMA_MAX_QUEUE: a request that cannot run now waits, unless `queue`
-        # requests wait already.
-        if state.slots.locked() and self.counters.waiting >= self.queue:
-            self.counters.rejected_busy += 1
-            raise _Reply(503, BUSY_MESSAGE)
-        self.counters.waiting += 1
-        self.counters.max_waiting = max(self.counters.max_waiting, self.counters.waiting)
-        return _Ticket()
+    # -- scheduling (mcptool.serving.scheduler; a load here is a delay) ----------------
+    def _admit(self, state: ModelSlots[SimModel]) -> Ticket:
+        return self._scheduler.admit(state)
 
-    async def _load(self, state: _ModelState, keep_alive: float, num_ctx: int) -> float:
-        """Make sure the model is loaded; return the seconds this request waited for a load
-        (its own or a concurrent one's), 0 if the model was warm."""
-        needs_reload = num_ctx and state.context_length and num_ctx != state.context_length
-        if state.loaded(self._now()) and not needs_reload:
-            return 0.0
-        started = self._now()
-        async with state.load_lock:
-            if state.loaded(self._now()) and not needs_reload:
-                return self._now() - started  # waited for another request's load
-            try:
-                if self.load_delay > 0:
-                    await asyncio.sleep(self.load_delay)
-            except asyncio.CancelledError:
-                self.counters.loads_aborted += 1
-                raise
-            self.counters.loads += 1
-            state.context_length = num_ctx or 4096
-            self._touch(state, keep_alive)
-            return max(self._now() - started, 1e-9)
+    async def _load(self, state: ModelSlots[SimModel], keep_alive: float, num_ctx: int) -> float:
+        return await self._scheduler.load(state, keep_alive, num_ctx, self._delay_load)
 
-    def _touch(self, state: _ModelState, keep_alive: float) -> None:
-        if keep_alive == math.inf:
-            state.expires = math.inf
-        else:
-            state.expires = self._now() + keep_alive
-            state.expires_wall = time.time() + keep_alive
+    async def _delay_load(self, num_ctx: int) -> int:
+        if self.load_delay > 0:
+            await asyncio.sleep(self.load_delay)
+        return num_ctx or 4096
 
-    def _unload(self, state: _ModelState) -> None:
-        if state.expires is not None:
-            self.counters.unloads += 1
-        state.expires = None
+    def _touch(self, state: ModelSlots[SimModel], keep_alive: float) -> None:
+        self._scheduler.touch(state, keep_alive)
 
-    @contextlib.asynccontextmanager
-    async def _slot(self, state: _ModelState, ticket: _Ticket) -> AsyncIterator[None]:
-        try:
-            await state.slots.acquire()
-        finally:
-            ticket.leave(self.counters)
-        self.counters.in_flight += 1
-        self.counters.max_in_flight = max(self.counters.max_in_flight, self.counters.in_flight)
-        try:
-            yield
-        finally:
-            self.counters.in_flight -= 1
-            state.slots.release()
+    def _unload(self, state: ModelSlots[SimModel]) -> None:
+        self._scheduler.unload(state)
 
     # -- generation ----------------------------------------------------------------------
     async def _generate(self, request: Request) -> Response | None:
@@ -434,31 +328,23 @@ class OllamaSimulator:
         body = self._body(request)
         state = self._state(body)
         name = body["model"]
-        fmt = body.get("format")
-        if fmt not in (None, "", "json") and not isinstance(fmt, dict):
-            raise _Reply(400, 'invalid format: expected "json" or a valid JSON schema')
+        check_format(body.get("format"))
         if state.model.embedding_only:
-            raise _Reply(400, f'"{name}" does not support {kind}')
-        options = body.get("options") or {}
-        if not isinstance(options, dict):
-            raise _Reply(400, "json: cannot unmarshal options into Go value of type map")
+            raise ApiError(400, f'"{name}" does not support {kind}')
+        options = options_of(body)
         keep_alive = keep_alive_seconds(body.get("keep_alive"))
         if kind == "generate":
             prompt = body.get("prompt") or ""
             empty = not prompt and not body.get("images")
         else:
-            messages = body.get("messages") or []
-            if not isinstance(messages, list):
-                raise _Reply(
-                    400, "json: cannot unmarshal messages into Go value of type []api.Message"
-                )
+            messages = messages_of(body)
             prompt = "\n".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
             empty = not messages
         fault = self.faults.take(request.path, state.model.name)
         if fault is not None:
             self.counters.faults_fired += 1
             if fault.kind == "status":
-                raise _Reply(fault.status, fault.message)
+                raise ApiError(fault.status, fault.message)
             if fault.kind == "disconnect":
                 return None
         if empty:
@@ -471,13 +357,13 @@ class OllamaSimulator:
         if stream:
             blank = fault is not None and fault.kind == "blank_lines"
             return Response(
-                200, content_type=_NDJSON, stream=self._ndjson(chunks, ticket, blank=blank)
+                200, content_type=NDJSON, stream=ndjson(chunks, ticket.leave, blank=blank)
             )
-        return await self._collect(kind, chunks, ticket)
+        return await collect(kind, chunks, ticket.leave)
 
     async def _load_or_unload(
         self,
-        state: _ModelState,
+        state: ModelSlots[SimModel],
         kind: str,
         name: str,
         keep_alive: float,
@@ -492,7 +378,7 @@ class OllamaSimulator:
             try:
                 await self._load(state, keep_alive, int(options.get("num_ctx") or 0))
             finally:
-                ticket.leave(self.counters)
+                ticket.leave()
             self._touch(state, keep_alive)
             reason = "load"
         answer: dict[str, Any] = {"model": name, "created_at": rfc3339()}
@@ -501,7 +387,7 @@ class OllamaSimulator:
         else:
             answer["message"] = {"role": "assistant", "content": ""}
         answer.update(done=True, done_reason=reason)
-        return Response(200, _dump(answer))
+        return Response(200, dump(answer))
 
     def _answer(
         self, kind: str, body: Mapping[str, Any], prompt: str, fault: Fault | None
@@ -533,13 +419,13 @@ class OllamaSimulator:
         self,
         kind: str,
         body: Mapping[str, Any],
-        state: _ModelState,
+        state: ModelSlots[SimModel],
         prompt: str,
         keep_alive: float,
         options: Mapping[str, Any],
         fault: Fault | None,
         started: int,
-        ticket: _Ticket,
+        ticket: Ticket,
     ) -> AsyncIterator[dict[str, Any]]:
         """Every object of one answer, the final ``done`` one included."""
         name = body["model"]
@@ -551,11 +437,10 @@ class OllamaSimulator:
                     await self._fault_mid_stream(mid_stream)
                     mid_stream = None
                 load_s = await self._load(state, keep_alive, int(options.get("num_ctx") or 0))
-                await state.slots.acquire()
-            finally:
-                ticket.leave(self.counters)
-            self.counters.in_flight += 1
-            self.counters.max_in_flight = max(self.counters.max_in_flight, self.counters.in_flight)
+            except BaseException:
+                ticket.leave()
+                raise
+            await self._scheduler.acquire(state, ticket)
             try:
                 prompt_started = time.perf_counter_ns()
                 tokens = self._answer(kind, body, prompt, fault)
@@ -603,15 +488,14 @@ class OllamaSimulator:
                 self.counters.completed += 1
                 yield final
             finally:
-                self.counters.in_flight -= 1
-                state.slots.release()
+                self._scheduler.release(state)
         except asyncio.CancelledError:
             self.counters.cancelled += 1
             raise
 
     async def _fault_mid_stream(self, fault: Fault) -> None:
         if fault.kind == "error_line":
-            raise _MidStreamError(fault.message)
+            raise StreamError(fault.message)
         if fault.kind == "drop":
             raise DropConnection
         await self._stall(fault)
@@ -622,43 +506,6 @@ class OllamaSimulator:
         else:
             await asyncio.sleep(fault.seconds)
 
-    async def _ndjson(
-        self, chunks: AsyncGenerator[dict[str, Any], None], ticket: _Ticket, *, blank: bool = False
-    ) -> AsyncIterator[bytes]:
-        prefix = b"\r\n\n" if blank else b""
-        try:
-            async for chunk in chunks:
-                yield prefix + _dump(chunk) + b"\n"
-        except _MidStreamError as exc:
-            yield _dump({"error": str(exc)}) + b"\n"
-        finally:
-            ticket.leave(self.counters)
-            await chunks.aclose()
-
-    async def _collect(
-        self, kind: str, chunks: AsyncGenerator[dict[str, Any], None], ticket: _Ticket
-    ) -> Response:
-        text: list[str] = []
-        final: dict[str, Any] = {}
-        try:
-            async for chunk in chunks:
-                if chunk.get("done"):
-                    final = chunk
-                elif kind == "generate":
-                    text.append(chunk["response"])
-                else:
-                    text.append(chunk["message"]["content"])
-        except _MidStreamError as exc:
-            return _error(500, str(exc))
-        finally:
-            ticket.leave(self.counters)
-            await chunks.aclose()
-        if kind == "generate":
-            final["response"] = "".join(text)
-        else:
-            final["message"] = {"role": "assistant", "content": "".join(text)}
-        return Response(200, _dump(final))
-
     # -- embeddings ----------------------------------------------------------------------
     async def _embed(self, request: Request) -> Response:
         started = time.perf_counter_ns()
@@ -667,17 +514,17 @@ class OllamaSimulator:
         raw = body.get("input", [])
         inputs = [raw] if isinstance(raw, str) else list(raw or [])
         if not all(isinstance(i, str) for i in inputs):
-            raise _Reply(400, "invalid input type")
+            raise ApiError(400, "invalid input type")
         if not inputs:
-            return Response(200, _dump({"model": body["model"], "embeddings": []}))
+            return Response(200, dump({"model": body["model"], "embeddings": []}))
         keep_alive = keep_alive_seconds(body.get("keep_alive"))
         ticket = self._admit(state)
         try:
             load_s = await self._load(state, keep_alive, 0)
         except BaseException:
-            ticket.leave(self.counters)
+            ticket.leave()
             raise
-        async with self._slot(state, ticket):
+        async with self._scheduler.running(state, ticket):
             dim = int(body.get("dimensions") or state.model.embedding_length)
             vectors = [self._vector(state.model.name, text, dim) for text in inputs]
             count = sum(len(token_ids(text)) for text in inputs)
@@ -689,7 +536,7 @@ class OllamaSimulator:
             "prompt_eval_count": count,
         }
         answer.update((k, v) for k, v in metrics.items() if v)
-        return Response(200, _dump(answer))
+        return Response(200, dump(answer))
 
     async def _embeddings(self, request: Request) -> Response:
         body = self._body(request)
@@ -698,7 +545,7 @@ class OllamaSimulator:
         vector = (
             self._vector(state.model.name, prompt, state.model.embedding_length) if prompt else []
         )
-        return Response(200, _dump({"embedding": vector}))
+        return Response(200, dump({"embedding": vector}))
 
     def _vector(self, model: str, text: str, dim: int) -> list[float]:
         rng = seeded(self.seed, model, "embed", text)
@@ -707,22 +554,4 @@ class OllamaSimulator:
         return [round(v / norm, 7) for v in values]
 
 
-class _Ticket:
-    """A place in the wait queue, left exactly once (when a slot is taken or on failure)."""
-
-    __slots__ = ("left",)
-
-    def __init__(self) -> None:
-        self.left = False
-
-    def leave(self, counters: Counters) -> None:
-        if not self.left:
-            self.left = True
-            counters.waiting -= 1
-
-
 _MID_STREAM = ("error_line", "drop", "stall")
-
-
-class _MidStreamError(Exception):
-    """Raised inside a stream to end it with an ``{"error": ...}`` line."""

@@ -1,9 +1,10 @@
 """A small HTTP/1.1 server over asyncio, with h11 doing the protocol.
 
-Why not uvicorn/starlette: they would be two more dependencies for one simulator, and
-they hide what the simulator must control exactly: when headers leave (Ollama sends
-them with the first chunk, after a model load), dropping a connection mid-body, and
-noticing at once that a client went away (that is how Ollama aborts a generation).
+Shared by the Ollama simulator and ``mcptool model serve``. Why not uvicorn/starlette:
+they would be two more dependencies, and they hide what both servers must control
+exactly: when headers leave (Ollama sends them with the first chunk, after a model
+load), dropping a connection mid-body, and noticing at once that a client went away
+(that is how Ollama aborts a generation).
 h11 (already installed with httpx) keeps the HTTP/1.1 parsing and framing correct:
 keep-alive, chunked bodies, ``Connection: close``, HTTP/1.0 peers.
 """
@@ -166,10 +167,10 @@ class _Connection(asyncio.Protocol):
         except DropConnection:
             self._abort()
             return
-        except Exception:  # a simulator bug: say so to the client instead of hanging it
-            log.exception("simulator handler failed for %s %s", request.method, request.path)
+        except Exception:  # a server bug: say so to the client instead of hanging it
+            log.exception("handler failed for %s %s", request.method, request.path)
             if self._h11.our_state is h11.SEND_RESPONSE:
-                self._reject(500, "simulator error (see its log)")
+                self._reject(500, "server error (see its log)")
             else:
                 self._abort()
             return
