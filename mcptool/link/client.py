@@ -19,7 +19,7 @@ import collections
 import contextlib
 import logging
 import ssl as ssl_module
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -97,7 +97,7 @@ class LinkClient:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         node_id: str,
         key: bytes,
         *,
@@ -113,11 +113,19 @@ class LinkClient:
         on_event: Callable[[dict[str, Any]], None] | None = None,
         on_acked: Callable[[int], None] | None = None,
     ) -> None:
-        self.url = parse_url(url)
+        # Several hubs: each new connection attempt after the first goes to the next URL
+        # of the list, so a node whose hub died is at another hub after one backoff.
+        self.urls = tuple(parse_url(each) for each in ([url] if isinstance(url, str) else url))
+        if not self.urls:
+            raise LinkError("no hub URL given: pass at least one mcp:// URL")
+        if len({each.tls for each in self.urls}) > 1:
+            raise LinkError("hub URLs mix mcp:// and mcps://: use one scheme for all of them")
+        self._url_index = 0
+        self._attempts = 0
         if self.url.tls and ssl is None:
             ssl = ssl_module.create_default_context()
         elif not self.url.tls and ssl is not None:
-            raise LinkError(f"a TLS context was given for {url}: use mcps:// for TLS")
+            raise LinkError(f"a TLS context was given for {self.url}: use mcps:// for TLS")
         self.ssl = ssl
         self.server_hostname = server_hostname
         self.machine = ClientConnection(
@@ -151,6 +159,11 @@ class LinkClient:
         self._changed = asyncio.Event()
 
     # ---------------------------------------------------------------- public API
+
+    @property
+    def url(self) -> LinkURL:
+        """The hub this link is connected to, or tries next."""
+        return self.urls[self._url_index]
 
     @property
     def state(self) -> ClientState:
@@ -318,6 +331,9 @@ class LinkClient:
 
     async def _open(self, attempt: int) -> None:
         loop = self._require_loop()
+        if self._attempts:
+            self._url_index = (self._url_index + 1) % len(self.urls)
+        self._attempts += 1
         protocol = _Protocol(self)
         self._protocol = protocol
         try:

@@ -14,7 +14,7 @@ import contextlib
 import inspect
 import logging
 import ssl as ssl_module
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 OnData = Callable[[str, int, bytes], None]
 OnEvent = Callable[[str, dict[str, Any]], None]
 OnSession = Callable[[str, bool, str], None]
+# Store frames somewhere durable and shared (e.g. a replicated stream) before the ACK.
+Commit = Callable[[str, Sequence[tuple[int, bytes]]], Awaitable[None]]
+# Where a node resumes, asked of that shared store before its session is accepted.
+ResumePoint = Callable[[str], Awaitable[int]]
 
 
 @dataclass
@@ -56,6 +60,8 @@ class _Connection(asyncio.Protocol):
         "address",
         "closed",
         "conn",
+        "held_close",
+        "holding",
         "linger",
         "lingers",
         "loop",
@@ -76,6 +82,8 @@ class _Connection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = 0.0
         self.closed = False
+        self.holding = False  # a commit or a resume look-up is under way: write nothing
+        self.held_close: str | None = None
 
     # -- asyncio callbacks
 
@@ -201,6 +209,7 @@ class _Connection(asyncio.Protocol):
         close_reason = None
         delivered = False
         failed = False
+        committing: list[tuple[int, bytes]] = []
         for event in conn.events():
             match event:
                 case DataReceived(seq=seq, body=body):
@@ -210,6 +219,8 @@ class _Connection(asyncio.Protocol):
                         failed = True  # the rest of this read is not delivered either
                         continue
                     delivered = True
+                    if server.commit is not None:
+                        committing.append((seq, body))
                 case RequestReceived(payload=payload):
                     server._spawn(self._answer(payload))
                 case CloseTransport(reason=reason):
@@ -230,18 +241,55 @@ class _Connection(asyncio.Protocol):
                 case PeerErrorReceived(code=code, message=message):
                     log.warning("node %s reports error %s: %s", conn.node_id, code, message)
         if failed:
+            if committing:  # delivered before the failure, never stored: not counted
+                server.ledger.advance(conn.node_id or "", committing[0][0] - 1)
             return
         if self.lingers:
             self._reschedule()
             return  # turned away: REJECT and close wait for the linger (refuse_busy)
         if delivered and server.before_ack is not None:
             server.before_ack()  # e.g. flush a journal: nothing is acknowledged unrecorded
+        if committing:
+            self._hold(server._spawn_commit(self, committing))
+        if self.holding:
+            # The ACK is in the machine's output; it goes out when the commit is done.
+            if close_reason is not None:
+                self.held_close = close_reason
+            self._reschedule()
+            return
         out = conn.data_to_send()
         if out and not self.closed:
             self.transport.write(out)
         if close_reason is not None and not self.closed:
             self.closed = True
             self.transport.close()
+        self._reschedule()
+
+    def _hold(self, task: asyncio.Future[bool]) -> None:
+        """Write nothing and read nothing until ``task`` (a commit or a resume look-up)
+        is done; then, if it succeeded, write what the machine queued meanwhile."""
+        self.holding = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+        task.add_done_callback(self._release)
+
+    def _release(self, task: asyncio.Future[bool]) -> None:
+        self.holding = False
+        ok = not task.cancelled() and task.exception() is None and task.result()
+        if self.closed or self.conn is None or self.transport is None:
+            return
+        if not ok:
+            self.closed = True
+            self.abort()
+            return
+        out = self.conn.data_to_send()
+        if out:
+            self.transport.write(out)
+        if self.held_close is not None:
+            self.closed = True
+            self.transport.close()
+            return
+        self.transport.resume_reading()
         self._reschedule()
 
     def _deliver(self, seq: int, body: bytes) -> bool:
@@ -277,6 +325,10 @@ class _Connection(asyncio.Protocol):
             node_id = self.conn.node_id if self.conn is not None else None
             if node_id is not None:
                 server.admission.hello(self, node_id, node_id in server.keys)
+                if server.resume_point is not None and node_id in server.keys:
+                    # AUTH is not read before the ledger holds the shared store's count
+                    # for this node: its resume point, sent right after ACCEPT.
+                    self._hold(server._spawn_resume(node_id))
         elif event.old in (ServerState.AWAIT_HELLO, ServerState.CHALLENGED):
             server.admission.finished(self)  # to ESTABLISHED or CLOSED
         if event.new is ServerState.CLOSED:
@@ -331,6 +383,8 @@ class LinkServer:
         on_event: OnEvent | None = None,
         on_session: OnSession | None = None,
         before_ack: Callable[[], None] | None = None,
+        commit: Commit | None = None,
+        resume_point: ResumePoint | None = None,
         ledger: Ledger | None = None,
         ssl: ssl_module.SSLContext | None = None,
         heartbeat_interval: float = 10.0,
@@ -357,6 +411,9 @@ class LinkServer:
         self.on_event = on_event
         self.on_session = on_session
         self.before_ack = before_ack
+        self.commit = commit
+        self.resume_point = resume_point
+        self._commits: dict[str, asyncio.Future[bool]] = {}
         self.router = handlers if isinstance(handlers, Router) else Router(handlers)
         self.ledger: Ledger = ledger if ledger is not None else MemoryLedger()
         self.ssl = ssl
@@ -387,7 +444,7 @@ class LinkServer:
         self._transports = 0  # made and not yet lost: what stop() waits for
         self._stopping = False
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -515,6 +572,67 @@ class LinkServer:
         deadline = self.refusals.next_deadline()
         if deadline is not None:
             self._refusal_timer = self.loop.call_at(deadline, self._tell_refusals)
+
+    def _spawn_commit(
+        self, connection: _Connection, frames: list[tuple[int, bytes]]
+    ) -> asyncio.Future[bool]:
+        """Commit ``frames`` of the connection's node; on failure set its ledger back to
+        just before them (the node sends them again) and the connection is dropped."""
+        assert self.commit is not None and connection.conn is not None
+        node_id = connection.conn.node_id
+        assert node_id is not None
+        commit = self.commit
+        before = self._commits.get(node_id)
+
+        async def run() -> bool:
+            if before is not None:
+                await asyncio.wait([before])  # a node's frames are stored in order
+            try:
+                await commit(node_id, frames)
+            except Exception as exc:
+                log.warning(
+                    "node %s: frames %d..%d not stored (%s): dropping the connection"
+                    " unacknowledged, the node will send them again",
+                    node_id, frames[0][0], frames[-1][0], exc,
+                )  # fmt: skip
+                if self.ledger.last(node_id) >= frames[0][0]:
+                    self.ledger.advance(node_id, frames[0][0] - 1)
+                return False
+            return True
+
+        task = asyncio.ensure_future(run())
+        self._commits[node_id] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda done: self._commit_done(node_id, done))
+        return task
+
+    def _commit_done(self, node_id: str, task: asyncio.Future[bool]) -> None:
+        if self._commits.get(node_id) is task:
+            del self._commits[node_id]
+
+    def _spawn_resume(self, node_id: str) -> asyncio.Future[bool]:
+        assert self.resume_point is not None
+        resume_point = self.resume_point
+        before = self._commits.get(node_id)
+
+        async def run() -> bool:
+            if before is not None:
+                # An older session of this node is still storing: its outcome is part
+                # of the count.
+                await asyncio.wait([before])
+            try:
+                last = await resume_point(node_id)
+            except Exception as exc:
+                log.warning("node %s: no resume point (%s): refusing it for now", node_id, exc)
+                return False
+            self.ledger.advance(node_id, last)
+            return True
+
+        task = asyncio.ensure_future(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
