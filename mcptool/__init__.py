@@ -7,7 +7,8 @@ Sub-packages, one job each:
 - ``mcptool.modbus``: probe, scan, register maps and data types, poller
 - ``mcptool.ollama``: async client for a local Ollama server
 - ``mcptool.analysis``: windowed statistics, triggers, prompts, findings
-- ``mcptool.gateway``: config, pipeline, spool, sinks, metrics
+- ``mcptool.gateway``: config, gateway, spool, sinks (and their registry), metrics
+- ``mcptool.edge``: the composition of gateway and analysis (the whole config, wiring)
 """
 
 __version__ = "0.1.0"

@@ -8,13 +8,6 @@ that trigger a rule are explained by a local model (``OllamaModel``) as a valida
 from mcptool.analysis.analyzer import Analyzer, PointInfo, WindowReport
 from mcptool.analysis.backlog import Backlog, BacklogError, Job
 from mcptool.analysis.config import AnalysisConfig, AnalysisConfigError, ThresholdRule
-from mcptool.analysis.edge import (
-    AnalysisTransport,
-    SpoolSink,
-    analyse_poll,
-    analysed_gateway,
-    gateway_with_analysis,
-)
 from mcptool.analysis.findings import (
     FINDING_SCHEMA,
     SEVERITIES,
@@ -27,9 +20,9 @@ from mcptool.analysis.findings import (
 from mcptool.analysis.hub import HubAnalysis
 from mcptool.analysis.metrics import AnalysisCollector
 from mcptool.analysis.model import AnalysisModel, ModelAnswer, ModelRejected, ModelUnavailable
-from mcptool.analysis.mqtt_sink import MqttSink, SinkUnavailable
 from mcptool.analysis.ollama_model import OllamaModel
 from mcptool.analysis.pipeline import AnalysisPipeline, Sink
+from mcptool.analysis.polls import analyse_poll, fan_out
 from mcptool.analysis.prompting import Prompts
 from mcptool.analysis.stats import DeviceWindow, PointStats, WindowStats
 from mcptool.analysis.triggers import RULES, TriggerEngine, TriggerEvent, Usual
@@ -43,7 +36,6 @@ __all__ = [
     "AnalysisConfigError",
     "AnalysisModel",
     "AnalysisPipeline",
-    "AnalysisTransport",
     "Analyzer",
     "Backlog",
     "BacklogError",
@@ -55,14 +47,11 @@ __all__ = [
     "ModelAnswer",
     "ModelRejected",
     "ModelUnavailable",
-    "MqttSink",
     "OllamaModel",
     "PointInfo",
     "PointStats",
     "Prompts",
     "Sink",
-    "SinkUnavailable",
-    "SpoolSink",
     "ThresholdRule",
     "TriggerEngine",
     "TriggerEvent",
@@ -70,9 +59,8 @@ __all__ = [
     "WindowReport",
     "WindowStats",
     "analyse_poll",
-    "analysed_gateway",
+    "fan_out",
     "finding_schema",
-    "gateway_with_analysis",
     "parse_answer",
     "statistics_finding",
 ]

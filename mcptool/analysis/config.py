@@ -1,40 +1,101 @@
-"""The ``[analysis]`` section of the gateway config, validated into dataclasses.
+"""The ``[analysis]`` section of the config: its keys, their ranges, and their checks.
 
-The gateway owns the TOML file; it hands the parsed ``analysis`` table to
-``AnalysisConfig.from_dict`` and embeds the result. Every mistake a user can make in that
-table becomes one ``AnalysisConfigError`` line that names the key and the fix.
+The settings are pydantic dataclasses: plain frozen dataclasses to the code that reads
+them (``dataclasses.replace`` works), checked by pydantic when made, from TOML or in
+code. ``AnalysisConfig.from_dict`` validates a parsed ``[analysis]`` table and reports
+every problem at once, each with its exact path (``analysis.thresholds[1].above: should
+be a finite number, got nan``), in the same words as the gateway's config
+(``mcptool.problems``). Numbers must be finite (``config_number``), switches must be
+booleans and counts whole numbers: nothing is guessed from a string.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.dataclasses import dataclass
+from pydantic_core import PydanticCustomError
 
 from mcptool.errors import UsageError
+from mcptool.numbers import config_number
+from mcptool.problems import Problem, problems_of
 
 __all__ = ["AnalysisConfig", "AnalysisConfigError", "ThresholdRule"]
 
 
 class AnalysisConfigError(UsageError):
-    """A key of the ``[analysis]`` section is missing, misspelt or out of range."""
+    """The ``[analysis]`` section (or a prompt it names) has problems; ``problems`` lists
+    each with its path, the message names the first."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+        self.problems = problems or [Problem("", message)]
+        super().__init__(message)
 
 
-@dataclass(frozen=True, slots=True)
+def _off(value: object) -> object:
+    """``false`` turns an optional setting off, like leaving it out."""
+    return None if value is False else value
+
+
+_SETTINGS = ConfigDict(extra="forbid")
+
+Switch = Annotated[bool, Strict()]
+Count = Annotated[int, Strict(), Field(ge=1)]
+Text = Annotated[str, Strict()]
+Number = Annotated[float, Strict(), config_number()]
+Seconds = Annotated[float, Strict(), config_number(gt=0)]
+Pause = Annotated[float, Strict(), config_number(ge=0)]
+Fraction = Annotated[float, Strict(), config_number(ge=0, lt=1)]
+
+
+Ratio = Annotated[float, Strict(), config_number(gt=0, lt=1)]
+Whole = Annotated[int, Strict()]
+# settings that ``false`` (or leaving them out) turns off
+OffText = Annotated[Text | None, BeforeValidator(_off)]
+OffSeconds = Annotated[Seconds | None, BeforeValidator(_off)]
+OffRatio = Annotated[Ratio | None, BeforeValidator(_off)]
+OffWhole = Annotated[Whole | None, BeforeValidator(_off)]
+OffCount = Annotated[Count | None, BeforeValidator(_off)]
+OffPath = Annotated[Path | None, BeforeValidator(_off)]
+
+
+def _problem(key: str, message: str, **values: Any) -> PydanticCustomError:
+    """A check across keys, raised at the model: ``key`` is added to its path."""
+    return PydanticCustomError("custom_problem", message, {"key": key, **values})
+
+
+@dataclass(frozen=True, config=_SETTINGS)
 class ThresholdRule:
     """``point`` above ``above`` or below ``below`` at any reading of a window.
 
     ``point`` and ``device`` are shell patterns (``temp*``); ``device`` defaults to all.
     """
 
-    point: str
-    device: str = "*"
-    above: float | None = None
-    below: float | None = None
-    severity: str = "warning"
+    point: Annotated[str, Strict(), Field(min_length=1)]
+    device: Text = "*"
+    above: Number | None = None
+    below: Number | None = None
+    severity: Literal["warning", "critical"] = "warning"
+
+    @model_validator(mode="after")
+    def _a_bound(self) -> ThresholdRule:
+        if self.above is None and self.below is None:
+            raise PydanticCustomError("custom_problem", "give `above`, `below` or both")
+        return self
 
     def matches(self, device: str, point: str) -> bool:
         return fnmatch.fnmatchcase(point, self.point) and fnmatch.fnmatchcase(device, self.device)
@@ -48,83 +109,67 @@ class ThresholdRule:
         return " or ".join(parts)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, config=_SETTINGS)
 class AnalysisConfig:
     """Windowing, triggers, model and queue settings (see docs/ANALYSIS.md for each key)."""
 
-    enabled: bool = True
-    ollama: str | None = None  # None: $OLLAMA_HOST, else http://127.0.0.1:11434
-    model: str = "llama3.2"
-    window_s: float = 10.0
+    enabled: Switch = True
+    ollama: OffText = None  # None: $OLLAMA_HOST, else http://127.0.0.1:11434
+    model: Annotated[str, Strict(), Field(pattern=r"\S")] = "llama3.2"
+    window_s: Seconds = 10.0
     # triggers
-    every_window: bool = False
-    zscore: float | None = 3.0
-    baseline_windows: int = 30
-    min_baseline_windows: int = 5
-    zscore_min_std: float = 1e-6
-    zscore_min_rel: float = 0.01
-    stuck: bool = True
-    stuck_min_count: int = 3
-    flatline_ratio: float | None = 0.1
-    offline_after_s: float | None = 30.0
-    gap_after_s: float | None = None
+    every_window: Switch = False
+    zscore: OffSeconds = 3.0  # a positive number of standard deviations
+    baseline_windows: Annotated[Whole, Field(ge=2)] = 30
+    min_baseline_windows: Annotated[Whole, Field(ge=2)] = 5
+    zscore_min_std: Pause = 1e-6
+    zscore_min_rel: Fraction = 0.01
+    stuck: Switch = True
+    stuck_min_count: Annotated[Whole, Field(ge=2)] = 3
+    flatline_ratio: OffRatio = 0.1
+    offline_after_s: OffSeconds = 30.0
+    gap_after_s: OffSeconds = None
     thresholds: tuple[ThresholdRule, ...] = ()
     # model calls
-    cooldown_s: float = 300.0
-    max_in_flight: int = 1
-    min_call_interval_s: float = 2.0
-    request_timeout_s: float = 120.0
-    retry_after_s: float = 5.0
-    temperature: float = 0.0
-    seed: int | None = 42
-    num_ctx: int | None = None
-    keep_alive: str | None = "30m"
-    prompts_dir: Path | None = None
+    cooldown_s: Pause = 300.0
+    max_in_flight: Count = 1
+    min_call_interval_s: Pause = 2.0
+    request_timeout_s: Seconds = 120.0
+    retry_after_s: Pause = 5.0
+    temperature: Number = 0.0
+    seed: OffWhole = 42
+    num_ctx: OffCount = None
+    keep_alive: OffText = "30m"
+    prompts_dir: OffPath = None
     # durable backlog of windows waiting for the model
-    queue_path: Path | None = None
-    queue_max: int = 1000
-    statistics_findings: bool = True
+    queue_path: OffPath = None
+    queue_max: Count = 1000
+    statistics_findings: Switch = True
 
-    def __post_init__(self) -> None:
-        def bad(key: str, why: str) -> AnalysisConfigError:
-            return AnalysisConfigError(f"analysis.{key}: {why}")
+    @field_validator("prompts_dir", "queue_path", mode="after")
+    @classmethod
+    def _from_config_dir(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        """Relative paths are taken from the config file's directory."""
+        if value is None:
+            return None
+        path = value.expanduser()
+        base = (info.context or {}).get("base_dir")
+        if base is not None and not path.is_absolute():
+            path = Path(base) / path
+        if info.field_name == "prompts_dir" and not path.is_dir():
+            raise PydanticCustomError("custom_problem", "{path} is not a directory", {"path": path})
+        return path
 
-        if not self.model.strip():
-            raise bad("model", "name a model, e.g. model = 'llama3.2'")
-        if not (self.window_s > 0 and math.isfinite(self.window_s)):
-            raise bad("window_s", f"must be a positive number of seconds, not {self.window_s!r}")
-        if self.zscore is not None and self.zscore <= 0:
-            raise bad("zscore", "must be positive (e.g. 3.0), or false to turn it off")
-        if self.zscore_min_std < 0 or not 0 <= self.zscore_min_rel < 1:
-            raise bad("zscore_min_rel", "must be from 0 to 1 (a fraction of the usual level)")
-        if self.baseline_windows < 2:
-            raise bad("baseline_windows", "must be at least 2")
-        if not 2 <= self.min_baseline_windows <= self.baseline_windows:
-            raise bad("min_baseline_windows", "must be between 2 and baseline_windows")
-        if self.stuck_min_count < 2:
-            raise bad("stuck_min_count", "must be at least 2 readings")
-        if self.flatline_ratio is not None and not 0 < self.flatline_ratio < 1:
-            raise bad("flatline_ratio", "must be between 0 and 1 (e.g. 0.1), or false")
-        for key in ("offline_after_s", "gap_after_s"):
-            value = getattr(self, key)
-            if value is not None and value <= 0:
-                raise bad(key, "must be a positive number of seconds, or false")
-        if self.max_in_flight < 1:
-            raise bad("max_in_flight", "must be at least 1")
-        for key in ("cooldown_s", "min_call_interval_s", "retry_after_s"):
-            if getattr(self, key) < 0:
-                raise bad(key, "must not be negative")
-        if self.request_timeout_s <= 0:
-            raise bad("request_timeout_s", "must be positive")
-        if self.queue_max < 1:
-            raise bad("queue_max", "must be at least 1")
-        if self.prompts_dir is not None and not Path(self.prompts_dir).is_dir():
-            raise bad("prompts_dir", f"{self.prompts_dir} is not a directory")
-        for i, rule in enumerate(self.thresholds):
-            if rule.above is None and rule.below is None:
-                raise bad(f"thresholds[{i}]", "give `above`, `below` or both")
-            if rule.severity not in ("warning", "critical"):
-                raise bad(f"thresholds[{i}].severity", "must be 'warning' or 'critical'")
+    @model_validator(mode="after")
+    def _across_keys(self) -> AnalysisConfig:
+        if self.min_baseline_windows > self.baseline_windows:
+            raise _problem(
+                "min_baseline_windows",
+                "should be from 2 to baseline_windows ({windows}), got {got}",
+                windows=self.baseline_windows,
+                got=self.min_baseline_windows,
+            )
+        return self
 
     @property
     def gap_s(self) -> float:
@@ -133,136 +178,42 @@ class AnalysisConfig:
 
     @classmethod
     def from_dict(cls, table: Mapping[str, Any], *, base_dir: Path | None = None) -> AnalysisConfig:
-        """Validate a parsed ``[analysis]`` table; relative paths are taken from ``base_dir``."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            hint = _closest(unknown[0], known)
-            raise AnalysisConfigError(
-                f"analysis.{unknown[0]}: unknown key"
-                + (
-                    f" (did you mean `{hint}`?)"
-                    if hint
-                    else f"; known keys: {', '.join(sorted(known))}"
-                )
-            )
-        kwargs: dict[str, Any] = {}
-        defaults = cls()
-        for key, value in table.items():
-            kwargs[key] = _coerce(key, value, getattr(defaults, key), base_dir)
-        return cls(**kwargs)
+        """Validate a parsed ``[analysis]`` table; relative paths are taken from ``base_dir``.
+        Raises ``AnalysisConfigError`` with every problem, the first in its message."""
+        config, problems = parse_analysis(table, base_dir=base_dir)
+        if config is None:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise AnalysisConfigError(f"{problems[0]}{more}", problems)
+        return config
 
 
-_OPTIONAL_OFF = {
-    "ollama",
-    "zscore",
-    "flatline_ratio",
-    "offline_after_s",
-    "gap_after_s",
-    "seed",
-    "num_ctx",
-    "keep_alive",
-    "prompts_dir",
-    "queue_path",
-}
-_FLOATS = {
-    "window_s",
-    "zscore",
-    "zscore_min_std",
-    "zscore_min_rel",
-    "flatline_ratio",
-    "offline_after_s",
-    "gap_after_s",
-    "cooldown_s",
-    "min_call_interval_s",
-    "request_timeout_s",
-    "retry_after_s",
-    "temperature",
-}
-_INTS = {
-    "baseline_windows",
-    "min_baseline_windows",
-    "stuck_min_count",
-    "max_in_flight",
-    "queue_max",
-    "seed",
-    "num_ctx",
-}
-_BOOLS = {"enabled", "every_window", "stuck", "statistics_findings"}
+_ADAPTER: TypeAdapter[AnalysisConfig] | None = None
 
 
-def _coerce(key: str, value: Any, default: Any, base_dir: Path | None) -> Any:
-    where = f"analysis.{key}"
-    if key in _OPTIONAL_OFF and (value is False or value is None):
-        return None
-    if key in _BOOLS:
-        if not isinstance(value, bool):
-            raise AnalysisConfigError(f"{where}: must be true or false, not {value!r}")
-        return value
-    if key in _INTS:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise AnalysisConfigError(f"{where}: must be a whole number, not {value!r}")
-        return value
-    if key in _FLOATS:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise AnalysisConfigError(f"{where}: must be a number, not {value!r}")
-        if not math.isfinite(value):  # NaN would pass every range check below
-            raise AnalysisConfigError(f"{where}: must be a finite number, not {value!r}")
-        return float(value)
-    if key in ("prompts_dir", "queue_path"):
-        if not isinstance(value, str | Path):
-            raise AnalysisConfigError(f"{where}: must be a path, not {value!r}")
-        path = Path(value).expanduser()
-        return base_dir / path if base_dir is not None and not path.is_absolute() else path
-    if key in ("model", "keep_alive", "ollama"):
-        if not isinstance(value, str):
-            raise AnalysisConfigError(f"{where}: must be a string, not {value!r}")
-        return value
-    if key == "thresholds":
-        if not isinstance(value, list):
-            raise AnalysisConfigError(
-                f"{where}: must be a list of tables ([[analysis.thresholds]])"
-            )
-        return tuple(_threshold(i, item) for i, item in enumerate(value))
-    return value  # pragma: no cover - every field is handled above
+def parse_analysis(
+    table: Mapping[str, Any], *, base_dir: Path | None = None, path: str = "analysis"
+) -> tuple[AnalysisConfig | None, list[Problem]]:
+    """The settings of ``table``, or None and every problem, each under ``path``."""
+    global _ADAPTER
+    if _ADAPTER is None:
+        _ADAPTER = TypeAdapter(AnalysisConfig)
+    if not isinstance(table, Mapping):
+        return None, [Problem(path, "should be a table ([analysis])")]
+    try:
+        config = _ADAPTER.validate_python(dict(table), context={"base_dir": base_dir})
+    except ValidationError as exc:
+        return None, [_hint(problem, path) for problem in problems_of(exc.errors(), (path,))]
+    return config, []
 
 
-def _threshold(i: int, item: Any) -> ThresholdRule:
-    where = f"analysis.thresholds[{i}]"
-    if not isinstance(item, Mapping):
-        raise AnalysisConfigError(f"{where}: must be a table with `point` and `above`/`below`")
-    known = {"point", "device", "above", "below", "severity"}
-    unknown = sorted(set(item) - known)
-    if unknown:
-        raise AnalysisConfigError(
-            f"{where}.{unknown[0]}: unknown key; known: {', '.join(sorted(known))}"
-        )
-    if not isinstance(item.get("point"), str):
-        raise AnalysisConfigError(
-            f"{where}.point: name the point (a name or a pattern like 'temp*')"
-        )
-    for key in ("above", "below"):
-        value = item.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise AnalysisConfigError(f"{where}.{key}: must be a number, not {value!r}")
-        if value is not None and not math.isfinite(value):
-            raise AnalysisConfigError(f"{where}.{key}: must be a finite number, not {value!r}")
-    device = item.get("device", "*")
-    severity = item.get("severity", "warning")
-    if not isinstance(device, str) or not isinstance(severity, str):
-        raise AnalysisConfigError(f"{where}: `device` and `severity` are strings")
-    above, below = item.get("above"), item.get("below")
-    return ThresholdRule(
-        point=item["point"],
-        device=device,
-        above=None if above is None else float(above),
-        below=None if below is None else float(below),
-        severity=severity,
-    )
-
-
-def _closest(word: str, choices: set[str]) -> str | None:
+def _hint(problem: Problem, section: str) -> Problem:
+    """An unknown key of the section itself, with the known key it is closest to."""
     import difflib
 
-    match = difflib.get_close_matches(word, sorted(choices), n=1)
-    return match[0] if match else None
+    key = problem.path.removeprefix(f"{section}.")
+    if "." in key or "[" in key or not problem.message.startswith("unknown setting"):
+        return problem
+    match = difflib.get_close_matches(key, sorted(AnalysisConfig.__dataclass_fields__), n=1)
+    if not match:
+        return problem
+    return Problem(problem.path, f"unknown setting (did you mean `{match[0]}`?)")

@@ -3,14 +3,13 @@
 When Ollama runs next to the hub rather than next to the devices, the hub analyses what
 gateways send it: each DATA frame that carries a poll message (the gateway's JSON) is
 fed to the pipeline under the device name ``<node>/<device>``, so two sites with a
-device called ``boiler`` never share a window. Findings go to MQTT
-(``mcptool/<node>/<device>/analysis``) and to any other sink given.
+device called ``boiler`` never share a window. Records of another kind than telemetry
+(findings a gateway analysed itself) are not analysed again. Findings go to the sinks
+given; ``mcptool.edge.hub_analysis`` wires MQTT and Ollama from the hub's options::
 
-Wiring into ``mcptool hub`` (the link's command) takes three lines::
-
-    analysis = HubAnalysis.from_urls(ollama_url, mqtt_url, model=model)   # options
-    on_data(...): analysis.on_data(node, seq, body)                       # each frame
-    async with analysis: ...                                               # around run
+    analysis = hub_analysis(ollama_url, mqtt_url, model=model)   # options
+    on_data(...): analysis.on_data(node, seq, body)              # each frame
+    async with analysis: ...                                      # around run
 
 Offline detection at the hub counts from when data arrives, not when it was read.
 """
@@ -23,9 +22,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from mcptool.analysis.config import AnalysisConfig
-from mcptool.analysis.edge import analyse_poll, fan_out
 from mcptool.analysis.model import AnalysisModel
 from mcptool.analysis.pipeline import AnalysisPipeline, Sink
+from mcptool.analysis.polls import analyse_poll, fan_out
 
 __all__ = ["HubAnalysis"]
 
@@ -49,36 +48,6 @@ class HubAnalysis:
         self.frames = 0
         self.polls = 0
         self.skipped = 0
-
-    @classmethod
-    def from_urls(
-        cls,
-        ollama_url: str | None,
-        mqtt_url: str | None,
-        *,
-        model: str = "llama3.2",
-        config: AnalysisConfig | None = None,
-        sinks: Iterable[Sink] = (),
-    ) -> HubAnalysis:
-        """The hub's analysis from its command-line options (either URL may be None)."""
-        from dataclasses import replace
-
-        from mcptool.analysis.mqtt_sink import MqttSink
-
-        config = replace(config or AnalysisConfig(), model=model)
-        every: list[Sink] = list(sinks)
-        closers: list[Any] = []
-        if mqtt_url:
-            mqtt = MqttSink(mqtt_url, client_id=None)
-            every.append(mqtt)
-            closers.append(mqtt)
-        llm: AnalysisModel | None = None
-        if ollama_url:
-            from mcptool.analysis.ollama_model import OllamaModel
-
-            llm = OllamaModel.connect(ollama_url, config)
-            closers.append(llm)
-        return cls(config, model=llm, sinks=every, closers=closers)
 
     def on_data(self, node: str, seq: int, body: bytes) -> None:
         """One DATA frame from ``node`` (call it from the hub's ``on_data``)."""

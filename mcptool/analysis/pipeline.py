@@ -69,6 +69,7 @@ class AnalysisPipeline:
         self.backlog = (
             backlog if backlog is not None else Backlog(config.queue_path, config.queue_max)
         )
+        self._backlog_at_close: int | None = None
         self.analyzer = Analyzer(config)
         self.clock = clock
         self.counters: dict[str, int] = dict.fromkeys(
@@ -125,6 +126,7 @@ class AnalysisPipeline:
         self._tasks.clear()
         while not self._outbox.empty():  # hand over what was already decided
             await self._send(self._outbox.get_nowait())
+        self._backlog_at_close = len(self.backlog)  # for stats() once the file is closed
         self.backlog.close()
 
     async def __aenter__(self) -> AnalysisPipeline:
@@ -139,7 +141,11 @@ class AnalysisPipeline:
         return self._down_reason
 
     def stats(self) -> dict[str, int]:
-        return {**self.counters, "backlog": len(self.backlog), "in_flight": len(self._in_flight)}
+        """Counters, the backlog's length and the calls in flight (also after ``close``)."""
+        backlog = self._backlog_at_close
+        if backlog is None:
+            backlog = len(self.backlog)
+        return {**self.counters, "backlog": backlog, "in_flight": len(self._in_flight)}
 
     async def wait_idle(self) -> None:
         """Until the backlog is empty and every record was handed to the sink."""

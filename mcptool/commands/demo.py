@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import click
@@ -31,6 +31,9 @@ import click
 from mcptool.commands.options import Float, ModelName, Url
 from mcptool.commands.stopping import stop_event
 from mcptool.errors import UsageError
+
+if TYPE_CHECKING:
+    from mcptool.gateway.spool import Record
 
 OLLAMA_URL = "http://127.0.0.1:11434"
 
@@ -176,9 +179,7 @@ async def _find_ollama(url: str, model: str) -> str | None:
 async def _demo(
     duration: float | None, out: _Output, mqtt: dict[str, Any] | None, model: str, url: str
 ) -> int:
-    from mcptool.analysis import AnalysisConfig, OllamaModel
-    from mcptool.analysis.edge import gateway_with_analysis
-    from mcptool.gateway import parse_config
+    from mcptool.edge import edge_gateway, parse_config
     from simulators.modbus import ModbusSimulator, load_profile
     from simulators.ollama import OllamaSimulator
 
@@ -196,28 +197,23 @@ async def _demo(
         profiles = [load_profile(profile) for profile, _ in DEVICES.values()]
         devices = await stack.enter_async_context(ModbusSimulator(profiles))
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mcptool-demo-")))
-        config = parse_config(_gateway_config(devices.addresses, tmp, mqtt), source="demo")
-        analysis = AnalysisConfig.from_dict(
-            {
-                "model": model,
-                "window_s": 4.0,
-                "min_baseline_windows": 3,
-                "zscore": 4.0,
-                "offline_after_s": 10.0,
-                "cooldown_s": 60.0,
-                "min_call_interval_s": 1.0,
-                "request_timeout_s": 120.0,
-                "thresholds": THRESHOLDS,
-                "queue_path": str(tmp / "analysis.db"),
-            }
-        )
-        analysis_model = OllamaModel.connect(ollama["url"], analysis)
-        stack.push_async_callback(analysis_model.aclose)
-        view = _ViewTransport(out)
-        gateway, pipeline = gateway_with_analysis(
-            config, analysis, analysis_model, transports=[view], drain_timeout=1.0
-        )
-        stack.push_async_callback(pipeline.close)
+        table = _gateway_config(devices.addresses, tmp, mqtt)
+        table["analysis"] = {
+            "ollama": ollama["url"],
+            "model": model,
+            "window_s": 4.0,
+            "min_baseline_windows": 3,
+            "zscore": 4.0,
+            "offline_after_s": 10.0,
+            "cooldown_s": 60.0,
+            "min_call_interval_s": 1.0,
+            "request_timeout_s": 120.0,
+            "thresholds": THRESHOLDS,
+            "queue_path": str(tmp / "analysis.db"),
+        }
+        config = parse_config(table, source="demo")
+        gateway = edge_gateway(config, transports=[_ViewTransport(out)], drain_timeout=1.0)
+        pipeline = gateway.sink("analysis").pipeline  # type: ignore[attr-defined]
         out.started(
             {
                 "type": "demo",
@@ -228,7 +224,7 @@ async def _demo(
                     for name, (h, p) in zip(DEVICES, devices.addresses, strict=True)
                 },
                 "mqtt": f"{mqtt['host']}:{mqtt['port']}" if mqtt else None,
-                "window_s": analysis.window_s,
+                "window_s": table["analysis"]["window_s"],
             }
         )
         started = time.monotonic()
@@ -276,14 +272,16 @@ class _ViewTransport:
     async def connect(self) -> None:
         self._never = asyncio.get_running_loop().create_future()
 
-    async def send(self, record: Any) -> None:
+    async def send(self, record: Record) -> None:
+        from mcptool.gateway.spool import Kind  # loaded already: the gateway runs
+
         try:
             message = json.loads(record.payload)
         except ValueError:
             return
-        if "readings" in message:
+        if record.kind is Kind.TELEMETRY:
             self.out.telemetry(message)
-        elif "type" in message:
+        elif record.kind is Kind.FINDING:
             self.out.analysis(message)
 
     async def watch(self) -> None:

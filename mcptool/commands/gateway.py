@@ -13,7 +13,7 @@ import click
 
 from mcptool.commands.options import plural
 from mcptool.commands.stopping import stop_event
-from mcptool.gateway.config import ConfigError, GatewayConfig, load_config
+from mcptool.gateway.config import ConfigError, GatewayConfig
 
 _CONFIG = click.option(
     "--config",
@@ -33,6 +33,7 @@ def gateway() -> None:
 def _load(path: str) -> GatewayConfig | int:
     """The config, with the paths a run will open checked too; else its problems, printed
     one a line (and their count when there are several), and exit status 2."""
+    from mcptool.edge import load_config
     from mcptool.gateway.preflight import path_problems
 
     try:
@@ -74,9 +75,7 @@ def check(config_path: str) -> int:
     config = _load(config_path)
     if isinstance(config, int):
         return config
-    sinks = [name for name in ("mqtt", "uplink", "jsonl") if getattr(config, name) is not None]
-    if config.analysis is not None and config.analysis.enabled:
-        sinks.append(f"analysis by {config.analysis.model}")
+    sinks = [sink.label(settings) for sink, settings in config.enabled_sinks()]
     reads = sum(len(device.plan()) for device in config.devices)
     click.echo(
         f"{config_path}: ok: node {config.node}, {plural(len(config.devices), 'device')}, "
@@ -109,20 +108,11 @@ def run(config_path: str, status: bool | None, verbose: bool) -> int:
     return 0
 
 
-def _gateway(config: GatewayConfig) -> contextlib.AbstractAsyncContextManager[Any]:
-    """The gateway, with its polls analysed when the config has an enabled [analysis]."""
-    if config.analysis is not None and config.analysis.enabled:
-        from mcptool.analysis.edge import analysed_gateway
-
-        return analysed_gateway(config, config.analysis)
-    from mcptool.gateway.pipeline import Gateway
-
-    return Gateway(config)
-
-
 async def _run(config: GatewayConfig, live: bool) -> None:
+    from mcptool.edge import edge_gateway
+
     stop = stop_event()
-    async with _gateway(config) as gw:
+    async with edge_gateway(config) as gw:
         where = (
             f", metrics on http://127.0.0.1:{gw.metrics_port}/metrics" if gw.metrics_port else ""
         )

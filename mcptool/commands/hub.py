@@ -53,9 +53,9 @@ def hub_analysis(ollama_url: str | None, mqtt_url: str | None, model: str) -> Hu
     """The analysis of relayed polls that --ollama / --mqtt ask for (None: neither)."""
     if not (ollama_url or mqtt_url):
         return None
-    from mcptool.analysis import HubAnalysis
+    from mcptool.edge import hub_analysis as wired
 
-    return HubAnalysis.from_urls(ollama_url, mqtt_url, model=model)
+    return wired(ollama_url, mqtt_url, model=model)
 
 
 def resumed(last_seq: dict[str, int]) -> str:

@@ -1,98 +1,63 @@
-"""Analysis in the gateway: the glue between ``mcptool.gateway`` and the pipeline.
+"""The analysis as a sink of the gateway: the one place the ``analysis`` sink is declared.
 
-Readings reach the analysis the way they reach every destination: as a gateway
-``Transport`` reading the spool (``AnalysisTransport``). So the analysis has its own
-spool position, sees exactly what was spooled, and after a restart resumes after the
-last poll it took in; nothing in the gateway's hot path waits for it.
+Readings reach the analysis the way they reach every sink: as records read from the
+spool (``AnalysisSink``, a gateway ``Transport``). So the analysis has its own spool
+position, sees exactly what was spooled, and after a restart resumes after the last poll
+it took in; nothing in the gateway's hot path waits for it. It takes records of kind
+telemetry only.
 
-Its output goes back into the spool (``SpoolSink``), one record per trigger event or
-finding, under the pseudo-device ``<device>/analysis`` (its own sequence numbers, so
-the device's reading sequence has no holes). From there the gateway's destinations carry
-it like telemetry, durably: JSON Lines, the MCP uplink, and MQTT. A finding leaves the
-analysis backlog only once its record is committed to the spool.
+Its output goes back into the spool (``SpoolFindings``), one record of kind finding per
+trigger event or finding, with the device it is about and its own sequence numbers (the
+device's readings keep theirs without holes). From there the gateway's other sinks carry
+it like telemetry, durably: JSON Lines, the MCP uplink, and MQTT (on the analysis
+topic). A finding leaves the analysis backlog only once its record is committed.
 
-``analyse_poll`` turns one poll message (the gateway's JSON, also what the hub receives
-over the MCP link) into a pipeline observation; ``mcptool.analysis.hub`` uses it too.
+``ANALYSIS`` (``analysis_sink()``) is its ``SinkType``: the ``[analysis]`` table
+(``AnalysisConfig``, validated with exact paths), the factory, and no drops (it is
+in-process: it never gives up on a record).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any
 
-from mcptool.analysis.analyzer import PointInfo
 from mcptool.analysis.config import AnalysisConfig
 from mcptool.analysis.metrics import AnalysisCollector
 from mcptool.analysis.model import AnalysisModel
 from mcptool.analysis.pipeline import AnalysisPipeline, Sink
-
-if TYPE_CHECKING:
-    from mcptool.gateway import Gateway, GatewayConfig, Record, Spool
+from mcptool.analysis.polls import analyse_poll, fan_out
+from mcptool.gateway.config import GatewayConfig
+from mcptool.gateway.sinks.mcp import body_limit
+from mcptool.gateway.sinks.registry import SinkContext, SinkType
+from mcptool.gateway.spool import Kind, Record, Spool
 
 __all__ = [
-    "ANALYSIS_SUFFIX",
-    "AnalysisTransport",
-    "SpoolSink",
-    "analyse_poll",
-    "analysed_gateway",
-    "analysis_device",
+    "ANALYSIS",
+    "RECORD_LIMIT",
+    "AnalysisSink",
+    "SpoolFindings",
+    "analysis_sink",
     "fit",
-    "gateway_with_analysis",
+    "record_limit",
 ]
 
-ANALYSIS_SUFFIX = "/analysis"
 RECORD_LIMIT = 12_000  # bytes: well inside one MCP frame (16 KiB) with the DATA header
 
 log = logging.getLogger(__name__)
 
 
-def analysis_device(device: str) -> str:
-    """The spool's pseudo-device that carries ``device``'s analysis records."""
-    return device + ANALYSIS_SUFFIX
-
-
-def analyse_poll(pipeline: AnalysisPipeline, message: Mapping[str, Any]) -> bool:
-    """Feed one poll message (``{"device", "ts" (ms), "readings": [...]}``) to ``pipeline``.
-
-    Returns False for messages that are not polls (analysis records, other types). A
-    poll whose readings are all bad counts as a failed poll. Units found in the
-    readings name the points of devices the pipeline was not told about.
-    """
-    device = message.get("device")
-    readings = message.get("readings")
-    if not isinstance(device, str) or not isinstance(readings, list) or "type" in message:
-        return False
-    readings = [r for r in readings if isinstance(r, dict)]
-    t = float(message.get("ts", 0)) / 1000.0 or time.time()
-    values: dict[str, Any] = {}
-    good = 0
-    for reading in readings:
-        point = reading.get("point")
-        if point is None:
-            continue
-        value = reading.get("value")
-        values[point] = value
-        good += value is not None
-    analyzer = pipeline.analyzer
-    if not analyzer.point_info(device):
-        units = {r["point"]: r.get("unit", "") for r in readings if "point" in r}
-        analyzer.add_device(device, [PointInfo(n, u) for n, u in units.items()])
-    if good:
-        pipeline.observe(device, t, values)
-    else:
-        pipeline.observe_failure(device, t)
-    return True
-
-
-class AnalysisTransport:
-    """A gateway destination that hands every spooled poll to the analysis pipeline."""
+class AnalysisSink:
+    """A gateway sink that hands every spooled poll to the analysis pipeline."""
 
     name = "analysis"
+    hint = "the analysis runs in the gateway: see its log lines"
 
     def __init__(self, pipeline: AnalysisPipeline) -> None:
         self.pipeline = pipeline
@@ -103,11 +68,10 @@ class AnalysisTransport:
         self._stopped = asyncio.get_running_loop().create_future()
 
     async def send(self, record: Record) -> None:
-        if record.device.endswith(ANALYSIS_SUFFIX):
-            return  # our own output, on its way to the other destinations
+        if record.kind is not Kind.TELEMETRY:
+            return  # findings (ours) on their way to the other sinks
         try:
-            message = json.loads(record.payload)
-            analyse_poll(self.pipeline, message)
+            analyse_poll(self.pipeline, json.loads(record.payload))
         except Exception as exc:  # one odd record must not stop the analysis of the rest
             log.warning("analysis skipped record %d of %s: %s", record.id, record.device, exc)
 
@@ -116,10 +80,10 @@ class AnalysisTransport:
         await self._stopped  # in-process: never lost
 
     async def close(self) -> None:
-        """The pipeline outlives a reconnect; its owner closes it after the gateway."""
+        """The pipeline outlives a reconnect; the gateway closes it once stopped."""
 
 
-class SpoolSink:
+class SpoolFindings:
     """A pipeline sink that appends each analysis record to the gateway's spool."""
 
     def __init__(self, spool: Callable[[], Spool], node: str, limit: int = RECORD_LIMIT) -> None:
@@ -129,19 +93,19 @@ class SpoolSink:
 
     async def __call__(self, record: dict[str, Any]) -> None:
         spool = self._spool()
-        device = analysis_device(str(record.get("device", "gateway")))
-        seq = spool.reserve(device, 1)
+        device = str(record.get("device", "gateway"))
+        seq = spool.reserve(device, 1, Kind.FINDING)
         now = time.time()
-        message = {"node": self.node, "seq": seq, "ts": round(now * 1000), **record}
-        payload = fit(message, self.limit)
-        spool.append(device, seq, 1, now, payload)
+        message = {"node": self.node, "kind": Kind.FINDING.value, "seq": seq}
+        message = {**message, "ts": round(now * 1000), **record}
+        spool.append(device, seq, 1, now, fit(message, self.limit), Kind.FINDING)
         await spool.flush()  # committed: from here on the spool's guarantees hold
 
 
 def fit(message: dict[str, Any], limit: int) -> bytes:
-    """The message as JSON of at most ``limit`` bytes, so that every destination takes
-    it (an MCP frame holds 16 KiB): per-point statistics go first, then trigger details,
-    then the text is cut; ``truncated`` says so."""
+    """The message as JSON of at most ``limit`` bytes, so that every sink takes it (an
+    MCP frame holds 16 KiB): per-point statistics go first, then trigger details, then
+    the text is cut; ``truncated`` says so."""
     payload = _dump(message)
     if len(payload) <= limit:
         return payload
@@ -171,8 +135,6 @@ def record_limit(config: GatewayConfig) -> int:
     than dropped whole on the uplink."""
     if config.uplink is None:
         return RECORD_LIMIT
-    from mcptool.gateway.sinks.mcp import body_limit
-
     return min(RECORD_LIMIT, body_limit(config.uplink.max_frame))
 
 
@@ -180,73 +142,55 @@ def _dump(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
-def fan_out(*sinks: Sink) -> Sink:
-    """One sink that hands each record to every sink in turn (e.g. spool and a live view)."""
-
-    async def sink(record: dict[str, Any]) -> None:
-        for each in sinks:
-            await each(record)
-
-    return sink
-
-
-def gateway_with_analysis(
-    config: GatewayConfig,
-    analysis: AnalysisConfig,
+def _build(
+    settings: AnalysisConfig,
+    context: SinkContext,
+    *,
     model: AnalysisModel | None,
-    *,
-    extra_sinks: Iterable[Sink] = (),
-    **gateway_options: Any,
-) -> tuple[Gateway, AnalysisPipeline]:
-    """A ``Gateway`` whose polls are analysed and whose findings it forwards.
-
-    Run the gateway as usual; close the pipeline after the gateway stopped:
-    ``async with gateway: ...`` then ``await pipeline.close()``.
-    """
-    from mcptool.gateway import Gateway
-
-    holder: list[Gateway] = []
-    sink = SpoolSink(lambda: holder[0].spool, config.node, record_limit(config))
-    if analysis.queue_path is None:
+    extra_sinks: Iterable[Sink],
+) -> AnalysisSink:
+    config = context.config
+    if settings.queue_path is None:  # the backlog sits next to the spool
         spool_path = config.base_dir / config.spool.path
-        analysis = _with_queue(analysis, spool_path.with_name(spool_path.name + ".analysis"))
-    pipeline = AnalysisPipeline(analysis, sink=fan_out(sink, *extra_sinks), model=model)
-    for device in config.devices:
-        pipeline.add_device(device.name, device.points)
-    transports = [AnalysisTransport(pipeline), *gateway_options.pop("transports", [])]
-    gateway = Gateway(config, transports=transports, **gateway_options)
-    gateway.metrics.registry.register(AnalysisCollector(pipeline))
-    holder.append(gateway)
-    return gateway, pipeline
-
-
-@contextlib.asynccontextmanager
-async def analysed_gateway(
-    config: GatewayConfig,
-    analysis: AnalysisConfig,
-    *,
-    model: AnalysisModel | None = None,
-    **gateway_options: Any,
-) -> AsyncIterator[Gateway]:
-    """``async with analysed_gateway(config, config.analysis) as gw:`` in place of
-    ``async with Gateway(config) as gw:``: the same gateway, with its polls analysed by
-    the Ollama at ``analysis.ollama`` (or ``model``, which the caller then closes)."""
+        queue = spool_path.with_name(spool_path.name + ".analysis")
+        settings = dataclasses.replace(settings, queue_path=queue)
     own = None
     if model is None:
         from mcptool.analysis.ollama_model import OllamaModel
 
-        model = own = OllamaModel.connect(analysis.ollama, analysis)
-    gateway, pipeline = gateway_with_analysis(config, analysis, model, **gateway_options)
-    try:
-        async with gateway:
-            yield gateway
-    finally:
-        await pipeline.close()
-        if own is not None:
-            await own.aclose()
+        model = own = OllamaModel.connect(settings.ollama, settings)
+    findings = SpoolFindings(context.spool, config.node, record_limit(config))
+    pipeline = AnalysisPipeline(settings, sink=fan_out(findings, *extra_sinks), model=model)
+    for device in config.devices:
+        pipeline.add_device(device.name, device.points)
+    context.metrics.register(AnalysisCollector(pipeline))
+
+    async def finish() -> None:
+        try:
+            await pipeline.close()
+        finally:
+            if own is not None:
+                await own.aclose()
+
+    context.at_stop(finish)
+    return AnalysisSink(pipeline)
 
 
-def _with_queue(config: AnalysisConfig, path: Any) -> AnalysisConfig:
-    from dataclasses import replace
+def analysis_sink(
+    *, model: AnalysisModel | None = None, extra_sinks: Iterable[Sink] = ()
+) -> SinkType:
+    """The ``analysis`` sink type; ``model`` (which the caller then closes) in place of
+    the Ollama at ``[analysis] ollama``, ``extra_sinks`` get every analysis record too."""
+    return SinkType(
+        name="analysis",
+        settings=AnalysisConfig,
+        build=partial(_build, model=model, extra_sinks=tuple(extra_sinks)),
+        drop_kinds=(),  # in-process: it never gives up on a record
+        delivers=False,  # its findings need a sink that carries them out
+        enabled=lambda settings: settings.enabled,
+        describe=lambda settings: f"analysis by {settings.model}",
+        files=lambda s: [] if s.queue_path is None else [("queue_path", s.queue_path, True)],
+    )
 
-    return replace(config, queue_path=path)
+
+ANALYSIS = analysis_sink()

@@ -15,21 +15,21 @@ previous one.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
 )
 from pydantic_core import PydanticCustomError
 
-from mcptool.errors import UsageError
+from mcptool.gateway.fields import FiniteFloat, Port, Seconds, SettingsModel
+from mcptool.gateway.sinks.registry import SINKS, SinkRegistry, SinkType
+from mcptool.gateway.sinks.settings import JsonlConfig, MqttConfig, UplinkConfig
 from mcptool.modbus.datatypes import ORDERS, TYPES, DataTypeError, normalize_order
 from mcptool.modbus.poller import DeviceSpec, shared_connection_problems
 from mcptool.modbus.registermap import (
@@ -41,6 +41,7 @@ from mcptool.modbus.registermap import (
     plan_reads,
 )
 from mcptool.numbers import config_number
+from mcptool.problems import ConfigError, Problem, problems_of
 
 __all__ = [
     "ConfigError",
@@ -94,21 +95,9 @@ def _order(value: object) -> str:
 TableName = Annotated[str, BeforeValidator(_table)]
 TypeName = Annotated[str, BeforeValidator(_type)]
 OrderName = Annotated[str, BeforeValidator(_order)]
-Port = Annotated[int, Field(ge=1, le=65535)]
-Seconds = Annotated[float, config_number(gt=0, le=86400)]
-FiniteFloat = Annotated[float, config_number()]
 
 
-def _protocol(value: object) -> object:
-    """``protocol = 5`` (a TOML integer) means ``"5"``."""
-    return "5" if value == 5 and not isinstance(value, bool) else value
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PointConfig(_Model):
+class PointConfig(SettingsModel):
     name: str = Field(min_length=1)
     table: TableName = "holding"
     address: int = Field(ge=0, le=65535)
@@ -122,7 +111,7 @@ class PointConfig(_Model):
     decimals: int | None = Field(default=None, ge=0, le=15)
 
 
-class DeviceSettings(_Model):
+class DeviceSettings(SettingsModel):
     """Settings a template, ``[defaults]`` or a device may give."""
 
     port: Port | None = None
@@ -153,7 +142,7 @@ class DeviceConfig(DeviceSettings):
     points: list[PointConfig] = Field(default_factory=list)
 
 
-class SpoolConfig(_Model):
+class SpoolConfig(SettingsModel):
     path: str = "mcptool-spool.db"
     synchronous: Literal["normal", "full"] = "normal"
     commit_interval: Annotated[float, config_number(gt=0, le=10)] = 0.02
@@ -164,91 +153,19 @@ class SpoolConfig(_Model):
     max_pending: int = Field(default=1_000_000, ge=1)
 
 
-class MqttConfig(_Model):
-    host: str = "127.0.0.1"
-    port: Port = 1883
-    client_id: str = "mcptool-{node}"
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    tls_insecure: bool = False
-    qos: Literal[0, 1] = 1
-    topic: str = "mcptool/{node}/{device}/telemetry"
-    # analysis records (spool pseudo-device "<device>/analysis"); {device} is <device>
-    analysis_topic: str = "mcptool/{node}/{device}/analysis"
-    status_topic: str = "mcptool/{node}/{device}/status"
-    gateway_topic: str = "mcptool/{node}/status"
-    keepalive: int = Field(default=30, ge=5, le=3600)
-    window: int = Field(default=200, ge=1, le=10000)
-    publish_timeout: Seconds = 10.0
-    # MQTT 5 lets the broker announce its maximum packet size and refuse a message with a
-    # reason; "3.1.1" is for brokers that speak nothing newer (docs/GATEWAY.md)
-    protocol: Annotated[Literal["5", "3.1.1"], BeforeValidator(_protocol)] = "5"
-    # bytes of one PUBLISH packet (topic and headers included); a poll over it is cut by
-    # readings. For brokers that do not announce their limit (MQTT 3.1.1, or Mosquitto's
-    # message_size_limit, which it does not announce)
-    max_packet_size: int | None = Field(default=None, ge=256, le=268_435_455)
-
-
-class UplinkConfig(_Model):
-    url: str = Field(pattern=r"^mcps?://", description="mcp://HOST:PORT or mcps://HOST:PORT")
-    node_id: str | None = None  # default: the gateway's node
-    key: str | None = Field(default=None, min_length=16)
-    key_file: str | None = None
-    ca_file: str | None = None
-    tls_insecure: bool = False
-    window: int = Field(default=64, ge=1, le=4096)
-    connect_timeout: Seconds = 10.0
-    # at most the hub's max_frame; the floor leaves room for the handshake and ACKs. The
-    # bounds are mcptool.frame's MAX_LENGTH_DEFAULT and _LIMIT (a test checks), written
-    # out because importing the frame codec would slow down `gateway check`
-    max_frame: int = Field(default=16_384, ge=512, le=65_535)
-
-
-class JsonlConfig(_Model):
-    path: str = "-"
-
-
-class MetricsConfig(_Model):
+class MetricsConfig(SettingsModel):
     host: str = "127.0.0.1"
     port: int = Field(default=9108, ge=0, le=65535)
 
 
-class RawConfig(_Model):
+class RawConfig(SettingsModel):
     node: str = Field(default="edge", min_length=1, pattern=r"^[^/#+\s]+$")
     spool: SpoolConfig = SpoolConfig()
-    mqtt: MqttConfig | None = None
-    uplink: UplinkConfig | None = None
-    jsonl: JsonlConfig | None = None
     metrics: MetricsConfig | None = None
     defaults: DeviceSettings = DeviceSettings()
     templates: dict[str, TemplateConfig] = Field(default_factory=dict)
     devices: list[DeviceConfig] = Field(min_length=1)
-    # validated by mcptool.analysis (docs/ANALYSIS.md), which names its own keys
-    analysis: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
-
-
-class ConfigError(UsageError):
-    """The config has problems; ``problems`` has one per line, each with its path."""
-
-    def __init__(self, source: str, problems: list[Problem]) -> None:
-        self.source = source
-        self.problems = problems
-        first = problems[0] if problems else Problem("", "invalid")
-        more = f" (and {len(problems) - 1} more; run `mcptool gateway check`)"
-        super().__init__(f"{source}: {first}{more if len(problems) > 1 else ''}")
+    # the sinks' tables ([mqtt], [jsonl], ...) are validated by their SinkType
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,12 +175,31 @@ class GatewayConfig:
     node: str
     devices: tuple[DeviceSpec, ...]
     spool: SpoolConfig
-    mqtt: MqttConfig | None = None
-    uplink: UplinkConfig | None = None
-    jsonl: JsonlConfig | None = None
+    # the settings of each sink configured, by name, in the order of ``sink_types``
+    sinks: Mapping[str, Any] = field(default_factory=dict)
     metrics: MetricsConfig | None = None
     base_dir: Path = Path()
-    analysis: Any = None  # mcptool.analysis.AnalysisConfig when [analysis] is given
+    sink_types: SinkRegistry = SINKS  # the registry the config was read with
+
+    @property
+    def mqtt(self) -> MqttConfig | None:
+        return self.sinks.get("mqtt")
+
+    @property
+    def uplink(self) -> UplinkConfig | None:
+        return self.sinks.get("uplink")
+
+    @property
+    def jsonl(self) -> JsonlConfig | None:
+        return self.sinks.get("jsonl")
+
+    def enabled_sinks(self) -> list[tuple[SinkType, Any]]:
+        """The sinks a run starts: configured and not switched off, in registry order."""
+        return [
+            (sink, self.sinks[sink.name])
+            for sink in self.sink_types
+            if sink.name in self.sinks and sink.enabled(self.sinks[sink.name])
+        ]
 
     @property
     def points(self) -> int:
@@ -275,7 +211,7 @@ class GatewayConfig:
         return replace(self, **changes)
 
 
-def load_config(path: str | Path) -> GatewayConfig:
+def load_config(path: str | Path, *, sinks: SinkRegistry = SINKS) -> GatewayConfig:
     """Read and validate a TOML file; raises ``ConfigError`` listing every problem."""
     path = Path(path)
     try:
@@ -294,89 +230,48 @@ def load_config(path: str | Path) -> GatewayConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), [Problem("", f"not valid TOML: {exc}")]) from None
-    return parse_config(data, source=str(path), base_dir=path.parent)
+    return parse_config(data, source=str(path), base_dir=path.parent, sinks=sinks)
 
 
 def parse_config(
-    data: Mapping[str, Any], *, source: str = "config", base_dir: Path | None = None
+    data: Mapping[str, Any],
+    *,
+    source: str = "config",
+    base_dir: Path | None = None,
+    sinks: SinkRegistry = SINKS,
 ) -> GatewayConfig:
-    """Validate a config given as a mapping (the parsed TOML)."""
-    try:
-        raw = RawConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(source, [_problem(error) for error in exc.errors()]) from None
+    """Validate a config given as a mapping (the parsed TOML): the gateway's own tables
+    here, each sink's table by its ``SinkType`` in ``sinks``; every problem at once."""
+    base_dir = base_dir or Path()
+    own = {key: value for key, value in data.items() if key not in sinks}
     problems: list[Problem] = []
+    settings: dict[str, Any] = {}
+    for sink in sinks:
+        if sink.name in data:
+            parsed, found = sink.parse(data[sink.name], base_dir)
+            problems.extend(found)
+            if parsed is not None:
+                settings[sink.name] = parsed
+    try:
+        raw = RawConfig.model_validate(own)
+    except ValidationError as exc:
+        raise ConfigError(source, problems_of(exc.errors()) + problems) from None
     devices = _expand(raw, problems)
-    if not (raw.mqtt or raw.uplink or raw.jsonl):
-        problems.append(Problem("", "no destination: add [mqtt], [uplink] or [jsonl]"))
-    if raw.mqtt is not None:
-        for key in ("topic", "analysis_topic", "status_topic", "gateway_topic", "client_id"):
-            problem = _template_problem(getattr(raw.mqtt, key))
-            if problem:
-                problems.append(Problem(f"mqtt.{key}", problem))
-    if raw.uplink and not (raw.uplink.key or raw.uplink.key_file):
-        problems.append(Problem("uplink.key", "missing: give key or key_file (shared secret)"))
-    analysis = None
-    if raw.analysis is not None:
-        # imported here: the analysis package builds on this one
-        from mcptool.analysis.config import AnalysisConfig, AnalysisConfigError
-
-        try:
-            analysis = AnalysisConfig.from_dict(raw.analysis, base_dir=base_dir or Path())
-        except AnalysisConfigError as exc:
-            problems.append(Problem("", str(exc)))
+    outward = [sink.name for sink in sinks if sink.delivers]
+    if not any(name in data for name in outward):
+        names = ", ".join(f"[{name}]" for name in outward)
+        problems.append(Problem("", f"no destination: add one of {names}"))
     if problems:
         raise ConfigError(source, problems)
     return GatewayConfig(
         node=raw.node,
         devices=tuple(devices),
         spool=raw.spool,
-        mqtt=raw.mqtt,
-        uplink=raw.uplink,
-        jsonl=raw.jsonl,
+        sinks=settings,
         metrics=raw.metrics,
-        base_dir=base_dir or Path(),
-        analysis=analysis,
+        base_dir=base_dir,
+        sink_types=sinks,
     )
-
-
-def _template_problem(template: str) -> str | None:
-    try:
-        template.format(node="n", device="d")
-    except KeyError as exc:
-        return f"unknown placeholder {{{exc.args[0]}}} (use {{node}} and {{device}})"
-    except (ValueError, IndexError):
-        return 'bad placeholder: write {node} and {device}, and "{{" for a literal "{"'
-    return None
-
-
-def _problem(error: Mapping[str, Any]) -> Problem:
-    path = _path(error["loc"])
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return Problem(path, "unknown setting (check its spelling)")
-    if kind == "missing":
-        return Problem(path, "missing (required)")
-    message = str(error["msg"])
-    for prefix in ("Input should ", "String should ", "List should ", "Value should "):
-        if message.startswith(prefix):
-            message = "should " + message.removeprefix(prefix)
-    secret = str(error["loc"][-1]) in ("key", "password") if error["loc"] else False
-    if kind not in ("unknown_type", "unknown_table", "unknown_order") and not secret:
-        message = f"{message}, got {error.get('input')!r}"  # never echo a secret
-    return Problem(path, message)
-
-
-def _path(loc: Iterable[int | str]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif str(part).startswith(("function-", "literal[")):
-            continue  # pydantic's names for union members, not part of the user's path
-        else:
-            out += f".{part}" if out else str(part)
-    return out
 
 
 _SETTINGS = tuple(DeviceSettings.model_fields)

@@ -1,7 +1,7 @@
 """The telemetry message: one JSON object per poll of one device.
 
 ```json
-{"node": "edge-1", "device": "boiler", "seq": 41, "ts": 1764061200123,
+{"node": "edge-1", "device": "boiler", "kind": "telemetry", "seq": 41, "ts": 1764061200123,
  "readings": [{"device": "boiler", "point": "temperature", "seq": 41,
                "ts": 1764061200123, "value": 21.5, "quality": "good", "unit": "°C"},
               {"device": "boiler", "point": "pressure", "seq": 42, "ts": 1764061200123,
@@ -9,7 +9,9 @@
 ```
 
 ``ts`` is the poll's start in Unix milliseconds; ``seq`` counts each device's readings
-from 1, without gaps, across restarts. ``unit`` appears when the point has one.
+from 1, without gaps, across restarts. ``unit`` appears when the point has one. ``kind``
+is the record's kind (``mcptool.gateway.spool.Kind``), so that a reader that gets the
+message without the spool row (the hub, over the uplink) need not guess it either.
 
 Why not ``json.dumps`` of dicts: at 100,000 readings a second it was a quarter of the
 gateway's CPU. The constant part of every reading (device, point, unit) is encoded once
@@ -39,7 +41,7 @@ class PollEncoder:
     def __init__(self, node: str, device: str, points: Sequence[Point]) -> None:
         self.device = device
         d = _dump(device)
-        self._head = '{"node":' + _dump(node) + ',"device":' + d + ',"seq":'
+        self._head = '{"node":' + _dump(node) + ',"device":' + d + ',"kind":"telemetry","seq":'
         self._prefixes = [
             ',{"device":' + d + ',"point":' + _dump(p.name) + ',"seq":' for p in points
         ]

@@ -1,13 +1,16 @@
 """The gateway in-process: poller -> spool -> forwarders, one asyncio loop.
 
 ``async with Gateway(config) as gw:`` starts polling and forwarding; leaving the block
-stops polling, commits what is pending, gives destinations ``drain_timeout`` seconds to
+stops polling, commits what is pending, gives sinks ``drain_timeout`` seconds to
 catch up, publishes the gateway's ``offline`` status and closes the spool. Whatever is
 not delivered by then stays in the spool for the next start.
 
-Each poll becomes one record: a JSON message (see ``encoding``) with the node, the
-device, and every reading with its point, value, quality, timestamp and per-device
-sequence number.
+Each poll becomes one record of kind telemetry: a JSON message (see ``encoding``) with
+the node, the device, and every reading with its point, value, quality, timestamp and
+per-device sequence number. The same poll updates ``current``, the latest value of each
+point. The sinks are made from the config's sink registry (``sinks.registry``); the
+retained statuses go out through ``statuses`` (``status``), on the connection of the
+sink that carries them (MQTT).
 
 Every drop takes one path: the spool's own (limit policy) and those of a destination that
 gives up on readings for good (a transport's ``on_drop``, which the gateway points at
@@ -22,15 +25,17 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mcptool.gateway.config import GatewayConfig
+from mcptool.gateway.current import CurrentValues
 from mcptool.gateway.encoding import PollEncoder
 from mcptool.gateway.metrics import GatewayMetrics
 from mcptool.gateway.sinks.forwarder import Forwarder, SinkState, Transport
-from mcptool.gateway.sinks.jsonl import JsonlTransport
-from mcptool.gateway.sinks.mqtt import MqttTransport
+from mcptool.gateway.sinks.registry import SinkContext
 from mcptool.gateway.spool import Dropped, Spool
+from mcptool.gateway.status import StatusPublisher
 from mcptool.modbus.poller import DeviceStatus, ErrorKind, Poller, PollerHooks, PollResult
 
 __all__ = ["Gateway"]
@@ -70,22 +75,31 @@ class Gateway:
         self.drain_timeout = drain_timeout
         self.metrics = GatewayMetrics()
         self.metrics_port: int | None = None
-        self.mqtt: MqttTransport | None = None
+        self.statuses: StatusPublisher | None = None
         self.transports: list[Transport] = []
+        self._at_stop: list[Callable[[], Awaitable[None]]] = []
+        context = SinkContext(
+            config, lambda: self.spool, self.metrics.registry, self._at_stop.append
+        )
+        self._status_sink: Transport | None = None
         windows: dict[str, int] = {}
-        if config.mqtt is not None:
-            self.mqtt = MqttTransport(
-                config.mqtt, config.node, base_dir=config.base_dir, gateway_status=self._summary
-            )
-            self.transports.append(self.mqtt)
-            windows["mqtt"] = config.mqtt.window
-        if config.jsonl is not None:
-            self.transports.append(JsonlTransport(config.jsonl.path, base_dir=config.base_dir))
-        if config.uplink is not None:
-            from mcptool.gateway.sinks.mcp import UplinkTransport
-
-            self.transports.append(UplinkTransport(config.uplink, config.node, config.base_dir))
-            windows["uplink"] = config.uplink.window
+        reporting: set[str] = set()
+        for sink, settings in config.enabled_sinks():
+            transport = sink.build(settings, context)
+            self.transports.append(transport)
+            windows[sink.name] = sink.window(settings)
+            if sink.drop_kinds:
+                reporting.add(sink.name)
+            if sink.statuses is not None and self.statuses is None:
+                self._status_sink = transport
+                status_topic, gateway_topic = sink.statuses(settings)
+                self.statuses = StatusPublisher(
+                    transport,  # type: ignore[arg-type]
+                    config.node,
+                    status_topic=status_topic,
+                    gateway_topic=gateway_topic,
+                    summary=self._summary,
+                )
         self.transports.extend(transports or [])
         spool = config.spool
         self.spool = Spool(
@@ -100,14 +114,15 @@ class Gateway:
             on_health=self._on_spool_health,
         )
         for transport in self.transports:
-            # a destination that can give up on readings reports them into the spool's
-            # ledger, which passes them on to _on_drop like its own
-            if getattr(transport, "on_drop", False) is None:
+            # a sink that can give up on records reports them into the spool's ledger,
+            # which passes them on to _on_drop like its own
+            if transport.name in reporting or getattr(transport, "on_drop", False) is None:
                 transport.on_drop = self.spool.report_drop  # type: ignore[attr-defined]
         self.forwarders = [
             Forwarder(self.spool, t, window=windows.get(t.name, 100)) for t in self.transports
         ]
         self.poller = Poller(config.devices, _Hooks(self))
+        self.current = CurrentValues(config.devices)
         self._encoders = {
             d.name: PollEncoder(config.node, d.name, d.points) for d in config.devices
         }
@@ -117,6 +132,13 @@ class Gateway:
         self._last_drop_publish = 0.0
         self._drop_publish: asyncio.TimerHandle | None = None
         self.run_dropped: dict[tuple[str, str], int] = {}  # (where, device): since start
+
+    def sink(self, name: str) -> Transport:
+        """The sink called ``name`` (``KeyError`` if there is none)."""
+        for transport in self.transports:
+            if transport.name == name:
+                return transport
+        raise KeyError(name)
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -154,23 +176,24 @@ class Gateway:
         if self._drop_publish is not None:
             self._drop_publish.cancel()  # the offline status is the last word
             self._drop_publish = None
-        if self.mqtt is not None:
+        if self.statuses is not None:
             # while the forwarder still holds the connection: stopping it closes it
             now = time.time()
             offline = {
                 device.name: DeviceStatus(device.name, False, "gateway stopped", now).as_dict()
                 for device in self.config.devices
             }
-            if not await self.mqtt.say_offline(offline):
+            if not await self.statuses.say_offline(offline):
                 log.warning(
                     "mqtt: could not publish the offline status at stop; the broker shows"
                     " the last one (or the will, once it notices the connection is gone)"
                 )
+            await self.statuses.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.mqtt is not None:
-            await self.mqtt.close()
+        if self._status_sink is not None:
+            await self._status_sink.close()
         try:
             await self.spool.close()  # its last commit may still drop (drop_oldest)
         finally:
@@ -178,6 +201,8 @@ class Gateway:
             if self.run_dropped:
                 summary = _drop_summary(self.run_dropped)
                 log.warning("readings dropped while running: %s", summary)
+            for finish in self._at_stop:
+                await finish()
 
     async def wait_delivered(self) -> None:
         """Return once every destination acknowledged everything produced so far."""
@@ -195,6 +220,7 @@ class Gateway:
         first = self.spool.reserve(result.device, count)
         payload = self._encoders[result.device].encode(result, first)
         self.spool.append(result.device, first, count, result.timestamp, payload)
+        self.current.update(result, first)
         self.produced += count
         metrics = self.metrics
         metrics.polls.labels(result.device).inc()
@@ -209,14 +235,14 @@ class Gateway:
         state = "online" if status.online else f"offline ({status.reason})"
         bad = f", bad points: {', '.join(status.bad_points)}" if status.bad_points else ""
         log.info("device %s %s%s", status.device, state, bad)
-        if self.mqtt is not None:
-            self.mqtt.device_status(status.device, status.as_dict())
+        if self.statuses is not None:
+            self.statuses.device(status.device, status.as_dict())
 
     def _on_drop(self, dropped: Dropped) -> None:
         log.warning("%s", dropped)
         key = (dropped.where, dropped.device)
         self.run_dropped[key] = self.run_dropped.get(key, 0) + dropped.count
-        if self.mqtt is None or self._drop_publish is not None:
+        if self.statuses is None or self._drop_publish is not None:
             return
         # at most one status a second, and always one after the last drop
         wait = self._last_drop_publish + 1.0 - time.monotonic()
@@ -238,14 +264,14 @@ class Gateway:
                 self.spool.max_pending,
                 self.spool.policy,
             )
-        if self.mqtt is not None:
-            self.mqtt.gateway_changed()
+        if self.statuses is not None:
+            self.statuses.gateway_changed()
 
     def _publish_drops(self) -> None:
         self._drop_publish = None
         self._last_drop_publish = time.monotonic()
-        if self.mqtt is not None:
-            self.mqtt.gateway_changed()
+        if self.statuses is not None:
+            self.statuses.gateway_changed()
 
     # -- status ---------------------------------------------------------------------------
 

@@ -2,9 +2,10 @@
 that ``gateway run`` will not fail on a path.
 
 The config models check what a value looks like; this checks what the file system says
-about it, leaving nothing behind: the spool (and the analysis backlog,
-and a JSON Lines file) need a directory that exists or can be made, and that this user
-may write in; certificate and key files must be readable files. Each problem names the
+about it, leaving nothing behind: the spool and the files each sink declares it writes
+(``SinkType.files``: a JSON Lines file, the analysis backlog) need a directory that
+exists or can be made, and that this user may write in; the files it reads (certificate
+and key files) must be readable files. Each problem names the
 config key, the path and the fix, like every other config problem.
 """
 
@@ -37,17 +38,12 @@ def path_problems(config: GatewayConfig) -> list[Problem]:
             problems.append(Problem(key, problem))
 
     writable("spool.path", config.spool.path)
-    if config.jsonl is not None and config.jsonl.path != "-":
-        writable("jsonl.path", config.jsonl.path)
-    if config.mqtt is not None:
-        for key in ("ca_file", "cert_file", "key_file"):
-            readable(f"mqtt.{key}", getattr(config.mqtt, key))
-    if config.uplink is not None:
-        for key in ("key_file", "ca_file"):
-            readable(f"uplink.{key}", getattr(config.uplink, key))
-    analysis = config.analysis
-    if analysis is not None and analysis.enabled and analysis.queue_path is not None:
-        writable("analysis.queue_path", analysis.queue_path)
+    for sink, settings in config.enabled_sinks():
+        for key, path, written in sink.files(settings):
+            if written:
+                writable(f"{sink.name}.{key}", path)
+            else:
+                readable(f"{sink.name}.{key}", path)
     return problems
 
 

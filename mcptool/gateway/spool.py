@@ -66,13 +66,23 @@ from array import array
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
 from mcptool.errors import McptoolError
 from mcptool.link.backoff import Backoff
 
-__all__ = ["SPOOL_FULL", "Dropped", "Record", "Spool", "SpoolError", "SpoolStats"]
+__all__ = [
+    "SPOOL_FULL",
+    "Dropped",
+    "Kind",
+    "Record",
+    "Spool",
+    "SpoolError",
+    "SpoolStats",
+    "stream",
+]
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +96,8 @@ CREATE TABLE IF NOT EXISTS records (
     seq_first INTEGER NOT NULL,
     count INTEGER NOT NULL,
     ts REAL NOT NULL,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'telemetry'
 );
 CREATE TABLE IF NOT EXISTS positions (sink TEXT PRIMARY KEY, acked INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (name TEXT PRIMARY KEY, next_seq INTEGER NOT NULL);
@@ -102,13 +113,41 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 
+# Spools written before records had a kind: a finding was stored under the pseudo-device
+# "<device>/analysis". Opening one adds the column and moves those rows to their kind.
+_MIGRATE_KIND = """
+ALTER TABLE records ADD COLUMN kind TEXT NOT NULL DEFAULT 'telemetry';
+UPDATE records SET kind = 'finding', device = substr(device, 1, length(device) - 9)
+    WHERE device LIKE '%_/analysis';
+"""
+
+
 class SpoolError(McptoolError):
     """The spool file cannot be opened or written (path, permissions, disk full)."""
 
 
+class Kind(StrEnum):
+    """What a record is; stored with it, so that no reader guesses from its content."""
+
+    TELEMETRY = "telemetry"  # one poll of one device: readings with sequence numbers
+    FINDING = "finding"  # an analysis record (trigger, finding, analysis error) on a device
+    STATUS = "status"  # a device's or the gateway's status
+
+
+_STREAM_SUFFIX = {Kind.TELEMETRY: "", Kind.FINDING: "/analysis", Kind.STATUS: "/status"}
+
+
+def stream(device: str, kind: Kind = Kind.TELEMETRY) -> str:
+    """The name of the sequence numbers (and drop counts) of ``device``'s records of
+    ``kind``: each kind counts from 1 without holes, so telemetry has none where a finding
+    was stored. A finding's is ``<device>/analysis``, the name spools before kinds used."""
+    return device + _STREAM_SUFFIX[kind]
+
+
 @dataclass(slots=True)
 class Record:
-    """One poll's readings of one device: sequence numbers seq_first .. seq_first+count-1."""
+    """A batch of ``count`` items of ``device`` (readings for telemetry, one for a finding
+    or a status), with sequence numbers seq_first .. seq_first+count-1 in its stream."""
 
     id: int
     device: str
@@ -116,10 +155,15 @@ class Record:
     count: int
     ts: float
     payload: bytes
+    kind: Kind = Kind.TELEMETRY
 
     @property
     def seq_last(self) -> int:
         return self.seq_first + self.count - 1
+
+    @property
+    def stream(self) -> str:
+        return stream(self.device, self.kind)
 
 
 SPOOL_FULL = "spool_full"
@@ -262,6 +306,9 @@ class Spool:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(records)")}
+            if "kind" not in columns:
+                db.executescript(f"BEGIN; {_MIGRATE_KIND} COMMIT;")
         except (sqlite3.Error, OSError) as exc:
             reason = getattr(exc, "strerror", None) or exc
             raise SpoolError(f"spool {self.path}: cannot open ({reason}); check the path") from None
@@ -379,25 +426,36 @@ class Spool:
 
     # -- producing ----------------------------------------------------------------------
 
-    def reserve(self, device: str, count: int) -> int:
-        """The first of ``count`` new sequence numbers of ``device`` (from 1, persistent)."""
-        first = self._next_seq.get(device, 1)
-        self._next_seq[device] = first + count
-        self._dirty_seq[device] = first + count
+    def reserve(self, device: str, count: int, kind: Kind = Kind.TELEMETRY) -> int:
+        """The first of ``count`` new sequence numbers of ``device``'s records of ``kind``
+        (from 1, persistent)."""
+        key = stream(device, kind)
+        first = self._next_seq.get(key, 1)
+        self._next_seq[key] = first + count
+        self._dirty_seq[key] = first + count
         return first
 
-    def last_seq(self, device: str) -> int:
-        """The last sequence number given to ``device`` (0 if none)."""
-        return self._next_seq.get(device, 1) - 1
+    def last_seq(self, device: str, kind: Kind = Kind.TELEMETRY) -> int:
+        """The last sequence number given to ``device``'s records of ``kind`` (0 if none)."""
+        return self._next_seq.get(stream(device, kind), 1) - 1
 
-    def append(self, device: str, seq_first: int, count: int, ts: float, payload: bytes) -> None:
+    def append(
+        self,
+        device: str,
+        seq_first: int,
+        count: int,
+        ts: float,
+        payload: bytes,
+        kind: Kind = Kind.TELEMETRY,
+    ) -> None:
         """Queue a batch; it is committed within ``commit_interval``, then sent."""
         if self._closed:
             raise SpoolError("spool is closed")
         if self.policy == "drop_newest" and self._depth + count > self.max_readings:
-            self._drop(Dropped(device, seq_first, seq_first + count - 1, "spool full"))
+            last = seq_first + count - 1
+            self._drop(Dropped(stream(device, kind), seq_first, last, "spool full"))
             return
-        record = Record(self._next_id, device, seq_first, count, ts, payload)
+        record = Record(self._next_id, device, seq_first, count, ts, payload, kind)
         self._next_id += 1
         self._index(record.id, ts, count)
         self._pending[record.id] = record
@@ -418,7 +476,7 @@ class Spool:
             else:
                 record = self._pending.pop(next(iter(self._pending)))
             self._unindex(record)
-            self._drop(Dropped(record.device, record.seq_first, record.seq_last, why))
+            self._drop(Dropped(record.stream, record.seq_first, record.seq_last, why))
 
     def _unindex(self, record: Record) -> None:
         """Forget a record that waited in memory (always among the newest indexed)."""
@@ -489,11 +547,11 @@ class Spool:
     def _select(self, after: int, limit: int) -> list[Record]:
         assert self._db is not None
         rows = self._db.execute(
-            "SELECT id, device, seq_first, count, ts, payload FROM records"
+            "SELECT id, device, seq_first, count, ts, payload, kind FROM records"
             " WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
             (after, self._committed_id, limit),
         ).fetchall()
-        return [Record(*row) for row in rows]
+        return [Record(*row[:6], Kind(row[6])) for row in rows]
 
     async def wait_beyond(self, after: int) -> None:
         """Return once a record with id > ``after`` can be fetched."""
@@ -658,7 +716,7 @@ class Spool:
                 self._dirty_sink_dropped.discard(key)
         self._stored_positions.update(positions)
         for record in evicted:
-            self._drop(Dropped(record.device, record.seq_first, record.seq_last, "spool full"))
+            self._drop(Dropped(record.stream, record.seq_first, record.seq_last, "spool full"))
         cut = max([low, *(r.id for r in evicted)])
         self._cut(cut)
         self._extend_tail([r for r in batch if r.id > cut])
@@ -684,8 +742,9 @@ class Spool:
         try:
             db.execute("BEGIN")
             db.executemany(
-                "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)",
-                [(r.id, r.device, r.seq_first, r.count, r.ts, r.payload) for r in batch],
+                "INSERT INTO records (id, device, seq_first, count, ts, payload, kind)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(r.id, r.device, r.seq_first, r.count, r.ts, r.payload, r.kind) for r in batch],
             )
             db.executemany(
                 "INSERT INTO devices VALUES (?, ?)"
@@ -716,10 +775,10 @@ class Spool:
             evicted: list[Record] = []
             if excess > 0:
                 freed = 0
-                for i, d, s, c in db.execute(
-                    "SELECT id, device, seq_first, count FROM records ORDER BY id"
+                for i, d, s, c, k in db.execute(
+                    "SELECT id, device, seq_first, count, kind FROM records ORDER BY id"
                 ):
-                    evicted.append(Record(i, d, s, c, 0.0, b""))
+                    evicted.append(Record(i, d, s, c, 0.0, b"", Kind(k)))
                     freed += c
                     if freed >= excess:
                         break

@@ -30,7 +30,7 @@ def poll(t: float, level: float) -> bytes:
     ms = round(t * 1000)
     reading = {"device": "tank", "point": "level", "seq": 1, "ts": ms, "value": level}
     return json.dumps(
-        {"node": "node-1", "device": "tank", "ts": ms, "readings": [reading]}
+        {"node": "node-1", "device": "tank", "kind": "telemetry", "ts": ms, "readings": [reading]}
     ).encode()
 
 

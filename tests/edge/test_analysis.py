@@ -1,6 +1,6 @@
 """Analysis inside the gateway: a real gateway polls a simulated device, the analysis
-reads the spool like any destination, and its findings leave through the gateway's own
-destinations (here JSON Lines), next to the telemetry."""
+reads the spool like any sink, and its findings leave through the gateway's own sinks
+(here JSON Lines), next to the telemetry, as records of kind finding."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from typing import Any
 
 import httpx
 
-from mcptool.analysis import AnalysisConfig, ThresholdRule
-from mcptool.analysis.edge import RECORD_LIMIT, analysed_gateway, fit, record_limit
-from mcptool.gateway import parse_config
+from mcptool.edge import edge_gateway, parse_config
+from mcptool.edge.analysis import RECORD_LIMIT, fit, record_limit
 from simulators.modbus import DeviceProfile, ModbusSimulator
 from simulators.modbus import Point as SimPoint
 from simulators.ollama import OllamaSimulator
@@ -39,6 +38,15 @@ async def test_the_gateway_analyses_its_polls_and_forwards_findings_with_telemet
                 "spool": {"path": str(tmp_path / "spool.db"), "commit_interval": 0.02},
                 "jsonl": {"path": str(jsonl)},
                 "metrics": {"port": 0},
+                "analysis": {
+                    "ollama": ollama.url,
+                    "window_s": 0.5,
+                    "zscore": False,
+                    "thresholds": [{"point": "level", "above": 5.0}],
+                    "offline_after_s": False,
+                    "min_call_interval_s": 0.0,
+                    "cooldown_s": 3600.0,
+                },
                 "devices": [
                     {
                         "name": "tank",
@@ -53,22 +61,14 @@ async def test_the_gateway_analyses_its_polls_and_forwards_findings_with_telemet
                 ],
             }
         )
-        analysis = AnalysisConfig(
-            ollama=ollama.url,
-            window_s=0.5,
-            zscore=None,
-            thresholds=(ThresholdRule("level", above=5.0),),
-            offline_after_s=None,
-            min_call_interval_s=0.0,
-            cooldown_s=3600.0,
-        )
-        async with analysed_gateway(config, analysis) as gw, asyncio.timeout(15):
+        async with edge_gateway(config) as gw, asyncio.timeout(15):
             while not any(r.get("type") == "finding" for r in lines(jsonl)):
                 await asyncio.sleep(0.05)
             async with httpx.AsyncClient() as http:
                 scrape = await http.get(f"http://127.0.0.1:{gw.metrics_port}/metrics")
     records = lines(jsonl)
-    polls = [r for r in records if "readings" in r]
+    polls = [r for r in records if r["kind"] == "telemetry"]
+    assert {r["kind"] for r in records if "type" in r} == {"finding"}
     trigger = next(r for r in records if r.get("type") == "trigger")
     [finding] = [r for r in records if r.get("type") == "finding"]  # later ones: cooldown
     assert polls and polls[0]["device"] == "tank"

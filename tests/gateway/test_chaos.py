@@ -17,7 +17,7 @@ from types import ModuleType
 import pytest
 
 from mcptool.gateway.config import parse_config
-from mcptool.gateway.pipeline import Gateway
+from mcptool.gateway.gateway import Gateway
 from simulators.modbus import ModbusSimulator
 from tests.conftest import require_program
 from tests.gateway.conftest import Broker, Subscriber, gateway_config, until

@@ -306,7 +306,7 @@ async def test_a_destinations_drops_take_the_spools_drop_path_to_status_and_exit
     publish = gw.spool.on_drop
     assert publish is not None
     gw.spool.on_drop = lambda d: (reported.append(d), publish(d))  # type: ignore[func-returns-value]
-    with caplog.at_level(logging.WARNING, logger="mcptool.gateway.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="mcptool.gateway.gateway"):
         async with gw:
             await until(lambda: gw.spool.sink_dropped("picky").get("d1", 0) >= 50)
             sinks = {s["name"]: s["dropped"] for s in gw.status()["sinks"]}
@@ -320,7 +320,7 @@ async def test_a_destinations_drops_take_the_spools_drop_path_to_status_and_exit
     total = sum(d.count for d in reported)
     assert gw.run_dropped == {("picky", "d1"): total}
     assert gw.spool.sink_dropped("picky") == {"d1": total}
-    lines = [r.getMessage() for r in caplog.records if r.name == "mcptool.gateway.pipeline"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "mcptool.gateway.gateway"]
     assert lines[-1] == f"readings dropped while running: picky: d1 {total}"
     assert any(line.startswith("picky: no: dropped d1 seq ") for line in lines)
 

@@ -131,7 +131,7 @@ class UplinkTransport:
         except Unsplittable as exc:
             # the forwarder moves past it: the uplink goes on with the next record
             why = f"a record of {exc.size} bytes is over one frame ({limit} bytes) and {exc.why}"
-            self._drop(record.device, record.seq_first, record.seq_last, why)
+            self._drop(record.stream, record.seq_first, record.seq_last, why)
             return
         try:
             acks = [await link.submit(piece.body) for piece in cut.pieces]
@@ -142,7 +142,7 @@ class UplinkTransport:
         # otherwise count them again
         for first, last, size in cut.oversized:
             why = f"a reading of {size} bytes is over one frame ({limit} bytes)"
-            self._drop(record.device, first, last, why)
+            self._drop(record.stream, first, last, why)
 
     def _drop(self, device: str, first: int, last: int, why: str) -> None:
         dropped = Dropped(device, first, last, f"uplink: {why}", "uplink", OVER_FRAME)

@@ -1,17 +1,16 @@
 """MQTT destination through aiomqtt: QoS 1 publishes acknowledged by the broker's PUBACK.
 
-One message per spool record (one poll of one device: a batch of readings), on the
-topic template (``mcptool/{node}/{device}/telemetry`` by default). Analysis records (the
-spool's pseudo-device ``<device>/analysis``) go on ``analysis_topic`` with ``{device}``
-the device they analyse (``mcptool/{node}/{device}/analysis`` by default), not under the
-telemetry topic. A record counts as
-delivered only when every message of it was acknowledged (the PUBACK, with a success
-reason code); with QoS 0 it means the bytes were handed to the socket (no guarantee: the
-docs say so).
+The one MQTT publisher: telemetry and findings, of the gateway and of the hub, go out
+through it. One message per spool record (one poll of one device, or one finding), on the
+topic of the record's kind: telemetry on ``topic`` (``mcptool/{node}/{device}/telemetry``
+by default), findings on ``analysis_topic`` (``mcptool/{node}/{device}/analysis``),
+statuses on ``status_topic``. A record counts as delivered only when every message of it
+was acknowledged (the PUBACK, with a success reason code); with QoS 0 it means the bytes
+were handed to the socket (no guarantee: the docs say so). ``publish`` sends one message
+that is not a spool record (the hub's findings) the same way, flow control included.
 
-Device status and the gateway's own status are retained messages; the gateway's will
-(retained ``offline``) is set on connect, so subscribers learn of a crash from the
-broker. Statuses are published again after every reconnect.
+Retained statuses and the will are not this sink's business: ``mcptool.gateway.status``
+owns them and uses this connection (``will``, ``on_connected``, ``publish_retained``).
 
 A message the broker will not take must neither wedge the sink (resent forever, holding
 up everything behind it) nor vanish. So (docs/GATEWAY.md, "Drops: never silent"):
@@ -43,12 +42,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import ssl
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,18 +54,14 @@ import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 
-from mcptool.gateway.config import MqttConfig
 from mcptool.gateway.sinks.forwarder import SinkError
+from mcptool.gateway.sinks.settings import MqttConfig
 from mcptool.gateway.sinks.split import Piece, Unsplittable, split
-from mcptool.gateway.spool import Dropped, Record
+from mcptool.gateway.spool import Dropped, Kind, Record
 
 __all__ = ["DISCONNECTS", "OVER_MAX_PACKET", "REFUSED", "STRIKES", "MqttTransport"]
 
 log = logging.getLogger(__name__)
-
-# the spool's pseudo-device of a device's analysis records (mcptool.analysis.edge, which
-# builds on this package, names them so)
-ANALYSIS_SUFFIX = "/analysis"
 
 # the kinds of MQTT drops (``Dropped.kind``, the ``reason`` label on /metrics)
 OVER_MAX_PACKET = "over_max_packet"
@@ -125,7 +118,7 @@ class _Limit:
 
 
 class MqttTransport:
-    """``Transport`` for the forwarder; also publishes retained statuses."""
+    """``Transport`` for the forwarder, and ``publish`` for messages outside the spool."""
 
     def __init__(
         self,
@@ -133,7 +126,6 @@ class MqttTransport:
         node: str,
         *,
         base_dir: Path = Path(),
-        gateway_status: Callable[[], dict[str, object]] | None = None,
         on_drop: Callable[[Dropped], None] | None = None,
     ) -> None:
         self.name = "mqtt"
@@ -144,15 +136,20 @@ class MqttTransport:
         self.config = config
         self.node = node
         self.base_dir = base_dir
-        self.gateway_status = gateway_status or (lambda: {})
         self.on_drop = on_drop
+        # the last will (topic, payload) to leave with the broker at each connect, and
+        # what to do once connected: set by whoever owns the statuses
+        self.will: Callable[[], tuple[str, bytes]] | None = None
+        self.on_connected: list[Callable[[], Awaitable[None]]] = []
         self.dropped: dict[str, int] = {}  # readings per device never sent (or refused)
         self.broker_max_packet: int | None = None  # announced in the last CONNACK (MQTT 5)
         self._client: aiomqtt.Client | None = None
-        self._topics: dict[str, str] = {}
-        self._statuses: dict[str, bytes] = {}  # topic -> retained payload, latest
-        self._status_tasks: set[asyncio.Task[None]] = set()
-        self.gateway_topic = config.gateway_topic.format(node=node)
+        self._templates = {
+            Kind.TELEMETRY: config.topic,
+            Kind.FINDING: config.analysis_topic,
+            Kind.STATUS: config.status_topic,
+        }
+        self._topics: dict[tuple[str, Kind], str] = {}
         # PUBACKs awaited and what they are for, by packet identifier (this connection)
         self._acks: dict[int, asyncio.Future[ReasonCode]] = {}
         self._in_flight: dict[int, _InFlight] = {}
@@ -173,14 +170,19 @@ class MqttTransport:
         # cannot change its own limit once connected)
         self._room = asyncio.Semaphore(config.window)
 
-    def topic(self, device: str) -> str:
-        topic = self._topics.get(device)
+    def topic(self, device: str, kind: Kind = Kind.TELEMETRY, node: str | None = None) -> str:
+        """The topic of ``device``'s records of ``kind`` (of this node, or of ``node``)."""
+        if node is not None:
+            return self._templates[kind].format(node=node, device=device)
+        topic = self._topics.get((device, kind))
         if topic is None:
-            template, name = self.config.topic, device
-            if device.endswith(ANALYSIS_SUFFIX) and len(device) > len(ANALYSIS_SUFFIX):
-                template, name = self.config.analysis_topic, device[: -len(ANALYSIS_SUFFIX)]
-            topic = self._topics[device] = template.format(node=self.node, device=name)
+            topic = self._templates[kind].format(node=self.node, device=device)
+            self._topics[device, kind] = topic
         return topic
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
 
     def _tls(self) -> ssl.SSLContext | None:
         config = self.config
@@ -203,12 +205,6 @@ class MqttTransport:
         context.sslsocket_class = _ClosingSSLSocket
         return context
 
-    def _status_payload(self, online: bool) -> bytes:
-        status = {"status": "online" if online else "offline", "ts": round(time.time(), 3)}
-        if online:
-            status.update(self.gateway_status())
-        return json.dumps(status, separators=(",", ":")).encode()
-
     async def connect(self) -> None:
         config = self.config
         session: dict[str, Any] = (
@@ -223,7 +219,7 @@ class MqttTransport:
             password=config.password,
             identifier=config.client_id.format(node=self.node),
             keepalive=config.keepalive,
-            will=aiomqtt.Will(self.gateway_topic, self._status_payload(False), qos=1, retain=True),
+            will=aiomqtt.Will(*self.will(), qos=1, retain=True) if self.will else None,
             tls_context=self._tls(),
             max_inflight_messages=config.window,
             timeout=config.publish_timeout,
@@ -241,9 +237,8 @@ class MqttTransport:
         except aiomqtt.MqttError as exc:
             raise SinkError(f"mqtt {config.host}:{config.port}: {exc}") from None
         self._client = client
-        await self._publish_retained(self.gateway_topic, self._status_payload(True))
-        for topic, payload in list(self._statuses.items()):
-            await self._publish_retained(topic, payload)
+        for connected in self.on_connected:
+            await connected()
 
     def _listen(self, client: aiomqtt.Client) -> None:
         """Keep what aiomqtt 2.5 drops: the CONNACK's properties and each PUBACK's reason
@@ -296,14 +291,14 @@ class MqttTransport:
     async def _deliver(self, record: Record, *, alone: bool = False) -> None:
         """Publish ``record`` as messages that fit; return once each is acknowledged or
         reported as a drop."""
-        topic = self.topic(record.device)
+        topic = self.topic(record.device, record.kind)
         while True:
             limit = self._limit(topic)
             try:
                 parts = split(record, limit.payload)
             except Unsplittable as exc:
                 why = f"a record of {exc.size} bytes does not fit {limit.what} and {exc.why}"
-                self._drop(record.device, record.seq_first, record.seq_last, why, limit.kind)
+                self._drop(record.stream, record.seq_first, record.seq_last, why, limit.kind)
                 return
             pieces = [p for p in parts.pieces if (record.id, p.seq_first) not in self._refused]
             codes = await self._publish_all(topic, pieces, record.id, alone)
@@ -320,7 +315,7 @@ class MqttTransport:
                     raise SinkError(f"mqtt: the broker refused a message for now: {_name(code)}")
             for piece, code in refused:
                 why = f"the broker refused the message: {_name(code)}"
-                self._drop(record.device, piece.seq_first, piece.seq_last, why, REFUSED)
+                self._drop(record.stream, piece.seq_first, piece.seq_last, why, REFUSED)
                 self._refused[record.id, piece.seq_first] = None
             while len(self._refused) > 4 * self.config.window:  # older ones are not resent
                 del self._refused[next(iter(self._refused))]
@@ -328,7 +323,7 @@ class MqttTransport:
             # would otherwise count them again
             for first, last, size in parts.oversized:
                 why = f"a reading of {size} bytes does not fit {limit.what}"
-                self._drop(record.device, first, last, why, limit.kind)
+                self._drop(record.stream, first, last, why, limit.kind)
             return
 
     async def _publish_all(
@@ -448,57 +443,22 @@ class MqttTransport:
         if self._released is not None:
             self._released.set()  # nobody waits on a closed connection
             self._released = None
-        for task in list(self._status_tasks):
-            task.cancel()
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.__aexit__(None, None, None)
 
-    async def say_offline(
-        self, devices: dict[str, dict[str, object]], timeout: float = 2.0
-    ) -> bool:
-        """Graceful end: publish each device's last status and the gateway's ``offline``
-        (retained, acknowledged) while still connected, as the will would after a crash.
-        Call it before the forwarder is stopped, which closes the connection. False if
-        there was no connection or the broker did not acknowledge in time."""
+    async def publish(self, topic: str, payload: bytes) -> None:
+        """Publish one message outside the spool (the hub's findings) and return once the
+        broker acknowledged it; ``SinkError`` if it did not (the caller keeps it)."""
         if self._client is None:
-            return False
-        for device, status in devices.items():
-            topic = self.config.status_topic.format(node=self.node, device=device)
-            self._statuses[topic] = json.dumps(status, separators=(",", ":")).encode()
-        try:
-            async with asyncio.timeout(timeout):
-                for topic, payload in list(self._statuses.items()):
-                    await self._publish_retained(topic, payload)
-                await self._publish_retained(self.gateway_topic, self._status_payload(False))
-        except TimeoutError:
-            return False
-        return self._client is not None
+            raise SinkError("mqtt: not connected")
+        code = await self._publish(topic, payload, -1)
+        if code.is_failure:
+            raise SinkError(f"mqtt: the broker refused the message: {_name(code)}")
 
-    async def stop(self) -> None:
-        """Say the gateway is offline if still connected, then disconnect."""
-        await self.say_offline({})
-        await self.close()
-
-    # -- retained statuses ---------------------------------------------------------------
-
-    def device_status(self, device: str, status: dict[str, object]) -> None:
-        topic = self.config.status_topic.format(node=self.node, device=device)
-        self.retain(topic, json.dumps(status, separators=(",", ":")).encode())
-
-    def gateway_changed(self) -> None:
-        self.retain(self.gateway_topic, self._status_payload(True))
-
-    def retain(self, topic: str, payload: bytes) -> None:
-        """Publish a retained message now if connected, and again after each reconnect."""
-        if topic != self.gateway_topic:
-            self._statuses[topic] = payload
-        if self._client is not None:
-            task = asyncio.ensure_future(self._publish_retained(topic, payload))
-            self._status_tasks.add(task)
-            task.add_done_callback(self._status_tasks.discard)
-
-    async def _publish_retained(self, topic: str, payload: bytes) -> None:
+    async def publish_retained(self, topic: str, payload: bytes) -> None:
+        """Publish a retained message (QoS 1) if connected; a failure is not raised: their
+        owner publishes statuses again after each reconnect."""
         client = self._client
         if client is None:
             return

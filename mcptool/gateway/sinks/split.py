@@ -4,8 +4,8 @@ A destination with a size limit (the MQTT broker's maximum packet size) sends a 
 that is over it as several messages in the same format, each with fewer readings and
 ``seq`` the sequence number of its first reading, so that subscribers need nothing new.
 A reading that alone is over the limit is left out (and named with its size, so that the
-destination can report it); the rest of the poll still goes. A record that is not a poll
-(not JSON, or no readings, such as an analysis finding) cannot be cut.
+destination can report it); the rest of the poll still goes. A record of another kind
+than telemetry (a finding, a status) has no readings and cannot be cut.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from mcptool.gateway.spool import Record
+from mcptool.gateway.spool import Kind, Record
 
 __all__ = ["Piece", "Split", "Unsplittable", "split"]
 
@@ -65,6 +65,8 @@ def split(record: Record, limit: int) -> Split:
     payload = record.payload
     if len(payload) <= limit:
         return Split([Piece(payload, record.seq_first, record.seq_last)])
+    if record.kind is not Kind.TELEMETRY:
+        raise Unsplittable(len(payload), f"is a {record.kind}, which has no readings to cut by")
     try:
         message = json.loads(payload)
     except ValueError:

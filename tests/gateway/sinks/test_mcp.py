@@ -15,7 +15,7 @@ from mcptool.frame import MAX_LENGTH_DEFAULT, MAX_LENGTH_LIMIT
 from mcptool.gateway import Gateway, parse_config
 from mcptool.gateway.config import UplinkConfig
 from mcptool.gateway.sinks.mcp import _BODY_LIMIT, UplinkTransport
-from mcptool.gateway.spool import Dropped, Record
+from mcptool.gateway.spool import Dropped, Kind, Record
 from simulators.modbus import ModbusSimulator
 from tests.gateway.conftest import KEY, Hub, gateway_config, until
 
@@ -77,7 +77,7 @@ async def test_an_uncuttable_record_is_reported_once_and_the_uplink_goes_on(hub:
     transport = UplinkTransport(config, "test", on_drop=dropped.append)
     await transport.connect()
     try:
-        await transport.send(Record(1, "d/analysis", 1, 1, 0.0, finding(_BODY_LIMIT)))
+        await transport.send(Record(1, "d", 1, 1, 0.0, finding(_BODY_LIMIT), Kind.FINDING))
         await transport.send(Record(2, "d", 1, 1, 0.0, poll(1)))
     finally:
         await transport.close()
@@ -98,7 +98,7 @@ async def test_without_a_drop_handler_the_uplink_logs_the_drop_in_one_line(
     await transport.connect()
     try:
         with caplog.at_level(logging.WARNING, logger="mcptool.gateway.sinks.mcp"):
-            await transport.send(Record(7, "d/analysis", 3, 1, 0.0, finding(_BODY_LIMIT)))
+            await transport.send(Record(7, "d", 3, 1, 0.0, finding(_BODY_LIMIT), Kind.FINDING))
     finally:
         await transport.close()
     [line] = [r.getMessage() for r in caplog.records if r.name == "mcptool.gateway.sinks.mcp"]

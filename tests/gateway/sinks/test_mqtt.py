@@ -18,7 +18,7 @@ from mcptool.gateway import Dropped, Gateway, parse_config
 from mcptool.gateway.config import MqttConfig
 from mcptool.gateway.sinks.forwarder import SinkError, SinkState
 from mcptool.gateway.sinks.mqtt import DISCONNECTS, OVER_MAX_PACKET, REFUSED, MqttTransport
-from mcptool.gateway.spool import Record
+from mcptool.gateway.spool import Kind, Record
 from simulators.modbus import DeviceProfile, ModbusSimulator
 from simulators.modbus import Point as SimPoint
 from tests.conftest import require_program
@@ -87,11 +87,11 @@ async def test_tls_to_the_broker_verifies_its_certificate(
         broker.stop()
 
 
-async def test_analysis_records_go_to_the_analysis_topic_of_their_device(
+async def test_records_go_to_the_topic_of_their_kind(
     broker: Broker,
 ) -> None:
-    """The spool's pseudo-device ``boiler/analysis`` is published on
-    ``mcptool/<node>/boiler/analysis``, not under the telemetry topic."""
+    """A finding about ``boiler`` is published on ``mcptool/<node>/boiler/analysis``, not
+    under the telemetry topic: by the record's kind, whatever its payload says."""
     transport = MqttTransport(MqttConfig(host="127.0.0.1", port=broker.port), "plant-1")
     received: dict[str, bytes] = {}
     async with aiomqtt.Client("127.0.0.1", broker.port) as subscriber:
@@ -99,9 +99,10 @@ async def test_analysis_records_go_to_the_analysis_topic_of_their_device(
         await transport.connect()
         try:
             await transport.send(Record(1, "boiler", 1, 2, 0.0, b'{"readings":[]}'))
-            await transport.send(Record(2, "boiler/analysis", 1, 1, 0.0, b'{"type":"finding"}'))
+            finding = Record(2, "boiler", 1, 1, 0.0, b'{"type":"finding"}', Kind.FINDING)
+            await transport.send(finding)
         finally:
-            await transport.stop()
+            await transport.close()
         async with asyncio.timeout(10):
             async for message in subscriber.messages:
                 if not str(message.topic).endswith("/status"):
@@ -117,8 +118,10 @@ async def test_analysis_records_go_to_the_analysis_topic_of_their_device(
 def test_the_analysis_topic_template_is_configurable() -> None:
     config = MqttConfig(analysis_topic="site/{node}/findings/{device}")
     transport = MqttTransport(config, "plant-1")
-    assert transport.topic("boiler/analysis") == "site/plant-1/findings/boiler"
+    assert transport.topic("boiler", Kind.FINDING) == "site/plant-1/findings/boiler"
     assert transport.topic("boiler") == "mcptool/plant-1/boiler/telemetry"
+    assert transport.topic("boiler/analysis") == "mcptool/plant-1/boiler/analysis/telemetry"
+    assert transport.topic("boiler", Kind.FINDING, node="plant-2") == "site/plant-2/findings/boiler"
 
 
 # -- messages the broker will not take --------------------------------------------------
@@ -306,7 +309,7 @@ async def test_a_refused_message_is_not_sent_again_when_the_broker_then_hangs_up
         await transport.send(denied)  # as the forwarder would, from its position
         await transport.send(Record(2, "d1", 1, 1, 0.0, b'{"readings":[]}'))
     finally:
-        await transport.stop()
+        await transport.close()
         broker.stop()
     assert [(d.device, d.seq_first, d.seq_last, d.kind) for d in reported] == [
         ("d0", 1, 3, REFUSED)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mcptool.gateway.sinks.split import Unsplittable, split
-from mcptool.gateway.spool import Record
+from mcptool.gateway.spool import Kind, Record
 
 
 def poll(sizes: list[int], first: int = 10) -> Record:
@@ -48,13 +48,16 @@ def test_readings_that_alone_are_over_the_limit_are_left_out_with_their_size() -
 
 
 @pytest.mark.parametrize(
-    ("payload", "why"),
+    ("kind", "payload", "why"),
     [
-        (b"\xff" * 100, "is not JSON"),
-        (json.dumps({"type": "finding", "summary": "x" * 100}).encode(), "no readings"),
+        (Kind.TELEMETRY, b"\xff" * 100, "is not JSON"),
+        (Kind.TELEMETRY, json.dumps({"device": "d", "x": "y" * 100}).encode(), "no readings"),
+        (Kind.FINDING, json.dumps({"type": "finding", "summary": "x" * 100}).encode(), "finding"),
+        # by its kind, not by what its payload looks like
+        (Kind.STATUS, poll([100]).payload, "is a status, which has no readings"),
     ],
 )
-def test_a_record_that_is_not_a_poll_cannot_be_cut(payload: bytes, why: str) -> None:
+def test_a_record_that_is_not_a_poll_cannot_be_cut(kind: Kind, payload: bytes, why: str) -> None:
     with pytest.raises(Unsplittable, match=why) as raised:
-        split(Record(1, "d/analysis", 1, 1, 0.0, payload), 50)
+        split(Record(1, "d", 1, 1, 0.0, payload, kind), 50)
     assert raised.value.size == len(payload)

@@ -1,0 +1,65 @@
+"""The settings of the gateway's built-in sinks: the ``[mqtt]``, ``[uplink]`` and
+``[jsonl]`` tables. Each sink is declared, with its settings, in ``registry``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field
+
+from mcptool.gateway.fields import Port, Seconds, SettingsModel
+
+__all__ = ["JsonlConfig", "MqttConfig", "UplinkConfig"]
+
+
+def _protocol(value: object) -> object:
+    """``protocol = 5`` (a TOML integer) means ``"5"``."""
+    return "5" if value == 5 and not isinstance(value, bool) else value
+
+
+class MqttConfig(SettingsModel):
+    host: str = "127.0.0.1"
+    port: Port = 1883
+    client_id: str = "mcptool-{node}"
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    tls_insecure: bool = False
+    qos: Literal[0, 1] = 1
+    topic: str = "mcptool/{node}/{device}/telemetry"
+    # records of kind finding (the analysis of {device})
+    analysis_topic: str = "mcptool/{node}/{device}/analysis"
+    status_topic: str = "mcptool/{node}/{device}/status"
+    gateway_topic: str = "mcptool/{node}/status"
+    keepalive: int = Field(default=30, ge=5, le=3600)
+    window: int = Field(default=200, ge=1, le=10000)
+    publish_timeout: Seconds = 10.0
+    # MQTT 5 lets the broker announce its maximum packet size and refuse a message with a
+    # reason; "3.1.1" is for brokers that speak nothing newer (docs/GATEWAY.md)
+    protocol: Annotated[Literal["5", "3.1.1"], BeforeValidator(_protocol)] = "5"
+    # bytes of one PUBLISH packet (topic and headers included); a poll over it is cut by
+    # readings. For brokers that do not announce their limit (MQTT 3.1.1, or Mosquitto's
+    # message_size_limit, which it does not announce)
+    max_packet_size: int | None = Field(default=None, ge=256, le=268_435_455)
+
+
+class UplinkConfig(SettingsModel):
+    url: str = Field(pattern=r"^mcps?://", description="mcp://HOST:PORT or mcps://HOST:PORT")
+    node_id: str | None = None  # default: the gateway's node
+    key: str | None = Field(default=None, min_length=16)
+    key_file: str | None = None
+    ca_file: str | None = None
+    tls_insecure: bool = False
+    window: int = Field(default=64, ge=1, le=4096)
+    connect_timeout: Seconds = 10.0
+    # at most the hub's max_frame; the floor leaves room for the handshake and ACKs. The
+    # bounds are mcptool.frame's MAX_LENGTH_DEFAULT and _LIMIT (a test checks), written
+    # out because importing the frame codec would slow down `gateway check`
+    max_frame: int = Field(default=16_384, ge=512, le=65_535)
+
+
+class JsonlConfig(SettingsModel):
+    path: str = "-"
