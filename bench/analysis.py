@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mcptool.analysis import AnalysisConfig, AnalysisPipeline, Analyzer, ThresholdRule
-from mcptool.analysis.edge import analyse_poll
+from mcptool.analysis.polls import analyse_poll
 from mcptool.analysis.stats import PointStats, WindowStats
 from mcptool.analysis.triggers import TriggerEngine
 
@@ -174,6 +174,7 @@ def run_gateway_path(values: list[dict[str, float]]) -> tuple[int, int]:
             message = {
                 "node": "bench",
                 "device": device,
+                "kind": "telemetry",
                 "seq": 1,
                 "ts": round(t * 1000),
                 "readings": readings,
