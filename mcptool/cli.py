@@ -52,9 +52,11 @@ COMMANDS = {
     "scan": "mcptool.commands.scan:scan",
     "ollama": "mcptool.commands.ollama:ollama",
     "hub": "mcptool.commands.hub:hub",
+    "worker": "mcptool.commands.worker:worker",
     "link": "mcptool.commands.link:link",
     "gateway": "mcptool.commands.gateway:gateway",
     "demo": "mcptool.commands.demo:demo",
+    "model": "mcptool.commands.model:model",
 }
 
 

@@ -3,7 +3,7 @@ Ollama simulator and ``mcptool model serve`` share; only where answers come from
 """
 
 from mcptool.serving.http import DropConnection, HTTPServer, Request, Response
-from mcptool.serving.scheduler import ModelSlots, Scheduler, SchedulingCounters, Ticket
+from mcptool.serving.scheduler import ModelSlots, Scheduler, SchedulingCounters, Shape, Ticket
 from mcptool.serving.wire import BUSY_MESSAGE, ApiError, StreamError, keep_alive_seconds, rfc3339
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Response",
     "Scheduler",
     "SchedulingCounters",
+    "Shape",
     "StreamError",
     "Ticket",
     "keep_alive_seconds",

@@ -4,11 +4,12 @@ As Ollama does it (FIELD-NOTES): ``parallel`` requests per model at a time
 (OLLAMA_NUM_PARALLEL); a request that cannot start at once waits unless ``queue``
 requests wait already, then 503 "server busy" (OLLAMA_MAX_QUEUE); the first request to a
 cold model loads it and concurrent requests wait for that same load; a client leaving
-aborts a load it started; a different ``num_ctx`` reloads; the model stays loaded for
+aborts a load it started; a different ``num_ctx`` (or ``num_thread``) reloads; the
+model stays loaded for
 ``keep_alive`` after its last use (0: unload after the request, negative: forever).
 
 What a load is belongs to the server (a sleep in the simulator, a GGUF into memory in
-``mcptool model serve``): it is passed in as ``loader(num_ctx)``.
+``mcptool model serve``): it is passed in as ``loader(shape)``.
 """
 
 from __future__ import annotations
@@ -24,9 +25,28 @@ from typing import Generic, TypeVar
 from mcptool.serving.wire import BUSY_MESSAGE, ApiError
 
 M = TypeVar("M")
-Loader = Callable[[int], Awaitable[int]]
-"""Loads the model with this context length (0: the server's default); returns the
-context length it loaded with."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """What a load fixes: the context length and CPU threads (0: the server's default)."""
+
+    num_ctx: int = 0
+    num_thread: int = 0
+
+    def fits(self, loaded: Shape) -> bool:
+        """Whether a model loaded as ``loaded`` serves a request that asks for this."""
+        return all(
+            not asked or not have or asked == have
+            for asked, have in (
+                (self.num_ctx, loaded.num_ctx),
+                (self.num_thread, loaded.num_thread),
+            )
+        )
+
+
+Loader = Callable[[Shape], Awaitable[Shape]]
+"""Loads the model as asked (zeros: the server's defaults); returns the shape it got."""
 
 
 @dataclass
@@ -57,7 +77,7 @@ class ModelSlots(Generic[M]):
     load_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     expires: float | None = None  # loop time; None: not loaded; math.inf: forever
     expires_wall: float = 0.0
-    context_length: int = 0
+    shape: Shape = Shape()
 
     def loaded(self, now: float) -> bool:
         return self.expires is not None and self.expires > now
@@ -114,29 +134,28 @@ class Scheduler:
         return Ticket(self.counters)
 
     async def load(
-        self, slots: ModelSlots[M], keep_alive: float, num_ctx: int, loader: Loader
+        self, slots: ModelSlots[M], keep_alive: float, shape: Shape, loader: Loader
     ) -> float:
         """Make sure the model is loaded; return the seconds this request waited for a load
         (its own or a concurrent one's), 0 if the model was warm."""
-        if self._warm(slots, num_ctx):
+        if self._warm(slots, shape):
             return 0.0
         started = self.now()
         async with slots.load_lock:
-            if self._warm(slots, num_ctx):
+            if self._warm(slots, shape):
                 return self.now() - started  # waited for another request's load
             try:
-                context_length = await loader(num_ctx)
+                loaded = await loader(shape)
             except asyncio.CancelledError:
                 self.counters.loads_aborted += 1
                 raise
             self.counters.loads += 1
-            slots.context_length = context_length
+            slots.shape = loaded
             self.touch(slots, keep_alive)
             return max(self.now() - started, 1e-9)
 
-    def _warm(self, slots: ModelSlots[M], num_ctx: int) -> bool:
-        other_ctx = bool(num_ctx and slots.context_length) and num_ctx != slots.context_length
-        return slots.loaded(self.now()) and not other_ctx
+    def _warm(self, slots: ModelSlots[M], shape: Shape) -> bool:
+        return slots.loaded(self.now()) and shape.fits(slots.shape)
 
     def touch(self, slots: ModelSlots[M], keep_alive: float) -> None:
         """Keep the model loaded for ``keep_alive`` seconds from now."""

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcptool.serving.http import DropConnection, HTTPServer, Request, Response
-from mcptool.serving.scheduler import ModelSlots, Scheduler, SchedulingCounters, Ticket
+from mcptool.serving.scheduler import ModelSlots, Scheduler, SchedulingCounters, Shape, Ticket
 from mcptool.serving.wire import (
     BUSY_MESSAGE,
     FOREVER_STAMP,
@@ -265,7 +265,7 @@ class OllamaSimulator:
                     "details": s.model.details(),
                     "expires_at": expires,
                     "size_vram": s.model.size,
-                    "context_length": s.context_length or 4096,
+                    "context_length": s.shape.num_ctx or 4096,
                 }
             )
         return Response(200, dump({"models": models}))
@@ -303,12 +303,12 @@ class OllamaSimulator:
         return self._scheduler.admit(state)
 
     async def _load(self, state: ModelSlots[SimModel], keep_alive: float, num_ctx: int) -> float:
-        return await self._scheduler.load(state, keep_alive, num_ctx, self._delay_load)
+        return await self._scheduler.load(state, keep_alive, Shape(num_ctx), self._delay_load)
 
-    async def _delay_load(self, num_ctx: int) -> int:
+    async def _delay_load(self, shape: Shape) -> Shape:
         if self.load_delay > 0:
             await asyncio.sleep(self.load_delay)
-        return num_ctx or 4096
+        return Shape(shape.num_ctx or 4096)
 
     def _touch(self, state: ModelSlots[SimModel], keep_alive: float) -> None:
         self._scheduler.touch(state, keep_alive)

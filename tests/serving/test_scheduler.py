@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from mcptool.serving import BUSY_MESSAGE, ApiError, Scheduler, SchedulingCounters
+from mcptool.serving import BUSY_MESSAGE, ApiError, Scheduler, SchedulingCounters, Shape
 
 
 class Clock:
@@ -66,49 +66,51 @@ async def test_concurrent_requests_wait_for_one_load() -> None:
     sched, _ = scheduler()
     slots = sched.slots_for("m")
     gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    calls: list[int] = []
+    calls: list[Shape] = []
 
-    async def loader(num_ctx: int) -> int:
-        calls.append(num_ctx)
+    async def loader(shape: Shape) -> Shape:
+        calls.append(shape)
         await gate
-        return num_ctx or 2048
+        return Shape(2048, 2)
 
-    first = asyncio.create_task(sched.load(slots, 300, 0, loader))
-    second = asyncio.create_task(sched.load(slots, 300, 0, loader))
+    first = asyncio.create_task(sched.load(slots, 300, Shape(), loader))
+    second = asyncio.create_task(sched.load(slots, 300, Shape(), loader))
     await asyncio.sleep(0)
     gate.set_result(None)
     assert (await first) > 0 and (await second) >= 0
-    assert calls == [0] and sched.counters.loads == 1
-    assert slots.context_length == 2048
-    assert await sched.load(slots, 300, 0, loader) == 0.0  # warm
+    assert calls == [Shape()] and sched.counters.loads == 1
+    assert slots.shape == Shape(2048, 2)
+    assert await sched.load(slots, 300, Shape(), loader) == 0.0  # warm
 
 
-async def test_another_num_ctx_reloads_and_the_same_one_does_not() -> None:
+async def test_another_num_ctx_or_num_thread_reloads_and_the_same_one_does_not() -> None:
     sched, _ = scheduler()
     slots = sched.slots_for("m")
 
-    async def loader(num_ctx: int) -> int:
-        return num_ctx or 2048
+    async def loader(shape: Shape) -> Shape:
+        return Shape(shape.num_ctx or 2048, shape.num_thread or 2)
 
-    await sched.load(slots, 300, 0, loader)
-    assert await sched.load(slots, 300, 2048, loader) == 0.0
-    await sched.load(slots, 300, 4096, loader)
-    assert (sched.counters.loads, slots.context_length) == (2, 4096)
+    await sched.load(slots, 300, Shape(), loader)
+    assert await sched.load(slots, 300, Shape(2048, 2), loader) == 0.0
+    await sched.load(slots, 300, Shape(4096), loader)
+    assert (sched.counters.loads, slots.shape) == (2, Shape(4096, 2))
+    await sched.load(slots, 300, Shape(0, 1), loader)
+    assert (sched.counters.loads, slots.shape) == (3, Shape(2048, 1))
 
 
 async def test_keep_alive_expires_and_negative_keeps_it_forever() -> None:
     sched, clock = scheduler()
     slots = sched.slots_for("m")
 
-    async def loader(num_ctx: int) -> int:
-        return 2048
+    async def loader(shape: Shape) -> Shape:
+        return Shape(2048)
 
-    await sched.load(slots, 10, 0, loader)
+    await sched.load(slots, 10, Shape(), loader)
     clock.now += 9.9
     assert slots.loaded(sched.now())
     clock.now += 0.2
     assert not slots.loaded(sched.now())
-    await sched.load(slots, math.inf, 0, loader)
+    await sched.load(slots, math.inf, Shape(), loader)
     clock.now += 1e9
     assert slots.loaded(sched.now()) and sched.counters.loads == 2
     sched.unload(slots)
@@ -119,11 +121,11 @@ async def test_a_load_whose_client_leaves_is_aborted_and_not_counted_as_loaded()
     sched, _ = scheduler()
     slots = sched.slots_for("m")
 
-    async def forever(num_ctx: int) -> int:
+    async def forever(shape: Shape) -> Shape:
         await asyncio.Event().wait()
-        return 0
+        return shape
 
-    task = asyncio.create_task(sched.load(slots, 300, 0, forever))
+    task = asyncio.create_task(sched.load(slots, 300, Shape(), forever))
     await asyncio.sleep(0)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

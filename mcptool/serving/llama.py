@@ -1,0 +1,214 @@
+"""A GGUF model in this process, through llama.cpp's server engine (``xllamacpp``).
+
+xllamacpp's ``Server`` runs llama.cpp's own server in-process: continuous batching over
+``n_parallel`` slots, chat templates from the GGUF, JSON-schema-constrained sampling
+(LLGuidance). It is called through its Python methods only. It always opens its own
+HTTP listener too, with llama.cpp's OpenAI-style API and no authentication; so that
+nothing else on the machine can reach it, it is told to listen on a Unix socket inside
+a fresh directory only this user can enter (mode 0700), removed again at unload. No TCP
+port of it is ever opened.
+
+Its calls block (a load takes seconds, a generation as long as it generates) and
+stream through a callback on the calling thread, so each runs in a worker thread and
+hands its chunks to the event loop; returning True from the callback stops llama.cpp
+at the next token, which is how a client leaving stops a generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from mcptool.errors import UsageError
+from mcptool.serving.generator import Done, Prompt
+from mcptool.serving.gguf import GGUFInfo
+from mcptool.serving.scheduler import Shape
+from mcptool.serving.wire import StreamError
+
+RUNTIME_HINT = "pip install 'mcptool[local-model]' (and on Debian: apt-get install libgomp1)"
+_END = object()
+
+# Ollama option -> llama.cpp request field, where the two differ only in name
+_OPTIONS = {
+    "temperature": "temperature",
+    "seed": "seed",
+    "top_k": "top_k",
+    "top_p": "top_p",
+    "min_p": "min_p",
+    "typical_p": "typical_p",
+    "repeat_penalty": "repeat_penalty",
+    "repeat_last_n": "repeat_last_n",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
+    "mirostat": "mirostat",
+    "mirostat_tau": "mirostat_tau",
+    "mirostat_eta": "mirostat_eta",
+    "num_keep": "n_keep",
+}
+
+
+def import_runtime() -> Any:
+    """The ``xllamacpp`` module, or a UsageError saying how to install it."""
+    try:
+        import xllamacpp  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except ImportError as exc:
+        # a missing libgomp.so.1 shows up as an ImportError naming it
+        missing = "libgomp1 is missing" if "libgomp" in str(exc) else "xllamacpp is not installed"
+        raise UsageError(f"cannot run a local model: {missing}: {RUNTIME_HINT}") from None
+    return xllamacpp
+
+
+def request_body(prompt: Prompt) -> dict[str, Any]:
+    """The llama.cpp (OpenAI-style) request for an Ollama generate or chat."""
+    body: dict[str, Any] = {"stream": True}
+    if prompt.raw is not None:
+        body["prompt"] = prompt.raw
+    else:
+        body["messages"] = prompt.messages
+    options = prompt.options
+    for ours, theirs in _OPTIONS.items():
+        if options.get(ours) is not None:
+            body[theirs] = options[ours]
+    limit = options.get("num_predict")
+    if isinstance(limit, int) and limit >= 0:
+        body["max_tokens"] = limit
+    stop = options.get("stop")
+    if stop:
+        body["stop"] = [stop] if isinstance(stop, str) else list(stop)
+    if isinstance(prompt.format, dict):
+        body["json_schema"] = prompt.format
+    elif prompt.format == "json":
+        body["json_schema"] = {"type": "object"}
+    return body
+
+
+def chunk_text(chunk: dict[str, Any]) -> str:
+    choices = chunk.get("choices") or [{}]
+    choice = choices[0]
+    if "delta" in choice:
+        return (choice.get("delta") or {}).get("content") or ""
+    return choice.get("text") or ""
+
+
+class LlamaGenerator:
+    """One GGUF served by llama.cpp in this process (see the module's docstring)."""
+
+    def __init__(
+        self, info: GGUFInfo, *, threads: int, ctx: int, parallel: int, runtime: Any = None
+    ) -> None:
+        self.info = info
+        self.threads = threads
+        self.ctx = ctx
+        self.parallel = parallel
+        self._xlc = runtime if runtime is not None else import_runtime()
+        self._server: Any = None
+        self._socket_dir: Path | None = None
+        # one worker per slot, plus one for loads and unloads
+        self._pool = ThreadPoolExecutor(parallel + 1, thread_name_prefix="llama")
+
+    @property
+    def loaded(self) -> bool:
+        return self._server is not None
+
+    async def load(self, shape: Shape) -> Shape:
+        wanted = Shape(shape.num_ctx or self.ctx, shape.num_thread or self.threads)
+        await self.unload()
+        loop = asyncio.get_running_loop()
+        # a client leaving cannot stop llama.cpp mid-load; the load finishes in its thread
+        # and the model stays loaded for the next request
+        server, folder = await asyncio.shield(loop.run_in_executor(self._pool, self._new, wanted))
+        self._server, self._socket_dir = server, folder
+        return wanted
+
+    def _new(self, shape: Shape) -> tuple[Any, Path]:
+        params = self._xlc.CommonParams()
+        params.model.path = str(self.info.path)
+        params.n_ctx = shape.num_ctx * self.parallel  # llama.cpp splits it between slots
+        params.n_parallel = self.parallel
+        params.cpuparams.n_threads = shape.num_thread
+        params.cpuparams_batch.n_threads = shape.num_thread
+        params.n_threads_http = 1
+        params.warmup = False
+        folder = Path(tempfile.mkdtemp(prefix="mcptool-llama-"))  # mode 0700
+        params.hostnames = [str(folder / "llama.sock")]
+        try:
+            return self._xlc.Server(params), folder
+        except Exception as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise UsageError(f"llama.cpp cannot load {self.info.path}: {exc}") from None
+
+    async def unload(self) -> None:
+        server, folder = self._server, self._socket_dir
+        self._server = self._socket_dir = None
+        if server is None:
+            return
+
+        def drop() -> None:
+            nonlocal server
+            server = None  # the last reference: llama.cpp stops its loop and frees memory
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+
+        await asyncio.get_running_loop().run_in_executor(self._pool, drop)
+
+    async def close(self) -> None:
+        await self.unload()
+        self._pool.shutdown(wait=True)
+
+    async def generate(self, prompt: Prompt) -> AsyncIterator[str | Done]:
+        server = self._server
+        if server is None:
+            raise StreamError("the model was unloaded")
+        body = request_body(prompt)
+        method: Callable[..., Any] = (
+            server.handle_completions if prompt.raw is not None else server.handle_chat_completions
+        )
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        stop = threading.Event()
+
+        def on_chunk(chunk: dict[str, Any]) -> bool:
+            loop.call_soon_threadsafe(queue.put_nowait, chunk)
+            return stop.is_set()
+
+        def run() -> None:
+            method(body, on_chunk)
+
+        future = loop.run_in_executor(self._pool, run)
+        # the future completes through the loop after every chunk already queued
+        future.add_done_callback(lambda _: queue.put_nowait(_END))
+        reason, timings = "stop", {}
+        try:
+            while (chunk := await queue.get()) is not _END:
+                if "error" in chunk:
+                    error = chunk["error"]
+                    message = error.get("message") if isinstance(error, dict) else error
+                    raise StreamError(str(message))
+                if text := chunk_text(chunk):
+                    yield text
+                finish = (chunk.get("choices") or [{}])[0].get("finish_reason")
+                if finish:
+                    reason = "length" if finish == "length" else "stop"
+                timings = chunk.get("timings") or timings
+            try:
+                future.result()
+            except ValueError as exc:  # llama.cpp refused the request
+                raise StreamError(str(exc)) from None
+        finally:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(future)
+        yield Done(
+            reason=reason,
+            prompt_eval_count=int(timings.get("prompt_n", 0)) + int(timings.get("cache_n", 0)),
+            prompt_eval_duration=int(float(timings.get("prompt_ms", 0)) * 1e6),
+            eval_count=int(timings.get("predicted_n", 0)),
+            eval_duration=int(float(timings.get("predicted_ms", 0)) * 1e6),
+        )
