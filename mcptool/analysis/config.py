@@ -78,7 +78,7 @@ def _problem(key: str, message: str, **values: Any) -> PydanticCustomError:
     return PydanticCustomError("custom_problem", message, {"key": key, **values})
 
 
-@dataclass(frozen=True, config=_SETTINGS)
+@dataclass(frozen=True, slots=True, config=_SETTINGS)
 class ThresholdRule:
     """``point`` above ``above`` or below ``below`` at any reading of a window.
 
@@ -109,7 +109,7 @@ class ThresholdRule:
         return " or ".join(parts)
 
 
-@dataclass(frozen=True, config=_SETTINGS)
+@dataclass(frozen=True, slots=True, config=_SETTINGS)
 class AnalysisConfig:
     """Windowing, triggers, model and queue settings (see docs/ANALYSIS.md for each key)."""
 
