@@ -88,7 +88,9 @@ async def serve_devices(count: int, points: int) -> None:
 # -- the subscriber -----------------------------------------------------------------------
 
 
-_HEAD = re.compile(rb'^\{"node":"[^"]*","device":"([^"]*)","seq":(\d+),"ts":(\d+),')
+_HEAD = re.compile(
+    rb'^\{"node":"[^"]*","device":"([^"]*)",(?:"kind":"telemetry",)?"seq":(\d+),"ts":(\d+),'
+)
 
 
 @dataclass
