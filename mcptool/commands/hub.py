@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from mcptool.commands.nats_options import NatsUrls, require_fleet
 from mcptool.commands.options import Float, Int, ModelName, Url, plural
 from mcptool.commands.stopping import stop_event, until_stopped
 from mcptool.errors import UsageError
@@ -176,6 +177,21 @@ def stamp() -> str:
     "restart: exactly-once delivery even across a hub crash.",
 )
 @click.option(
+    "--nats",
+    "nats_urls",
+    type=NatsUrls(),
+    help="Store every delivered frame in this NATS JetStream cluster (nats://HOST:PORT, "
+    "several comma-separated) before acknowledging it: a stateless hub, one of many "
+    "(docs/FLEET.md).",
+)
+@click.option(
+    "--window-s",
+    default=10.0,
+    show_default=True,
+    type=Float(0.001, 86_400),
+    help="With --nats: window length of the readings handed to analysis workers.",
+)
+@click.option(
     "--ollama",
     "ollama_url",
     type=Url("http", "https", path=True),
@@ -216,6 +232,8 @@ def hub(
     busy_linger: float,
     refusal_log_interval: float,
     journal: str | None,
+    nats_urls: list[str] | None,
+    window_s: float,
     ollama_url: str | None,
     mqtt_url: str | None,
     model: str,
@@ -238,6 +256,16 @@ def hub(
             f"--reserved-handshakes {reserved_handshakes}: give fewer than --max-handshakes"
             f" ({max_handshakes}), or no new connection could ever start a handshake"
         )
+    if nats_urls and journal:
+        raise UsageError(
+            "--journal and --nats: with --nats the stream is the hub's ledger; drop --journal"
+        )
+    ingest = None
+    if nats_urls:
+        require_fleet("--nats")
+        from mcptool.fleet import FleetIngest
+
+        ingest = FleetIngest(nats_urls, window_s=window_s, name=f"mcptool-hub {listen}")
     keys = load_keys(keys_file)
     context = server_tls(tls_cert, tls_key)
     analysis = hub_analysis(ollama_url, mqtt_url, model)
@@ -246,6 +274,8 @@ def hub(
     except OSError as exc:
         raise UsageError(f"--journal {journal}: cannot open it: {exc.strerror}") from None
     journaled = f", journal {journal}: {resumed(ledger.snapshot())}" if journal else ""
+    if nats_urls:
+        journaled = f", storing in NATS {','.join(nats_urls)}"
 
     def log(kind: str, node: str, **fields: Any) -> None:
         if as_json:
@@ -275,6 +305,8 @@ def hub(
         log("up" if up else "down", node, reason=reason if as_json else json.dumps(reason))
 
     def on_event(node: str, body: dict[str, Any]) -> None:
+        if ingest is not None:
+            ingest.event(node, body)
         log("event", node, body=body if as_json else json.dumps(body))
 
     async def run() -> None:
@@ -287,6 +319,8 @@ def hub(
             on_session=on_session,
             on_event=on_event,
             before_ack=ledger.flush if isinstance(ledger, JournalLedger) else None,
+            commit=ingest.commit if ingest is not None else None,
+            resume_point=ingest.resume_point if ingest is not None else None,
             handlers={
                 "echo": lambda data, request: data,
                 "time": lambda data, request: {"unix_ms": time.time_ns() // 1_000_000},
@@ -318,8 +352,21 @@ def hub(
             await server.stop()
 
     async def run_with_analysis() -> None:
-        async with analysis or contextlib.nullcontext():
-            await run()
+        if ingest is not None:
+            try:
+                await asyncio.wait_for(ingest.start(), 15)
+            except Exception as exc:
+                await ingest.close()
+                raise UsageError(
+                    f"--nats {','.join(nats_urls or [])}: cannot use JetStream there"
+                    f" ({str(exc) or type(exc).__name__}): is the cluster up, with JetStream on?"
+                ) from None
+        try:
+            async with analysis or contextlib.nullcontext():
+                await run()
+        finally:
+            if ingest is not None:
+                await ingest.close()
 
     try:
         asyncio.run(run_with_analysis())

@@ -1,0 +1,102 @@
+"""``mcptool worker``: analyse closed windows from a NATS JetStream work queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import click
+
+from mcptool.commands.nats_options import NatsUrls, require_fleet
+from mcptool.commands.options import Float, Int, ModelName, Url
+from mcptool.commands.stopping import stop_event, until_stopped
+from mcptool.errors import UsageError
+
+
+@click.command("worker")
+@click.option(
+    "--nats",
+    "nats_urls",
+    required=True,
+    type=NatsUrls(),
+    help="The NATS JetStream cluster (nats://HOST:PORT, several comma-separated).",
+)
+@click.option(
+    "--ollama",
+    "ollama_url",
+    required=True,
+    type=Url("http", "https", path=True),
+    help="The Ollama server that explains each window (e.g. http://127.0.0.1:11434).",
+)
+@click.option(
+    "--model", default="llama3.2", show_default=True, type=ModelName(), help="Ollama model."
+)
+@click.option(
+    "--max-in-flight",
+    default=1,
+    show_default=True,
+    type=Int(1, 1024),
+    help="Windows this worker analyses at once (model calls in flight).",
+)
+@click.option(
+    "--ack-wait",
+    default=30.0,
+    show_default=True,
+    type=Float(1, 86_400),
+    help="Seconds before the window of a worker that stopped answering goes to another "
+    "(set when the work queue is first created).",
+)
+@click.option("--duration", type=Float(0, 31_536_000, min_open=True), help="Stop after N seconds.")
+def worker(
+    nats_urls: list[str],
+    ollama_url: str,
+    model: str,
+    max_in_flight: int,
+    ack_wait: float,
+    duration: float | None,
+) -> int:
+    """Take closed windows from the fleet's work queue, analyse each with the model, and
+    publish one finding per window (docs/FLEET.md). Start more workers to go faster."""
+    require_fleet("--nats")
+    from mcptool.fleet import FleetWorker, StreamSettings
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    fleet_worker = FleetWorker(
+        nats_urls,
+        ollama_url,
+        model=model,
+        max_in_flight=max_in_flight,
+        settings=StreamSettings(ack_wait_s=ack_wait),
+    )
+
+    async def run() -> None:
+        stop = stop_event()
+        try:
+            await asyncio.wait_for(fleet_worker.start(), 15)
+        except Exception as exc:
+            await fleet_worker.close()
+            raise UsageError(
+                f"--nats {','.join(nats_urls)}: cannot use JetStream there"
+                f" ({str(exc) or type(exc).__name__}): is the cluster up, with JetStream on?"
+            ) from None
+        click.echo(
+            f"worker taking windows from NATS {','.join(nats_urls)}, model {model} at"
+            f" {ollama_url}, {max_in_flight} at a time"
+        )
+        sys.stdout.flush()
+        loop = asyncio.ensure_future(fleet_worker.run(stop))
+        try:
+            await until_stopped(stop, duration)
+        finally:
+            stop.set()
+            await loop
+            await fleet_worker.close()
+            click.echo(
+                f"worker stopped: {fleet_worker.analysed} windows analysed,"
+                f" {fleet_worker.duplicates} already had a finding,"
+                f" {fleet_worker.retried} retried"
+            )
+
+    asyncio.run(run())
+    return 0

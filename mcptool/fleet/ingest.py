@@ -1,0 +1,264 @@
+"""A hub's side of the fleet: store what nodes deliver in JetStream before the ACK.
+
+The hub is stateless: the stream is the ledger. Each DATA frame is published with the
+message id ``node:seq`` and acknowledged to the node only once JetStream confirmed it
+(replicated to a quorum of the stream's peers). A node that loses its hub resends from
+its last ACK to another hub, which asks the stream for the node's resume point (the seq
+of its last stored frame) before it lets the node in, and JetStream's duplicate window
+drops whatever both hubs stored. Readings (poll messages) also move the device's windows
+on (:mod:`mcptool.fleet.windows`); a closed window goes to the work queue of the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+from nats.js.errors import NotFoundError
+
+from mcptool.fleet.streams import StreamSettings, ensure_streams
+from mcptool.fleet.subjects import (
+    DATA_STREAM,
+    HEADER_NODE,
+    HEADER_SEQ,
+    MSG_ID,
+    data_subject,
+    event_subject,
+    node_data_filter,
+    reading_id,
+    window_id,
+    window_subject,
+)
+from mcptool.fleet.windows import OpenWindow, WindowTracker
+
+__all__ = ["FleetIngest", "StoreFailed", "poll_of"]
+
+log = logging.getLogger(__name__)
+
+
+class StoreFailed(Exception):
+    """JetStream did not confirm a frame within the deadline: do not acknowledge it."""
+
+
+def poll_of(body: bytes) -> tuple[str, float] | None:
+    """``(device, ts in s)`` of a telemetry poll message, or None for any other frame."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or message.get("kind") != "telemetry":
+        return None
+    device, ts = message.get("device"), message.get("ts")
+    if not isinstance(device, str) or not isinstance(ts, int | float) or isinstance(ts, bool):
+        return None
+    return device, float(ts) / 1000.0
+
+
+async def connect(servers: Sequence[str], name: str, deadline_s: float = 5.0) -> Client:
+    """A client that reconnects forever, to whichever server of the list answers; the
+    first connection must succeed within ``deadline_s`` (ConnectionError otherwise)."""
+    connected = False
+    last: list[str] = ["no answer"]
+
+    async def error(exc: Exception) -> None:
+        # One line, not the client's default traceback: a server going away is news
+        # for the log, not a bug. Before the first connection it is the caller's answer.
+        last[0] = str(exc) or type(exc).__name__
+        if connected:
+            log.warning("NATS: %s", last[0])
+
+    async def disconnected() -> None:
+        if connected:
+            log.warning("NATS: disconnected, reconnecting")
+
+    async def reconnected() -> None:
+        log.warning("NATS: reconnected")
+
+    try:
+        client = await asyncio.wait_for(
+            nats.connect(
+                servers=list(servers),
+                name=name,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.25,
+                connect_timeout=2,
+                allow_reconnect=True,
+                error_cb=error,
+                disconnected_cb=disconnected,
+                reconnected_cb=reconnected,
+            ),
+            deadline_s,
+        )
+    except TimeoutError:
+        raise ConnectionError(
+            f"no NATS server answered within {deadline_s:g} s: {last[0]}"
+        ) from None
+    connected = True
+    return client
+
+
+class FleetIngest:
+    """``await ingest.commit(node, frames)`` stores frames; raise means do not ACK."""
+
+    def __init__(
+        self,
+        servers: Sequence[str],
+        *,
+        window_s: float = 10.0,
+        settings: StreamSettings | None = None,
+        publish_deadline_s: float = 10.0,
+        name: str = "mcptool-hub",
+    ) -> None:
+        self.servers = list(servers)
+        self.settings = settings or StreamSettings()
+        self.windows = WindowTracker(window_s)
+        self.publish_deadline_s = publish_deadline_s
+        self.name = name
+        self.nc: Client | None = None
+        self.js: JetStreamContext | None = None
+        self.stored = 0
+        self.duplicates = 0
+        self.windows_closed = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> FleetIngest:
+        self.nc = await connect(self.servers, self.name)
+        self.js = self.nc.jetstream(timeout=2.0)
+        await ensure_streams(self.js, self.settings)
+        return self
+
+    async def close(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.nc is not None:
+            await self.nc.close()
+            self.nc = None
+
+    async def __aenter__(self) -> FleetIngest:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- the hub's hooks ---------------------------------------------------------------
+    async def resume_point(self, node: str) -> int:
+        """The seq of the last frame of ``node`` the stream holds (0: none).
+
+        Asked before a node's session is accepted, on every hub: another hub may have
+        stored more of this node since this one last saw it. Its windows are re-read
+        from the stream for the same reason.
+        """
+        self.windows.forget(node)
+        try:
+            message = await self._retry(
+                lambda: self._js.get_last_msg(DATA_STREAM, node_data_filter(node))
+            )
+        except NotFoundError:
+            return 0
+        headers = message.headers or {}
+        try:
+            return int(headers.get(HEADER_SEQ, 0))
+        except ValueError:
+            return 0
+
+    async def commit(self, node: str, frames: Sequence[tuple[int, bytes]]) -> None:
+        """Store each frame (in order); returns once JetStream confirmed them all."""
+        try:
+            for seq, body in frames:
+                await self._store(node, seq, body)
+        except BaseException:
+            # What was published of a window may be ahead of this memory: re-read it.
+            self.windows.forget(node)
+            raise
+
+    def event(self, node: str, body: dict[str, Any]) -> None:
+        """Store an EVENT, best effort: the link does not acknowledge events either."""
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        headers = {HEADER_NODE: node}
+        task = asyncio.ensure_future(
+            self._retry(lambda: self._js.publish(event_subject(node), payload, headers=headers))
+        )
+        self._tasks.add(task)  # type: ignore[arg-type]
+        task.add_done_callback(self._event_done)
+
+    def _event_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("an EVENT was not stored: %s", task.exception())
+
+    # -- storing -----------------------------------------------------------------------
+    @property
+    def _js(self) -> JetStreamContext:
+        if self.js is None:
+            raise RuntimeError("start() the ingest first")
+        return self.js
+
+    async def _store(self, node: str, seq: int, body: bytes) -> None:
+        headers = {MSG_ID: reading_id(node, seq), HEADER_NODE: node, HEADER_SEQ: str(seq)}
+        poll = poll_of(body)
+        if poll is None:
+            await self._publish(data_subject(node, None), body, headers)
+            return
+        device, ts = poll
+        if not self.windows.known(node, device):
+            self.windows.seed(node, device, await self._last_window(node, device))
+        placement = self.windows.place(node, device, ts)
+        if placement.closes is not None:
+            closed = placement.closes
+            await self._publish(
+                window_subject(node, device),
+                json.dumps(closed.to_json()).encode(),
+                {MSG_ID: window_id(node, device, closed.index)},
+            )
+            self.windows_closed += 1
+        ack = await self._publish(
+            data_subject(node, device), body, {**headers, **placement.headers}
+        )
+        self.windows.stored(node, device, placement, ack.seq)
+
+    async def _last_window(self, node: str, device: str) -> OpenWindow | None:
+        try:
+            message = await self._retry(
+                lambda: self._js.get_last_msg(DATA_STREAM, data_subject(node, device))
+            )
+        except NotFoundError:
+            return None
+        return OpenWindow.from_headers(message.headers, message.seq)
+
+    async def _publish(self, subject: str, body: bytes, headers: dict[str, str]) -> PubAck:
+        ack: PubAck = await self._retry(lambda: self._js.publish(subject, body, headers=headers))
+        if ack.duplicate:
+            self.duplicates += 1
+        else:
+            self.stored += 1
+        return ack
+
+    async def _retry(self, call: Any) -> Any:
+        """``call()`` again until it succeeds or the deadline passes (all our writes are
+        idempotent by message id, so a retry after a lost answer stores nothing twice).
+
+        While a NATS server dies and the stream elects a new leader, requests time out
+        or find no responder for a few seconds; a node connection held that long is
+        better than a reconnect storm of every node of this hub.
+        """
+        deadline = time.monotonic() + self.publish_deadline_s
+        pause = 0.05
+        while True:
+            try:
+                return await call()
+            except NotFoundError:
+                raise
+            except Exception as exc:  # timeouts, no responders, reconnecting
+                if time.monotonic() + pause > deadline:
+                    raise StoreFailed(f"JetStream did not answer: {exc!r}") from exc
+                log.info("JetStream not answering (%r), retrying", exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)

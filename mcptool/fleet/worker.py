@@ -1,0 +1,292 @@
+"""An analysis worker: closed windows from the work queue in, one finding per window out.
+
+Every worker binds to the one durable pull consumer ``workers`` of ``FLEET_WINDOWS``
+(explicit ack): a window is handed to one worker at a time, a worker that dies leaves
+its windows unacknowledged and JetStream gives them to another after ``ack_wait``, and
+``max_in_flight`` bounds what one worker takes at once. A window is analysed with the
+analysis pipeline (:class:`mcptool.analysis.AnalysisPipeline`, ``every_window`` on, so
+one model call per window) on the readings the stream holds for it, and its record is
+published with the message id ``finding:<node>/<device>@<index>`` *before* the window is
+acknowledged: a worker that dies in between costs a second model call on redelivery,
+never a second finding (JetStream drops the second publish by its id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from mcptool.analysis import (
+    AnalysisConfig,
+    AnalysisModel,
+    AnalysisPipeline,
+    ModelAnswer,
+    OllamaModel,
+    Prompts,
+    analyse_poll,
+)
+from mcptool.fleet.ingest import connect
+from mcptool.fleet.streams import StreamSettings, ensure_consumer, ensure_streams
+from mcptool.fleet.subjects import (
+    DATA_STREAM,
+    MSG_ID,
+    WINDOWS_STREAM,
+    WORKERS,
+    data_subject,
+    finding_id,
+    finding_subject,
+)
+from mcptool.fleet.windows import ClosedWindow, window_index
+
+__all__ = ["FleetWorker", "analysis_config"]
+
+log = logging.getLogger(__name__)
+
+
+def analysis_config(
+    ollama_url: str, model: str, window_s: float, overrides: Mapping[str, Any] | None = None
+) -> AnalysisConfig:
+    """The pipeline's settings for one window: every window analysed, calls not spaced
+    (the queue and ``max_in_flight`` pace them), nothing kept between windows."""
+    table: dict[str, Any] = {
+        "ollama": ollama_url,
+        "model": model,
+        "window_s": window_s,
+        "every_window": True,
+        "min_call_interval_s": 0,
+        "cooldown_s": 0,
+        "offline_after_s": False,
+        "statistics_findings": False,
+    }
+    table.update(overrides or {})
+    return AnalysisConfig.from_dict(table)
+
+
+class _Asked:
+    """The worker's model seen by a one-window pipeline: no preload per window (the
+    worker loaded the model once at start)."""
+
+    def __init__(self, model: AnalysisModel) -> None:
+        self.model = model
+
+    async def ask(
+        self, messages: Sequence[Mapping[str, str]], schema: Mapping[str, Any]
+    ) -> ModelAnswer:
+        return await self.model.ask(messages, schema)
+
+
+class FleetWorker:
+    def __init__(
+        self,
+        servers: Sequence[str],
+        ollama_url: str,
+        *,
+        model: str = "llama3.2",
+        max_in_flight: int = 1,
+        settings: StreamSettings | None = None,
+        analysis: Mapping[str, Any] | None = None,
+        window_timeout_s: float = 60.0,
+        name: str = "mcptool-worker",
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self.servers = list(servers)
+        self.ollama_url = ollama_url
+        self.model_name = model
+        self.max_in_flight = max_in_flight
+        self.settings = settings or StreamSettings()
+        self.overrides = dict(analysis or {})
+        self.window_timeout_s = window_timeout_s
+        self.name = name
+        self.nc: Client | None = None
+        self.js: JetStreamContext | None = None
+        self.model: OllamaModel | None = None
+        self.prompts = Prompts.load(None)
+        self.analysed = 0
+        self.duplicates = 0
+        self.retried = 0
+        self._configs: dict[float, AnalysisConfig] = {}
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> FleetWorker:
+        self.nc = await connect(self.servers, self.name)
+        self.js = self.nc.jetstream(timeout=5.0)
+        await ensure_streams(self.js, self.settings)
+        await ensure_consumer(self.js, self.settings)
+        self.model = OllamaModel.connect(self.ollama_url, self._config(10.0))
+        with contextlib.suppress(Exception):  # a hint only: each call reports failures
+            await self.model.preload()
+        return self
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.model is not None:
+            await self.model.aclose()
+        if self.nc is not None:
+            await self.nc.close()
+            self.nc = None
+
+    async def __aenter__(self) -> FleetWorker:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _config(self, window_s: float) -> AnalysisConfig:
+        config = self._configs.get(window_s)
+        if config is None:
+            config = analysis_config(self.ollama_url, self.model_name, window_s, self.overrides)
+            self._configs[window_s] = config
+        return config
+
+    # -- the loop ----------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Take windows until ``stop`` is set (or forever)."""
+        assert self.js is not None, "start() the worker first"
+        subscription = await self.js.pull_subscribe_bind(WORKERS, stream=WINDOWS_STREAM)
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            await self._slots.acquire()
+            free = 1
+            while free < self.max_in_flight and not self._slots.locked():
+                await self._slots.acquire()
+                free += 1
+            try:
+                messages = await subscription.fetch(free, timeout=1.0)
+            except Exception:  # nothing to do (timeout) or the server is moving: ask again
+                messages = []
+            for message in messages:
+                free -= 1
+                task = asyncio.ensure_future(self._handle(message))
+                self._tasks.add(task)
+                task.add_done_callback(self._done)
+            for _ in range(free):
+                self._slots.release()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("window failed: %r", task.exception())
+
+    async def _handle(self, message: Msg) -> None:
+        try:
+            window = ClosedWindow.from_json(json.loads(message.data))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("dropping a malformed window message: %s", exc)
+            await message.term()
+            return
+        keepalive = asyncio.ensure_future(self._in_progress(message))
+        try:
+            record = await asyncio.wait_for(self.analyse(window), self.window_timeout_s)
+        except Exception as exc:
+            # The model is down or slow, or the stream is moving: another try later, by
+            # whichever worker takes it.
+            self.retried += 1
+            log.warning("window %s/%s@%d: %r, retried later", window.node, window.device,
+                        window.index, exc)  # fmt: skip
+            with contextlib.suppress(Exception):
+                await message.nak(delay=2.0)
+            return
+        finally:
+            keepalive.cancel()
+        assert self.js is not None
+        ack = await self.js.publish(
+            finding_subject(window.node, window.device),
+            json.dumps(record, separators=(",", ":")).encode(),
+            headers={MSG_ID: finding_id(window.node, window.device, window.index)},
+        )
+        if ack.duplicate:
+            self.duplicates += 1
+        self.analysed += 1
+        await message.ack_sync()
+
+    async def _in_progress(self, message: Msg) -> None:
+        """Tell JetStream the window is still being worked on (a slow model is not a dead
+        worker), so only a worker that died has its windows redelivered."""
+        period = max(0.5, self.settings.ack_wait_s / 3)
+        while True:
+            await asyncio.sleep(period)
+            with contextlib.suppress(Exception):
+                await message.in_progress()
+
+    # -- one window --------------------------------------------------------------------
+    async def readings(self, window: ClosedWindow) -> list[dict[str, Any]]:
+        """The poll messages of ``window``: its device's stored readings ``first..last``
+        whose own time falls in the window (a late reading of an older one does not)."""
+        assert self.js is not None
+        subject = data_subject(window.node, window.device)
+        polls = []
+        seq = window.first
+        while seq <= window.last:
+            try:
+                stored = await self.js.get_msg(DATA_STREAM, seq=seq, subject=subject, next=True)
+            except NotFoundError:
+                break
+            if stored.seq is None or stored.seq > window.last:
+                break
+            seq = stored.seq + 1
+            try:
+                poll = json.loads(stored.data or b"")
+            except ValueError:
+                continue
+            ts = float(poll.get("ts", 0)) / 1000.0
+            if window_index(ts, window.window_s) == window.index:
+                polls.append(poll)
+        return polls
+
+    async def analyse(self, window: ClosedWindow) -> dict[str, Any]:
+        """The record of ``window``: the model's finding, an analysis error, or a note
+        that the window had nothing to analyse."""
+        assert self.model is not None
+        started = time.monotonic()
+        polls = await self.readings(window)
+        base = {
+            "id": finding_id(window.node, window.device, window.index),
+            "node": window.node,
+            "window_index": window.index,
+            "readings": len(polls),
+        }
+        outcome: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+        async def sink(record: dict[str, Any]) -> None:
+            kind = record.get("type")
+            decided = kind == "analysis_error" or (
+                kind == "finding" and record.get("source") == "model"
+            )
+            if decided and not outcome.done():
+                outcome.set_result(record)
+
+        pipeline = AnalysisPipeline(
+            self._config(window.window_s),
+            sink=sink,
+            model=_Asked(self.model),
+            prompts=self.prompts,
+        )
+        device = f"{window.node}/{window.device}"
+        for poll in polls:
+            analyse_poll(pipeline, {**poll, "device": device})
+        pipeline.tick(window.end + window.window_s)  # the window is over: close it
+        if not len(pipeline.backlog):
+            pipeline.backlog.close()
+            return {**base, "type": "no_finding", "device": window.device,
+                    "reason": "no good reading in the window"}  # fmt: skip
+        async with pipeline:
+            record = await outcome
+        _, _, name = str(record.get("device", device)).partition("/")
+        return {**record, **base, "device": name or window.device,
+                "worker_ms": round((time.monotonic() - started) * 1000, 1)}  # fmt: skip

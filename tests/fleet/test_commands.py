@@ -1,0 +1,66 @@
+"""``mcptool hub --nats`` and ``mcptool worker``: user errors are one line, exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fleet.conftest import write_keys
+
+
+def mcptool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mcptool", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://127.0.0.1:4222", "use nats://HOST:PORT"),
+        ("nats://127.0.0.1", "name a host and a port"),
+        ("nats://127.0.0.1:99999", "name a host and a port"),
+        (",", "give at least one URL"),
+    ],
+)
+def test_a_bad_nats_url_is_one_line_naming_it(tmp_path: Path, url: str, says: str) -> None:
+    for command in (
+        ["hub", "--keys", str(write_keys(tmp_path / "keys")), "--nats", url],
+        ["worker", "--nats", url, "--ollama", "http://127.0.0.1:11434"],
+    ):
+        result = mcptool(*command)
+        assert result.returncode == 2, result.stderr
+        assert says in result.stderr and "--nats" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_nats_server_that_does_not_answer_is_one_line(tmp_path: Path) -> None:
+    port = _closed_port()
+    for command in (
+        ["hub", "--keys", str(write_keys(tmp_path / "keys")), "--nats", f"nats://127.0.0.1:{port}"],
+        ["worker", "--nats", f"nats://127.0.0.1:{port}", "--ollama", "http://127.0.0.1:1"],
+    ):
+        result = mcptool(*command)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith(f"error: --nats nats://127.0.0.1:{port}: cannot use")
+        assert "Traceback" not in result.stderr
+
+
+def test_journal_and_nats_together_are_refused(tmp_path: Path) -> None:
+    result = mcptool(
+        "hub", "--keys", str(write_keys(tmp_path / "keys")), "--journal", str(tmp_path / "j"),
+        "--nats", "nats://127.0.0.1:4222",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "drop --journal" in result.stderr
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
