@@ -17,7 +17,6 @@ at the next token, which is how a client leaving stops a generation.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import tempfile
 import threading
@@ -203,8 +202,7 @@ class LlamaGenerator:
                 raise StreamError(str(exc)) from None
         finally:
             stop.set()
-            with contextlib.suppress(Exception):
-                await asyncio.shield(future)
+            await _finished(future)
         yield Done(
             reason=reason,
             prompt_eval_count=int(timings.get("prompt_n", 0)) + int(timings.get("cache_n", 0)),
@@ -212,3 +210,18 @@ class LlamaGenerator:
             eval_count=int(timings.get("predicted_n", 0)),
             eval_duration=int(float(timings.get("predicted_ms", 0)) * 1e6),
         )
+
+
+async def _finished(future: asyncio.Future[None]) -> None:
+    """Wait until llama.cpp has stopped (its slot is busy until then), even when cancelled
+    meanwhile; the cancellation is passed on after."""
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancelled = True
+        except Exception:
+            break  # its error was already reported, or the caller left
+    if cancelled:
+        raise asyncio.CancelledError
