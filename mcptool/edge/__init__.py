@@ -11,19 +11,22 @@ one entry point each: ``edge_gateway`` for ``gateway run`` and ``demo``,
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from mcptool.analysis.model import AnalysisModel
-from mcptool.analysis.pipeline import Sink
-from mcptool.edge.analysis import ANALYSIS, AnalysisSink, analysis_sink
+from mcptool.analysis.config import AnalysisConfig
+from mcptool.edge.analysis import ANALYSIS, analysis_sink
 from mcptool.edge.config import EDGE_SINKS, analysis_config, load_config, parse_config
-from mcptool.edge.hub import hub_analysis
 from mcptool.gateway import Gateway, GatewayConfig
 from mcptool.gateway.sinks.forwarder import Transport
+
+if TYPE_CHECKING:
+    from mcptool.analysis.hub import HubAnalysis
+    from mcptool.analysis.model import AnalysisModel
+    from mcptool.analysis.pipeline import Sink
 
 __all__ = [
     "ANALYSIS",
     "EDGE_SINKS",
-    "AnalysisSink",
     "analysis_config",
     "edge_gateway",
     "hub_analysis",
@@ -50,3 +53,17 @@ def edge_gateway(
         sinks = config.sink_types.with_sink(analysis_sink(model=model, extra_sinks=extra_sinks))
         config = config.with_changes(sink_types=sinks)
     return Gateway(config, transports=transports, drain_timeout=drain_timeout)
+
+
+def hub_analysis(
+    ollama_url: str | None,
+    mqtt_url: str | None,
+    *,
+    model: str = "llama3.2",
+    config: AnalysisConfig | None = None,
+    sinks: Iterable[Sink] = (),
+) -> HubAnalysis:
+    """The hub's analysis from its command-line options; see ``mcptool.edge.hub``."""
+    from mcptool.edge import hub
+
+    return hub.hub_analysis(ollama_url, mqtt_url, model=model, config=config, sinks=sinks)

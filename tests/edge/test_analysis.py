@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 
 from mcptool.edge import edge_gateway, parse_config
-from mcptool.edge.analysis import RECORD_LIMIT, fit, record_limit
+from mcptool.edge.analysis import RECORD_LIMIT, record_limit
+from mcptool.edge.analysis_sink import fit
 from simulators.modbus import DeviceProfile, ModbusSimulator
 from simulators.modbus import Point as SimPoint
 from simulators.ollama import OllamaSimulator
