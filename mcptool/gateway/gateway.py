@@ -151,7 +151,11 @@ class Gateway:
 
     async def start(self) -> None:
         self.started = time.time()
-        await self.spool.open()
+        try:
+            await self.spool.open()
+        except BaseException:
+            await self._finish_sinks()  # what the sinks' factories opened (a model client)
+            raise
         self.metrics.watch(self.spool, lambda: self.forwarders)
         if self.config.metrics is not None:
             try:
@@ -159,7 +163,10 @@ class Gateway:
                     self.config.metrics.host, self.config.metrics.port
                 )
             except BaseException:
-                await self.spool.close()
+                try:
+                    await self.spool.close()
+                finally:
+                    await self._finish_sinks()
                 raise
         for forwarder in self.forwarders:
             self._tasks.append(asyncio.create_task(forwarder.run(), name=f"sink {forwarder.name}"))
@@ -201,8 +208,13 @@ class Gateway:
             if self.run_dropped:
                 summary = _drop_summary(self.run_dropped)
                 log.warning("readings dropped while running: %s", summary)
-            for finish in self._at_stop:
-                await finish()
+            await self._finish_sinks()
+
+    async def _finish_sinks(self) -> None:
+        """Run what the sinks asked to run once the gateway stopped (once)."""
+        finishing, self._at_stop = self._at_stop, []
+        for finish in finishing:
+            await finish()
 
     async def wait_delivered(self) -> None:
         """Return once every destination acknowledged everything produced so far."""

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from mcptool.edge import edge_gateway, parse_config
 from mcptool.edge.analysis import RECORD_LIMIT, record_limit
 from mcptool.edge.analysis_sink import fit
+from mcptool.errors import UsageError
 from simulators.modbus import DeviceProfile, ModbusSimulator
 from simulators.modbus import Point as SimPoint
 from simulators.ollama import OllamaSimulator
@@ -129,3 +133,29 @@ def test_a_record_whose_fixed_fields_exceed_the_limit_comes_back_over_it_not_nev
     payload = fit(message, 50)  # only str/list values are cut; the rest cannot shrink
     assert json.loads(payload)["truncated"] is True
     assert len(payload) > 50
+
+
+async def test_a_gateway_that_cannot_start_still_closes_its_analysis(tmp_path: Path) -> None:
+    """The metrics port is taken: the start fails, and the analysis the factory made (its
+    backlog file, its model client) is closed all the same."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = parse_config(
+            {
+                "spool": {"path": str(tmp_path / "spool.db")},
+                "jsonl": {"path": str(tmp_path / "out.jsonl")},
+                "metrics": {"port": taken.getsockname()[1]},
+                "analysis": {"ollama": "http://127.0.0.1:9"},
+                "devices": [
+                    {"name": "d", "host": "127.0.0.1", "points": [{"name": "p", "address": 0}]}
+                ],
+            }
+        )
+        gateway = edge_gateway(config)
+        pipeline = gateway.sink("analysis").pipeline  # type: ignore[attr-defined]
+        with pytest.raises(UsageError, match=r"pick another \[metrics\] port"):
+            async with gateway:
+                pytest.fail("started although the metrics port is taken")
+    with pytest.raises(sqlite3.ProgrammingError):  # closed
+        len(pipeline.backlog)
