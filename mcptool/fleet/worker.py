@@ -126,7 +126,7 @@ class FleetWorker:
         await ensure_consumer(self.js, self.settings)
         self.model = OllamaModel.connect(self.ollama_url, self._config(10.0))
         with contextlib.suppress(Exception):  # a hint only: each call reports failures
-            await self.model.preload()
+            await asyncio.wait_for(self.model.preload(), 10)
         return self
 
     async def close(self) -> None:
