@@ -215,3 +215,28 @@ def test_paths_no_file_system_takes_are_refused_by_check(
     path.write_text(ONE_DEVICE + table + "\n")
     result = mcptool("gateway", "check", "--config", str(path))
     assert (result.returncode, result.stderr) == (2, f"{path}: {problem.format(dir=tmp_path)}\n")
+
+
+def test_check_reads_the_whole_file_and_names_every_problem_of_the_analysis_too(
+    tmp_path: Path,
+) -> None:
+    """One parse for the gateway's tables and [analysis] (mcptool.edge): every problem at
+    once, the analysis's with its exact path, in the same words."""
+    path = tmp_path / "edge.toml"
+    path.write_text(
+        ONE_DEVICE.replace("address = 0}", "address = 0, scale = inf}")
+        + "[analysis]\nwindow_s = 0\n"
+        + '[[analysis.thresholds]]\npoint = "p"\nabove = nan\n'
+    )
+    result = mcptool("gateway", "check", "--config", str(path))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"{path}: devices[0].points[0].scale: should be a finite number, got inf",
+        f"{path}: analysis.window_s: should be a number above 0, got 0",
+        f"{path}: analysis.thresholds[0].above: should be a finite number, got nan",
+        f"3 problems in {path}",
+    ]
+    path.write_text(ONE_DEVICE + '[analysis]\nmodel = "qwen2.5"\n')
+    result = mcptool("gateway", "check", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith(", to jsonl, analysis by qwen2.5\n")
