@@ -110,6 +110,11 @@ class StatusPublisher:
             return False
         return self.channel.connected
 
+    async def drain(self) -> None:
+        """Wait for the status publishes under way."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
+
     async def close(self) -> None:
         """Cancel the status publishes still under way."""
         for task in list(self._tasks):
