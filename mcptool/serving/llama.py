@@ -135,13 +135,18 @@ class LlamaGenerator:
         params.cpuparams_batch.n_threads = shape.num_thread
         params.n_threads_http = 1
         params.warmup = False
+        params.verbosity = 0  # llama.cpp's log lines would bury the server's own output
         folder = Path(tempfile.mkdtemp(prefix="mcptool-llama-"))  # mode 0700
         params.hostnames = [str(folder / "llama.sock")]
         try:
             return self._xlc.Server(params), folder
         except Exception as exc:
             shutil.rmtree(folder, ignore_errors=True)
-            raise UsageError(f"llama.cpp cannot load {self.info.path}: {exc}") from None
+            raise UsageError(
+                f"llama.cpp cannot load {self.info.path} (architecture "
+                f"{self.info.architecture!r}, {self.info.quantization}): {exc}; "
+                "name a GGUF model that llama.cpp supports"
+            ) from None
 
     async def unload(self) -> None:
         server, folder = self._server, self._socket_dir

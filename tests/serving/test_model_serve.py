@@ -63,16 +63,19 @@ def require_local_model() -> None:
 
 
 @pytest.fixture(scope="module")
-def url() -> Iterator[str]:
+def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     require_local_model()
     command = [sys.executable, "-m", "mcptool", "model", "serve", "--listen", "127.0.0.1:0"]
     command += ["--threads", "2", "--ctx", "2048", "--parallel", "1", "--queue", "0", "--json"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path_factory.mktemp("serve") / "stderr.txt"
+    with log.open("w") as err:  # a file, not a pipe nobody reads while the tests run
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True)
     try:
         assert process.stdout is not None
         line = process.stdout.readline()  # after the model loaded (pytest-timeout bounds it)
         if not line:
-            pytest.fail(f"model serve ended: {process.communicate()[1][-2000:]}")
+            process.wait(timeout=30)
+            pytest.fail(f"model serve ended: {log.read_text()[-2000:]}")
         started = json.loads(line)
         assert started["model"] == NAME and started["load_s"] > 0
         yield started["url"]
