@@ -112,11 +112,12 @@ def serve(
     """Serve a GGUF model with the Ollama API (llama.cpp in this process)."""
     # Imported here so `mcptool --help` stays fast and works without the extra.
     from mcptool.serving.gguf import read_gguf
-    from mcptool.serving.llama import LlamaGenerator
+    from mcptool.serving.llama import LlamaGenerator, import_runtime
     from mcptool.serving.ollama_api import OllamaServer
     from mcptool.serving.weights import QWEN_CODER_05B, packaged_model_path
 
     host, port = listen
+    runtime = import_runtime()  # before joining 491 MB of model for nothing
     if model_path is None:
         path = packaged_model_path()
         name = name or QWEN_CODER_05B.name
@@ -125,7 +126,7 @@ def serve(
     info = read_gguf(path)
     name = name or path.stem.lower()
     generator = LlamaGenerator(
-        info, threads=threads or os.cpu_count() or 1, ctx=ctx, parallel=parallel
+        info, threads=threads or os.cpu_count() or 1, ctx=ctx, parallel=parallel, runtime=runtime
     )
 
     async def run() -> None:
