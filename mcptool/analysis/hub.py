@@ -45,6 +45,9 @@ class HubAnalysis:
         self._sink = fan_out(*sinks)
         self.pipeline = AnalysisPipeline(config, sink=self._split_node, model=model)
         self._closers = list(closers)
+        # the pipeline's device name "<node>/<device>" -> (node, device): node ids may hold
+        # a "/" themselves, so the name is not split back
+        self._origin: dict[str, tuple[str, str]] = {}
         self.frames = 0
         self.polls = 0
         self.skipped = 0
@@ -56,15 +59,21 @@ class HubAnalysis:
             message = json.loads(body)
             device = message.get("device") if isinstance(message, dict) else None
             if isinstance(device, str):
-                message = {**message, "device": f"{node}/{device}"}
-                self.polls += analyse_poll(self.pipeline, message)
+                name = f"{node}/{device}"
+                if name not in self._origin:
+                    self._origin[name] = (node, device)
+                self.polls += analyse_poll(self.pipeline, {**message, "device": name})
         except Exception as exc:  # the hub keeps acknowledging whatever the analysis thinks
             self.skipped += 1
             log.debug("analysis skipped frame %d of %s: %s", seq, node, exc)
 
     async def _split_node(self, record: dict[str, Any]) -> None:
-        node, _, device = str(record.get("device", "")).partition("/")
-        await self._sink({**record, "node": node, "device": device or node})
+        name = str(record.get("device", ""))
+        origin = self._origin.get(name)
+        if origin is None:  # a backlog job from before a restart, its device not seen yet
+            node, _, device = name.partition("/")
+            origin = (node, device or node)
+        await self._sink({**record, "node": origin[0], "device": origin[1]})
 
     async def start(self) -> HubAnalysis:
         await self.pipeline.start()

@@ -110,3 +110,15 @@ async def test_frames_that_are_not_polls_are_skipped_and_the_rest_analysed() -> 
         [finding] = await sink.wait_for("finding")
     assert analysis.frames == 27 and analysis.polls == 21
     assert finding["source"] == "statistics" and finding["device"] == "tank"
+
+
+async def test_a_node_id_with_a_slash_is_not_split_at_it() -> None:
+    """The pipeline names a device "<node>/<device>"; its records give node and device
+    back as they came, not cut at the first "/"."""
+    sink = Collector()
+    analysis = HubAnalysis(CONFIG, model=None, sinks=[sink])
+    async with analysis:
+        for body in tank_data():
+            analysis.on_data("site-3/line/2", 1, body)
+        [finding] = await sink.wait_for("finding")
+    assert (finding["node"], finding["device"]) == ("site-3/line/2", "tank")
