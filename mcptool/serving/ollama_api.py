@@ -89,6 +89,7 @@ class OllamaServer:
         self._scheduler = Scheduler(self.counters, parallel=parallel, queue=queue, clock=clock)
         self._slots: ModelSlots[str] = self._scheduler.slots_for(name)
         self._expiry: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._started = time.time_ns()
         self._http = HTTPServer(self._handle, host, port)
         self._routes: dict[tuple[str, str], Callable[[Request], Any]] = {
@@ -169,7 +170,9 @@ class OllamaServer:
     def _expire(self) -> None:
         self._expiry = None
         if self.counters.in_flight == 0 and not self._slots.loaded(self._scheduler.now()):
-            asyncio.get_running_loop().create_task(self._unload())
+            task = asyncio.get_running_loop().create_task(self._unload())
+            self._tasks.add(task)  # the loop keeps only a weak reference
+            task.add_done_callback(self._tasks.discard)
 
     async def _unload(self) -> None:
         if self.counters.in_flight:

@@ -245,3 +245,16 @@ async def test_a_client_that_leaves_stops_the_generation_and_frees_the_slot(
     async with ollama.AsyncClient(host=server.url) as c:
         assert (await c.generate(NAME, "hi")).done
     assert server.counters.in_flight == 0
+
+
+async def test_a_model_past_its_keep_alive_frees_its_memory(
+    server: OllamaServer, generator: ScriptedGenerator
+) -> None:
+    async with ollama.AsyncClient(host=server.url) as c:
+        await c.generate(NAME, "hi", keep_alive="50ms")
+        async with asyncio.timeout(5):
+            while generator.unloads == 0:
+                await asyncio.sleep(0.01)
+        assert (await c.ps()).models == []
+        await c.generate(NAME, "hi")  # loads again
+    assert len(generator.loads) == 2
