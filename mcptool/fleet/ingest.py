@@ -15,8 +15,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client
@@ -43,6 +43,8 @@ __all__ = ["FleetIngest", "StoreFailed", "poll_of"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 class StoreFailed(Exception):
     """JetStream did not confirm a frame within the deadline: do not acknowledge it."""
@@ -62,11 +64,35 @@ def poll_of(body: bytes) -> tuple[str, float] | None:
     return device, float(ts) / 1000.0
 
 
+async def retry(call: Callable[[], Awaitable[T]], deadline_s: float) -> T:
+    """``call()`` again until it succeeds or ``deadline_s`` passed (StoreFailed then).
+
+    Every write of the fleet is idempotent by its message id (and an ack twice is an
+    ack), so a retry after a lost answer stores nothing twice. While a NATS server dies
+    and the streams elect new leaders, requests time out or find no responder for a few
+    seconds: holding on that long beats dropping every node (or window) in hand.
+    """
+    deadline = time.monotonic() + deadline_s
+    pause = 0.05
+    while True:
+        try:
+            return await call()
+        except NotFoundError:
+            raise
+        except Exception as exc:  # timeouts, no responders, reconnecting
+            if time.monotonic() + pause > deadline:
+                raise StoreFailed(f"JetStream did not answer: {exc!r}") from exc
+            log.info("JetStream not answering (%r), retrying", exc)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+
 async def connect(servers: Sequence[str], name: str, deadline_s: float = 5.0) -> Client:
     """A client that reconnects forever, to whichever server of the list answers; the
     first connection must succeed within ``deadline_s`` (ConnectionError otherwise)."""
     connected = False
     last: list[str] = ["no answer"]
+    holder: list[Client] = []
 
     async def error(exc: Exception) -> None:
         # One line, not the client's default traceback: a server going away is news
@@ -76,7 +102,7 @@ async def connect(servers: Sequence[str], name: str, deadline_s: float = 5.0) ->
             log.warning("NATS: %s", last[0])
 
     async def disconnected() -> None:
-        if connected:
+        if connected and not (holder and (holder[0].is_closed or holder[0].is_draining)):
             log.warning("NATS: disconnected, reconnecting")
 
     async def reconnected() -> None:
@@ -102,6 +128,7 @@ async def connect(servers: Sequence[str], name: str, deadline_s: float = 5.0) ->
             f"no NATS server answered within {deadline_s:g} s: {last[0]}"
         ) from None
     connected = True
+    holder.append(client)
     return client
 
 
@@ -241,24 +268,6 @@ class FleetIngest:
             self.stored += 1
         return ack
 
-    async def _retry(self, call: Any) -> Any:
-        """``call()`` again until it succeeds or the deadline passes (all our writes are
-        idempotent by message id, so a retry after a lost answer stores nothing twice).
-
-        While a NATS server dies and the stream elects a new leader, requests time out
-        or find no responder for a few seconds; a node connection held that long is
-        better than a reconnect storm of every node of this hub.
-        """
-        deadline = time.monotonic() + self.publish_deadline_s
-        pause = 0.05
-        while True:
-            try:
-                return await call()
-            except NotFoundError:
-                raise
-            except Exception as exc:  # timeouts, no responders, reconnecting
-                if time.monotonic() + pause > deadline:
-                    raise StoreFailed(f"JetStream did not answer: {exc!r}") from exc
-                log.info("JetStream not answering (%r), retrying", exc)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 1.0)
+    async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
+        # a node connection held for a leader election beats a reconnect storm
+        return await retry(call, self.publish_deadline_s)

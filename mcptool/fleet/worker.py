@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -35,7 +36,7 @@ from mcptool.analysis import (
     Prompts,
     analyse_poll,
 )
-from mcptool.fleet.ingest import connect
+from mcptool.fleet.ingest import connect, retry
 from mcptool.fleet.streams import StreamSettings, ensure_consumer, ensure_streams
 from mcptool.fleet.subjects import (
     DATA_STREAM,
@@ -96,6 +97,7 @@ class FleetWorker:
         settings: StreamSettings | None = None,
         analysis: Mapping[str, Any] | None = None,
         window_timeout_s: float = 60.0,
+        deadline_s: float = 15.0,
         name: str = "mcptool-worker",
     ) -> None:
         if max_in_flight < 1:
@@ -107,6 +109,7 @@ class FleetWorker:
         self.settings = settings or StreamSettings()
         self.overrides = dict(analysis or {})
         self.window_timeout_s = window_timeout_s
+        self.deadline_s = deadline_s
         self.name = name
         self.nc: Client | None = None
         self.js: JetStreamContext | None = None
@@ -204,16 +207,18 @@ class FleetWorker:
             return
         finally:
             keepalive.cancel()
-        assert self.js is not None
-        ack = await self.js.publish(
-            finding_subject(window.node, window.device),
-            json.dumps(record, separators=(",", ":")).encode(),
-            headers={MSG_ID: finding_id(window.node, window.device, window.index)},
-        )
+        js = self.js
+        assert js is not None
+        body = json.dumps(record, separators=(",", ":")).encode()
+        headers = {MSG_ID: finding_id(window.node, window.device, window.index)}
+        subject = finding_subject(window.node, window.device)
+        # Retried through a leader election: a lost finding or ack would otherwise cost
+        # a redelivery after ack_wait (the finding is idempotent by id, so is the ack).
+        ack = await retry(lambda: js.publish(subject, body, headers=headers), self.deadline_s)
         if ack.duplicate:
             self.duplicates += 1
         self.analysed += 1
-        await message.ack_sync()
+        await retry(message.ack_sync, self.deadline_s)
 
     async def _in_progress(self, message: Msg) -> None:
         """Tell JetStream the window is still being worked on (a slow model is not a dead
@@ -233,8 +238,11 @@ class FleetWorker:
         polls = []
         seq = window.first
         while seq <= window.last:
+            fetch = functools.partial(
+                self.js.get_msg, DATA_STREAM, seq=seq, subject=subject, next=True
+            )
             try:
-                stored = await self.js.get_msg(DATA_STREAM, seq=seq, subject=subject, next=True)
+                stored = await retry(fetch, self.deadline_s)
             except NotFoundError:
                 break
             if stored.seq is None or stored.seq > window.last:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mcptool.fleet import StreamSettings, ensure_consumer, ensure_streams
-from mcptool.fleet.ingest import connect
+from mcptool.fleet.ingest import connect, retry
 from mcptool.fleet.subjects import (
     DATA_STREAM,
     FINDINGS_STREAM,
@@ -99,7 +99,7 @@ async def test_nothing_lost_or_doubled_when_a_hub_a_worker_and_a_nats_server_die
 
             async def stored_ahead_of_ack(node: str) -> bool:
                 """The hub stored frames of ``node`` it has not acknowledged yet."""
-                last = await js.get_last_msg(DATA_STREAM, node_data_filter(node))
+                last = await retry(lambda: js.get_last_msg(DATA_STREAM, node_data_filter(node)), 30)
                 return int((last.headers or {})[HEADER_SEQ]) > acked[node]
 
             async def chaos() -> None:
@@ -148,12 +148,13 @@ async def test_nothing_lost_or_doubled_when_a_hub_a_worker_and_a_nats_server_die
             }
 
             async def all_found() -> bool:
-                info = await js.stream_info(FINDINGS_STREAM)
+                # this test's own connection may be on the NATS server that died
+                info = await retry(lambda: js.stream_info(FINDINGS_STREAM), 30)
                 return info.state.messages >= len(expected)
 
             await until(all_found, 120, f"{len(expected)} findings")
-            stored = await stored_readings(js)
-            found = await findings(js)
+            stored = await retry(lambda: stored_readings(js), 30)
+            found = await retry(lambda: findings(js), 30)
     finally:
         for link in links:
             await link.close()
