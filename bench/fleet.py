@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from mcptool.fleet import (
     DATA_STREAM,
@@ -39,6 +40,7 @@ from mcptool.fleet import (
     ensure_consumer,
     finding_id,
 )
+from mcptool.fleet.ingest import retry
 from mcptool.fleet.subjects import HEADER_NODE, HEADER_SEQ, MSG_ID
 from simulators.nats import NatsCluster
 from simulators.ollama import OllamaSimulator
@@ -95,8 +97,8 @@ async def all_messages(js: JetStreamContext, stream: str) -> list[Any]:
     found = []
     for seq in range(max(1, info.state.first_seq), info.state.last_seq + 1):
         try:
-            found.append(await js.get_msg(stream, seq))
-        except Exception:  # deleted or moving; the verdict below counts what is there
+            found.append(await retry(lambda seq=seq: js.get_msg(stream, seq), 30))
+        except NotFoundError:
             continue
     return found
 
@@ -148,7 +150,9 @@ async def run(workers: int, windows: int, kill_nats: bool, ollama_url: str) -> d
                 expected, readings = await produce(ingest, windows)
                 killed = False
                 while True:
-                    done = (await js.stream_info(FINDINGS_STREAM)).state.messages
+                    # the bench's own connection may be on the server it kills
+                    info = await retry(lambda: js.stream_info(FINDINGS_STREAM), 30)
+                    done = info.state.messages
                     if kill_nats and not killed and done >= len(expected) // 2:
                         cluster.kill(cluster.nodes[0])
                         killed = True
