@@ -1,0 +1,157 @@
+"""``mcptool write`` as a user runs it, against the simulator and pyModbusTCP's server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pyModbusTCP.client import ModbusClient
+
+from mcptool.cli import main
+from simulators.modbus.profile import DeviceProfile, Point
+from tests.modbus.peers import pymodbustcp_server
+from tests.modbus.simulator_thread import simulator_thread
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exited:
+        main(list(args))
+    out, err = capsys.readouterr()
+    code = exited.value.code
+    return (code if isinstance(code, int) else 0), out, err
+
+
+def _device() -> DeviceProfile:
+    return DeviceProfile(
+        name="rw",
+        points=[
+            Point("holding", 0, "float32", 21.5, name="setpoint"),
+            Point("holding", 2, "uint16", 7, name="mode"),
+            Point("holding", 3, "uint16", 0, name="spare"),
+            Point("coil", 0, value=False, name="pump"),
+            Point("input", 0, "uint16", 3, name="status"),
+        ],
+    )
+
+
+def _holding(port: int, address: int, count: int) -> list[int]:
+    """What an independent client (pyModbusTCP) reads from the device."""
+    client = ModbusClient(host="127.0.0.1", port=port, auto_open=True, timeout=5)
+    try:
+        values = client.read_holding_registers(address, count)
+    finally:
+        client.close()
+    assert values is not None
+    return list(values)
+
+
+def test_without_yes_and_no_terminal_nothing_is_sent(capsys: pytest.CaptureFixture[str]) -> None:
+    with simulator_thread(_device()) as sim:
+        port = sim.address[1]
+        code, out, err = run_cli(
+            capsys, "write", f"127.0.0.1:{port}", "40001", "30", "-t", "float32"
+        )
+        assert sim.counters.total() == 0
+        assert sim.counters.connections == 0
+        assert _holding(port, 0, 2) == [0x41AC, 0]  # 21.5 as float32 ABCD
+    assert code == 2
+    assert out == ""
+    assert err.startswith("error: refusing to write 40001 on 127.0.0.1:")
+    assert "--yes" in err and err.count("\n") == 1
+
+
+def test_with_yes_the_registers_change_and_the_read_back_confirms(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with simulator_thread(_device()) as sim:
+        port = sim.address[1]
+        code, out, _ = run_cli(
+            capsys, "write", f"127.0.0.1:{port}", "40001", "30.25", "-t", "float32", "--yes"
+        )
+        assert _holding(port, 0, 2) == [0x41F2, 0]  # 30.25 as float32 ABCD
+        assert sim.counters.total(function=16) == 1
+    assert code == 0
+    assert out == (
+        f"write 127.0.0.1:{port} unit 1 40001 (holding 0) fc 16 float32 ABCD: "
+        "old 21.5 -> new 30.25: confirmed\n"
+    )
+
+
+def test_one_register_goes_as_function_6_and_json_carries_old_and_new(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with simulator_thread(_device()) as sim:
+        port = sim.address[1]
+        code, out, _ = run_cli(
+            capsys, "write", f"127.0.0.1:{port}", "holding:2", "9", "-y", "--json"
+        )
+        assert sim.counters.total(function=6) == 1
+        assert _holding(port, 2, 1) == [9]
+    record = json.loads(out)
+    assert code == 0
+    assert (record["function"], record["old"], record["new"], record["read_back"]) == (
+        6,
+        [7],
+        [9],
+        [9],
+    )
+    assert record["confirmed"] is True
+
+
+def test_coils_take_on_and_off_through_functions_5_and_15(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with simulator_thread(_device()) as sim:
+        port = sim.address[1]
+        code, out, _ = run_cli(capsys, "write", f"127.0.0.1:{port}", "00001", "on", "-y")
+        assert sim.counters.total(function=5) == 1
+        client = ModbusClient(host="127.0.0.1", port=port, auto_open=True, timeout=5)
+        assert client.read_coils(0, 1) == [True]
+        client.close()
+    assert code == 0
+    assert out.endswith("(coil 0) fc 5: old False -> new True: confirmed\n")
+
+
+def test_a_device_refusing_the_write_exits_1_with_its_exception(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with simulator_thread(_device()) as sim:
+        port = sim.address[1]
+        code, out, _ = run_cli(capsys, "write", f"127.0.0.1:{port}", "40101", "1", "-y")
+    assert code == 1
+    assert out.endswith("old ? -> new 1: failed: exception 0x02: illegal data address\n")
+
+
+def test_function_23_writes_and_reads_back_in_one_request_on_an_independent_stack(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pymodbustcp_server({0: [1, 2, 3]}) as port:
+        code, out, _ = run_cli(
+            capsys, "write", f"127.0.0.1:{port}", "40002", "20", "30", "-f", "23", "-y"
+        )
+        assert _holding(port, 0, 3) == [1, 20, 30]
+    assert code == 0
+    assert out.endswith("fc 23 uint16 ABCD: old 2 3 -> new 20 30: confirmed\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["30001", "1"], "error: 30001 is in the input table, which no Modbus function writes"),
+        (["40001", "1.5"], "error: value 1.5 is not a whole uint16"),
+        (["40001", "70000"], "error: value 70000 does not fit uint16"),
+        (["00001", "maybe"], "error: coil value 'maybe' is not 0/1"),
+        (["40001", "1", "-f", "5"], "error: function 5 writes coils"),
+        (["40001", "1", "2", "-f", "6"], "error: function 6 writes one register; 2 given"),
+        (["40001", "1", "-f", "22"], "error: function 22 takes two values"),
+        (["4x1", "1"], "error: address '4x1': not a number"),
+    ],
+)
+def test_bad_writes_are_one_line_before_anything_is_sent(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, out, err = run_cli(capsys, "write", "127.0.0.1:1", *args, "--yes")
+    assert code == 2
+    assert out == ""
+    assert err.startswith(message)
+    assert err.count("\n") == 1

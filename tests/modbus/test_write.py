@@ -1,0 +1,132 @@
+"""The write path: a separate connection with its own guard; the read-only path cannot write."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from mcptool.modbus.connection import ModbusConnection
+from mcptool.modbus.functions import (
+    FUNCTIONS,
+    MASK_WRITE_REGISTER,
+    READ_WRITE_REGISTERS,
+    WRITE_MULTIPLE_COILS,
+    WRITE_MULTIPLE_REGISTERS,
+    WRITE_SINGLE_COIL,
+    WRITE_SINGLE_REGISTER,
+)
+from mcptool.modbus.modicon import parse_address
+from mcptool.modbus.pdu import ReadOnlyError
+from mcptool.modbus.write import (
+    WriteConnection,
+    WriteError,
+    check_write_pdu,
+    masked,
+    plan_write,
+)
+from simulators.modbus.profile import DeviceProfile, Point
+from simulators.modbus.server import ModbusSimulator
+
+WRITES = [
+    WRITE_SINGLE_COIL.request(0, True),
+    WRITE_SINGLE_REGISTER.request(0, 1),
+    WRITE_MULTIPLE_COILS.request(0, [True, False]),
+    WRITE_MULTIPLE_REGISTERS.request(0, [1, 2]),
+    MASK_WRITE_REGISTER.request(0, 0xFF00, 0x0012),
+    READ_WRITE_REGISTERS.request(0, 1, 0, [5]),
+]
+
+
+def _profile() -> DeviceProfile:
+    return DeviceProfile(name="w", points=[Point("holding", 0, "uint16", 7, name="r")])
+
+
+def test_every_write_function_of_the_core_is_covered_here() -> None:
+    writes = {code for code, entry in FUNCTIONS.items() if not entry.reads and code != 0x08}
+    assert writes == {pdu[0] for pdu in WRITES}
+
+
+@pytest.mark.parametrize("pdu", WRITES, ids=lambda p: f"fc{p[0]}")
+async def test_the_read_only_connection_sends_no_write(pdu: bytes) -> None:
+    async with ModbusSimulator(_profile()) as sim:
+        host, port = sim.address
+        connection = await ModbusConnection.open(host, port, connect_timeout=5)
+        assert isinstance(connection, ModbusConnection)
+        try:
+            with pytest.raises(ReadOnlyError):
+                await connection.exchange(1, pdu, timeout=5)
+            await connection.exchange(1, b"\x03\x00\x00\x00\x01", timeout=5)
+        finally:
+            connection.close()
+        assert sim.counters.total() == 1  # the read after it; the write never left
+        assert sim.counters.total(function=pdu[0]) == 0
+
+
+async def test_the_write_connection_sends_a_write_and_the_device_keeps_it() -> None:
+    async with ModbusSimulator(_profile()) as sim:
+        host, port = sim.address
+        connection = await WriteConnection.open(host, port, connect_timeout=5)
+        assert isinstance(connection, WriteConnection)
+        try:
+            reply, _ = await connection.exchange(1, WRITE_SINGLE_REGISTER.request(0, 42), timeout=5)
+            back, _ = await connection.exchange(1, b"\x03\x00\x00\x00\x01", timeout=5)
+        finally:
+            connection.close()
+    assert not isinstance(reply, type(None))
+    assert getattr(back, "pdu", None) == b"\x03\x02\x00\x2a"
+
+
+@pytest.mark.parametrize(
+    "pdu",
+    [b"", b"\x63\x00", WRITE_SINGLE_REGISTER.request(0, 1) + b"\x00", b"\x10\x00\x00\x00\x02\x04"],
+    ids=["empty", "unknown", "trailing", "short"],
+)
+def test_the_write_guard_refuses_what_the_core_does_not_know_or_is_not_whole(pdu: bytes) -> None:
+    with pytest.raises(WriteError):
+        check_write_pdu(pdu)
+
+
+def test_probe_scan_identify_and_the_gateway_never_load_the_write_path() -> None:
+    code = (
+        "import sys, mcptool.modbus, mcptool.modbus.probe, mcptool.modbus.scan, "
+        "mcptool.modbus.identify, mcptool.modbus.poller, mcptool.commands.probe, "
+        "mcptool.commands.scan, mcptool.gateway, mcptool.commands.gateway;"
+        "print(sorted(m for m in sys.modules if m in "
+        "('mcptool.modbus.write', 'mcptool.modbus.confirmed_write', 'mcptool.modbus.client')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("address", "values", "kwargs", "function", "expected"),
+    [
+        ("40001", ["7"], {}, 6, (7,)),
+        ("40001", ["7"], {"function": 16}, 16, (7,)),
+        ("40001", ["-2"], {"type": "int16"}, 6, (0xFFFE,)),
+        ("40001", ["50"], {"type": "float32"}, 16, (0x4248, 0)),
+        ("40001", ["50"], {"type": "float32", "order": "CDAB"}, 16, (0, 0x4248)),
+        ("40001", ["1.5"], {"scale": 0.1}, 6, (15,)),
+        ("40001", ["0x10", "2"], {}, 16, (16, 2)),
+        ("00001", ["1", "off", "true"], {}, 15, (True, False, True)),
+        ("holding:9", ["AB"], {"type": "string"}, 6, (0x4142,)),
+    ],
+)
+def test_plans_choose_the_function_and_encode_the_values(
+    address: str,
+    values: list[str],
+    kwargs: dict[str, object],
+    function: int,
+    expected: tuple[int, ...],
+) -> None:
+    plan = plan_write(parse_address(address), values, **kwargs)  # type: ignore[arg-type]
+    assert (plan.function, plan.expected) == (function, expected)
+    assert check_write_pdu(plan.pdu) is FUNCTIONS[function]
+
+
+def test_a_mask_write_keeps_and_bits_and_sets_or_bits() -> None:
+    assert masked(0x0012, 0x00F2, 0x0025) == 0x0017  # the specification's example (6.16)
