@@ -201,6 +201,12 @@ class Function:
         """Exact size of the normal response PDU to a checked ``request``; None if variable."""
         return None
 
+    def request_size(self, head: bytes) -> int | None:
+        """Size of the request PDU that starts with ``head``, for framings without a length
+        (RTU): a number larger than ``len(head)`` may be a lower bound that becomes exact
+        once that many bytes are there; None if only the frame's end can tell."""
+        return None
+
     def span(self, pdu: bytes) -> tuple[int, int]:
         """First and last data address a request touches, or (-1, -1) (fault matching)."""
         return -1, -1
@@ -220,6 +226,9 @@ class ReadBits(Function):
         _count(count, self.max_count)
         _range(address, count)
         return bytes((self.code,)) + _ADDR_COUNT.pack(address, count)
+
+    def request_size(self, head: bytes) -> int:
+        return 5
 
     def parse_request(self, pdu: bytes) -> tuple[int, int]:
         _exact(pdu, 5, "the PDU")
@@ -260,6 +269,9 @@ class ReadRegisters(Function):
         _range(address, count)
         return bytes((self.code,)) + _ADDR_COUNT.pack(address, count)
 
+    def request_size(self, head: bytes) -> int:
+        return 5
+
     def parse_request(self, pdu: bytes) -> tuple[int, int]:
         _exact(pdu, 5, "the PDU")
         address, count = _ADDR_COUNT.unpack_from(pdu, 1)
@@ -297,6 +309,9 @@ class WriteSingleCoil(Function):
         _u16(address, "address")
         return bytes((self.code,)) + _ADDR_COUNT.pack(address, 0xFF00 if value else 0)
 
+    def request_size(self, head: bytes) -> int:
+        return 5
+
     def parse_request(self, pdu: bytes) -> tuple[int, bool]:
         _exact(pdu, 5, "the PDU")
         address, value = _ADDR_COUNT.unpack_from(pdu, 1)
@@ -326,6 +341,9 @@ class WriteSingleRegister(Function):
         _u16(value, "value")
         return bytes((self.code,)) + _ADDR_COUNT.pack(address, value)
 
+    def request_size(self, head: bytes) -> int:
+        return 5
+
     def parse_request(self, pdu: bytes) -> tuple[int, int]:
         _exact(pdu, 5, "the PDU")
         address, value = _ADDR_COUNT.unpack_from(pdu, 1)
@@ -352,6 +370,9 @@ class _WriteMultiple(Function):
 
     def _data_size(self, count: int) -> int:
         raise NotImplementedError
+
+    def request_size(self, head: bytes) -> int:
+        return 6 + head[5] if len(head) >= 6 else 6
 
     def parse_head(self, pdu: bytes) -> tuple[int, int, bytes]:
         if len(pdu) < 6:
@@ -426,6 +447,9 @@ class MaskWriteRegister(Function):
             _u16(value, what)
         return bytes((self.code,)) + _MASK.pack(address, and_mask, or_mask)
 
+    def request_size(self, head: bytes) -> int:
+        return 7
+
     def parse_request(self, pdu: bytes) -> tuple[int, int, int]:
         _exact(pdu, 7, "the PDU")
         address, and_mask, or_mask = _MASK.unpack_from(pdu, 1)
@@ -461,6 +485,9 @@ class ReadWriteRegisters(Function):
         )
         return bytes((self.code,)) + head + struct.pack(f">{len(registers)}H", *registers)
 
+    def request_size(self, head: bytes) -> int:
+        return 10 + head[9] if len(head) >= 10 else 10
+
     def parse_request(self, pdu: bytes) -> tuple[int, int, int, tuple[int, ...]]:
         if len(pdu) < 10:
             raise PduError(f"the PDU is {len(pdu)} bytes, at least 10 needed")
@@ -495,6 +522,9 @@ class Diagnostics(Function):
         _u16(sub_function, "sub-function")
         return bytes((self.code,)) + _U16.pack(sub_function) + data
 
+    def request_size(self, head: bytes) -> int | None:
+        return None  # the data's length is the sub-function's: only the CRC tells the end
+
     def parse_request(self, pdu: bytes) -> tuple[int, bytes]:
         if len(pdu) < 3 or len(pdu) > MAX_PDU:
             raise PduError(f"the PDU is {len(pdu)} bytes, 3-{MAX_PDU} allowed")
@@ -521,6 +551,9 @@ class ReportServerId(Function):
 
     def request(self) -> bytes:
         return bytes((self.code,))
+
+    def request_size(self, head: bytes) -> int:
+        return 1
 
     def parse_request(self, pdu: bytes) -> tuple[()]:
         _exact(pdu, 1, "the PDU")
@@ -568,6 +601,9 @@ class ReadDeviceIdentification(Function):
     def request(self, read_code: int, object_id: int = 0) -> bytes:
         _check_identification(read_code, object_id)
         return bytes((self.code, MEI_DEVICE_IDENTIFICATION, read_code, object_id))
+
+    def request_size(self, head: bytes) -> int:
+        return 4
 
     def parse_request(self, pdu: bytes) -> tuple[int, int]:
         if len(pdu) < 2 or pdu[1] != MEI_DEVICE_IDENTIFICATION:
