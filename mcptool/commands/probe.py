@@ -10,6 +10,7 @@ import click
 
 from mcptool.commands.options import Float, Int
 from mcptool.errors import UsageError
+from mcptool.modbus.modicon import modicon_hint
 from mcptool.modbus.pdu import ProbeRequest
 from mcptool.modbus.probe import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -121,4 +122,7 @@ def probe(
             writer.write(result)
     else:
         print_table(stdout_console(), results)
+    hint = modicon_hint(function, address)
+    if hint is not None and any(r.exception_code == 0x02 for r in results):
+        click.echo(f"hint: {hint}", err=True)  # illegal data address at 40001: Modicon numbering
     return 0 if all(r.answered for r in results) else 1

@@ -11,7 +11,9 @@ import sys
 import pytest
 
 from mcptool.cli import main
+from simulators.modbus.profile import DeviceProfile, Point
 from tests.modbus.peers import pymodbustcp_server, refusing_port
+from tests.modbus.simulator_thread import simulator_thread
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -102,3 +104,19 @@ def test_a_host_name_is_kept_next_to_the_address_it_resolved_to(
     (record,) = [json.loads(line) for line in out.splitlines()]
     assert record["name"] == "localhost"
     assert record["host"] in ("127.0.0.1", "::1")
+
+
+def test_an_illegal_address_that_looks_modicon_gets_a_hint(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    point = [Point("holding", 0, "uint16", 5, name="first")]
+    with simulator_thread(DeviceProfile(name="flat", points=point, unmapped="zero")) as sim:
+        _, _, quiet = run_cli(capsys, "probe", f"127.0.0.1:{sim.address[1]}", "-a", "40001")
+    with simulator_thread(DeviceProfile(name="sparse", points=point)) as sim:
+        code, _, err = run_cli(capsys, "probe", f"127.0.0.1:{sim.address[1]}", "-a", "40001")
+    assert code == 0
+    assert err == (
+        "hint: 40001 looks like Modicon numbering (holding 0 on the wire): try -a 0, "
+        "or `mcptool read TARGET 40001`\n"
+    )
+    assert quiet == ""  # the device answered at 40001: no hint
