@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mcptool.commands.nats_options import NatsUrls, require_fleet
+from mcptool.commands.nats_options import (
+    NatsUrls,
+    flush_traces,
+    otlp_option,
+    require_fleet,
+    start_tracing,
+)
 from mcptool.commands.options import Float, Int, ModelName, Url, plural
 from mcptool.commands.stopping import stop_event, until_stopped
 from mcptool.errors import UsageError
@@ -191,6 +197,7 @@ def stamp() -> str:
     type=Float(0.001, 86_400),
     help="With --nats: window length of the readings handed to analysis workers.",
 )
+@otlp_option
 @click.option(
     "--ollama",
     "ollama_url",
@@ -234,6 +241,7 @@ def hub(
     journal: str | None,
     nats_urls: list[str] | None,
     window_s: float,
+    otlp_url: str | None,
     ollama_url: str | None,
     mqtt_url: str | None,
     model: str,
@@ -263,6 +271,7 @@ def hub(
     ingest = None
     if nats_urls:
         require_fleet("--nats")
+        start_tracing(otlp_url, "mcptool-hub")
         from mcptool.fleet import FleetIngest
 
         ingest = FleetIngest(nats_urls, window_s=window_s, name=f"mcptool-hub {listen}")
@@ -367,6 +376,7 @@ def hub(
         finally:
             if ingest is not None:
                 await ingest.close()
+                flush_traces()
 
     try:
         asyncio.run(run_with_analysis())

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
 
-__all__ = ["NatsUrls", "require_fleet"]
+from mcptool.commands.options import Url
+
+__all__ = ["NatsUrls", "flush_traces", "otlp_option", "require_fleet", "start_tracing"]
 
 
 class NatsUrls(click.ParamType):
@@ -32,6 +35,43 @@ class NatsUrls(click.ParamType):
                 self.fail(f"{url!r}: name a host and a port 1..65535, e.g. nats://127.0.0.1:4222",
                           param, ctx)  # fmt: skip
         return urls
+
+
+def otlp_option(function: Any) -> Any:
+    return click.option(
+        "--otlp",
+        "otlp_url",
+        type=Url("http", "https", path=True),
+        help="Export OpenTelemetry traces over OTLP/HTTP to this collector "
+        "(e.g. http://127.0.0.1:4318). Off by default.",
+    )(function)
+
+
+def start_tracing(otlp_url: str | None, service: str) -> None:
+    """Install the OTLP exporter that ``--otlp`` asks for (one line if it is missing)."""
+    if otlp_url is None:
+        return
+    try:
+        import opentelemetry.exporter.otlp.proto.http
+        import opentelemetry.sdk  # noqa: F401
+    except ImportError:
+        from mcptool.errors import UsageError
+
+        raise UsageError(
+            "--otlp needs the OpenTelemetry SDK: pip install 'mcptool[tracing]'"
+        ) from None
+    from mcptool.fleet.tracing import configure
+
+    configure(otlp_url, service)
+
+
+def flush_traces() -> None:
+    """Hand the last spans to the exporter before the process ends (no-op untraced)."""
+    from opentelemetry import trace
+
+    shutdown = getattr(trace.get_tracer_provider(), "shutdown", None)
+    if shutdown is not None:
+        shutdown()
 
 
 def require_fleet(option: str) -> None:

@@ -8,7 +8,13 @@ import sys
 
 import click
 
-from mcptool.commands.nats_options import NatsUrls, require_fleet
+from mcptool.commands.nats_options import (
+    NatsUrls,
+    flush_traces,
+    otlp_option,
+    require_fleet,
+    start_tracing,
+)
 from mcptool.commands.options import Float, Int, ModelName, Url
 from mcptool.commands.stopping import stop_event, until_stopped
 from mcptool.errors import UsageError
@@ -47,6 +53,7 @@ from mcptool.errors import UsageError
     help="Seconds before the window of a worker that stopped answering goes to another "
     "(set when the work queue is first created).",
 )
+@otlp_option
 @click.option("--duration", type=Float(0, 31_536_000, min_open=True), help="Stop after N seconds.")
 def worker(
     nats_urls: list[str],
@@ -54,11 +61,13 @@ def worker(
     model: str,
     max_in_flight: int,
     ack_wait: float,
+    otlp_url: str | None,
     duration: float | None,
 ) -> int:
     """Take closed windows from the fleet's work queue, analyse each with the model, and
     publish one finding per window (docs/FLEET.md). Start more workers to go faster."""
     require_fleet("--nats")
+    start_tracing(otlp_url, "mcptool-worker")
     from mcptool.fleet import FleetWorker, StreamSettings
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -92,6 +101,7 @@ def worker(
             stop.set()
             await loop
             await fleet_worker.close()
+            flush_traces()
             click.echo(
                 f"worker stopped: {fleet_worker.analysed} windows analysed,"
                 f" {fleet_worker.duplicates} already had a finding,"

@@ -16,14 +16,16 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import NotFoundError
+from opentelemetry.trace import SpanKind
 
+from mcptool.fleet import tracing
 from mcptool.fleet.streams import StreamSettings, ensure_streams
 from mcptool.fleet.subjects import (
     DATA_STREAM,
@@ -50,8 +52,15 @@ class StoreFailed(Exception):
     """JetStream did not confirm a frame within the deadline: do not acknowledge it."""
 
 
-def poll_of(body: bytes) -> tuple[str, float] | None:
-    """``(device, ts in s)`` of a telemetry poll message, or None for any other frame."""
+class Poll(NamedTuple):
+    device: str
+    ts: float  # seconds
+    traceparent: str | None  # W3C trace context of a gateway that traces its polls
+
+
+def poll_of(body: bytes) -> Poll | None:
+    """The device, time and trace context of a telemetry poll message, or None for any
+    other frame."""
     try:
         message = json.loads(body)
     except ValueError:
@@ -61,7 +70,8 @@ def poll_of(body: bytes) -> tuple[str, float] | None:
     device, ts = message.get("device"), message.get("ts")
     if not isinstance(device, str) or not isinstance(ts, int | float) or isinstance(ts, bool):
         return None
-    return device, float(ts) / 1000.0
+    traceparent = message.get("traceparent")
+    return Poll(device, float(ts) / 1000.0, traceparent if isinstance(traceparent, str) else None)
 
 
 async def retry(call: Callable[[], Awaitable[T]], deadline_s: float) -> T:
@@ -231,25 +241,33 @@ class FleetIngest:
     async def _store(self, node: str, seq: int, body: bytes) -> None:
         headers = {MSG_ID: reading_id(node, seq), HEADER_NODE: node, HEADER_SEQ: str(seq)}
         poll = poll_of(body)
-        if poll is None:
-            await self._publish(data_subject(node, None), body, headers)
-            return
-        device, ts = poll
-        if not self.windows.known(node, device):
-            self.windows.seed(node, device, await self._last_window(node, device))
-        placement = self.windows.place(node, device, ts)
-        if placement.closes is not None:
-            closed = placement.closes
-            await self._publish(
-                window_subject(node, device),
-                json.dumps(closed.to_json()).encode(),
-                {MSG_ID: window_id(node, device, closed.index)},
+        parent = tracing.context_of({"traceparent": poll.traceparent}) if poll else None
+        attributes = {"mcp.node": node, "mcp.seq": seq}
+        with tracing.tracer().start_as_current_span(
+            "fleet.store", context=parent, kind=SpanKind.PRODUCER, attributes=attributes
+        ) as span:
+            if poll is None:
+                await self._publish(data_subject(node, None), body, tracing.inject(headers))
+                return
+            span.set_attribute("mcp.device", poll.device)
+            if not self.windows.known(node, poll.device):
+                self.windows.seed(node, poll.device, await self._last_window(node, poll.device))
+            placement = self.windows.place(node, poll.device, poll.ts)
+            context = tracing.inject({})  # this span's traceparent, when tracing
+            headers.update(context)
+            if placement.closes is not None:
+                closed = placement.closes
+                span.set_attribute("fleet.window_closed", closed.index)
+                await self._publish(
+                    window_subject(node, poll.device),
+                    json.dumps(closed.to_json()).encode(),
+                    {**context, MSG_ID: window_id(node, poll.device, closed.index)},
+                )
+                self.windows_closed += 1
+            ack = await self._publish(
+                data_subject(node, poll.device), body, {**headers, **placement.headers}
             )
-            self.windows_closed += 1
-        ack = await self._publish(
-            data_subject(node, device), body, {**headers, **placement.headers}
-        )
-        self.windows.stored(node, device, placement, ack.seq)
+            self.windows.stored(node, poll.device, placement, ack.seq)
 
     async def _last_window(self, node: str, device: str) -> OpenWindow | None:
         try:

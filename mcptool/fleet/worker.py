@@ -26,6 +26,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
+from opentelemetry.trace import SpanKind
 
 from mcptool.analysis import (
     AnalysisConfig,
@@ -36,6 +37,7 @@ from mcptool.analysis import (
     Prompts,
     analyse_poll,
 )
+from mcptool.fleet import tracing
 from mcptool.fleet.ingest import connect, retry
 from mcptool.fleet.streams import StreamSettings, ensure_consumer, ensure_streams
 from mcptool.fleet.subjects import (
@@ -75,15 +77,21 @@ def analysis_config(
 
 class _Asked:
     """The worker's model seen by a one-window pipeline: no preload per window (the
-    worker loaded the model once at start)."""
+    worker loaded the model once at start), and a span per call."""
 
-    def __init__(self, model: AnalysisModel) -> None:
+    def __init__(self, model: AnalysisModel, name: str) -> None:
         self.model = model
+        self.name = name
 
     async def ask(
         self, messages: Sequence[Mapping[str, str]], schema: Mapping[str, Any]
     ) -> ModelAnswer:
-        return await self.model.ask(messages, schema)
+        with tracing.tracer().start_as_current_span(
+            "analysis.model_call",
+            kind=SpanKind.CLIENT,
+            attributes={"gen_ai.request.model": self.name},
+        ):
+            return await self.model.ask(messages, schema)
 
 
 class FleetWorker:
@@ -209,12 +217,19 @@ class FleetWorker:
             keepalive.cancel()
         js = self.js
         assert js is not None
+        traceparent = record.pop("traceparent", None)
+        parent = tracing.context_of({"traceparent": traceparent}) if traceparent else None
         body = json.dumps(record, separators=(",", ":")).encode()
-        headers = {MSG_ID: finding_id(window.node, window.device, window.index)}
         subject = finding_subject(window.node, window.device)
-        # Retried through a leader election: a lost finding or ack would otherwise cost
-        # a redelivery after ack_wait (the finding is idempotent by id, so is the ack).
-        ack = await retry(lambda: js.publish(subject, body, headers=headers), self.deadline_s)
+        with tracing.tracer().start_as_current_span(
+            "fleet.finding", context=parent, kind=SpanKind.PRODUCER,
+            attributes={"fleet.finding": str(record.get("id"))},
+        ):  # fmt: skip
+            headers = tracing.inject({MSG_ID: finding_id(window.node, window.device, window.index)})
+            # Retried through a leader election: a lost finding or ack would otherwise
+            # cost a redelivery after ack_wait (the finding is idempotent by id, so is
+            # the ack).
+            ack = await retry(lambda: js.publish(subject, body, headers=headers), self.deadline_s)
         if ack.duplicate:
             self.duplicates += 1
         self.analysed += 1
@@ -232,7 +247,8 @@ class FleetWorker:
     # -- one window --------------------------------------------------------------------
     async def readings(self, window: ClosedWindow) -> list[dict[str, Any]]:
         """The poll messages of ``window``: its device's stored readings ``first..last``
-        whose own time falls in the window (a late reading of an older one does not)."""
+        whose own time falls in the window (a late reading of an older one does not).
+        Each keeps the trace context it was stored with under ``traceparent``."""
         assert self.js is not None
         subject = data_subject(window.node, window.device)
         polls = []
@@ -254,7 +270,8 @@ class FleetWorker:
                 continue
             ts = float(poll.get("ts", 0)) / 1000.0
             if window_index(ts, window.window_s) == window.index:
-                polls.append(poll)
+                traceparent = (stored.headers or {}).get("traceparent")
+                polls.append({**poll, "traceparent": traceparent} if traceparent else poll)
         return polls
 
     async def analyse(self, window: ClosedWindow) -> dict[str, Any]:
@@ -263,6 +280,24 @@ class FleetWorker:
         assert self.model is not None
         started = time.monotonic()
         polls = await self.readings(window)
+        # The window continues the trace of its first reading and links the others.
+        contexts = [{"traceparent": p["traceparent"]} for p in polls if "traceparent" in p]
+        parent = tracing.context_of(contexts[0]) if contexts else None
+        links = [link for c in contexts[1:] if (link := tracing.link_of(c)) is not None]
+        with tracing.tracer().start_as_current_span(
+            "fleet.window",
+            context=parent,
+            links=links,
+            kind=SpanKind.CONSUMER,
+            attributes={"mcp.node": window.node, "mcp.device": window.device,
+                        "fleet.window": window.index, "fleet.readings": len(polls)},
+        ):  # fmt: skip
+            return await self._analyse(window, polls, started)
+
+    async def _analyse(
+        self, window: ClosedWindow, polls: list[dict[str, Any]], started: float
+    ) -> dict[str, Any]:
+        assert self.model is not None
         base = {
             "id": finding_id(window.node, window.device, window.index),
             "node": window.node,
@@ -282,7 +317,7 @@ class FleetWorker:
         pipeline = AnalysisPipeline(
             self._config(window.window_s),
             sink=sink,
-            model=_Asked(self.model),
+            model=_Asked(self.model, self.model_name),
             prompts=self.prompts,
         )
         device = f"{window.node}/{window.device}"
@@ -297,4 +332,6 @@ class FleetWorker:
             record = await outcome
         _, _, name = str(record.get("device", device)).partition("/")
         return {**record, **base, "device": name or window.device,
-                "worker_ms": round((time.monotonic() - started) * 1000, 1)}  # fmt: skip
+                "worker_ms": round((time.monotonic() - started) * 1000, 1),
+                "trace_id": tracing.trace_id(),
+                "traceparent": tracing.inject({}).get("traceparent")}  # fmt: skip

@@ -1,0 +1,150 @@
+"""One trace from a gateway's poll to its window's finding: the hub's store, the
+worker's window, the model call and the finding, every span present and parented."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from mcptool.fleet import FleetIngest, FleetWorker, tracing
+from mcptool.link import LinkClient, LinkServer
+from simulators.nats import NatsCluster
+from simulators.ollama import OllamaSimulator
+from tests.fleet.conftest import KEYS
+from tests.fleet.stream_reader import finding_records, messages
+
+BASE_MS = 1_700_000_000_000
+_EXPORTER = InMemorySpanExporter()
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    # The global provider can be set once per process: the first test sets it.
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+        trace.set_tracer_provider(provider)
+    _EXPORTER.clear()
+    yield _EXPORTER
+    _EXPORTER.clear()
+
+
+def poll(ts_ms: int, traceparent: str) -> bytes:
+    return json.dumps(
+        {
+            "device": "boiler",
+            "kind": "telemetry",
+            "ts": ts_ms,
+            "traceparent": traceparent,
+            "readings": [{"point": "temperature", "value": 70.5, "unit": "°C"}],
+        }
+    ).encode()
+
+
+async def test_a_reading_is_traced_from_poll_to_finding(
+    nats_cluster: NatsCluster, spans: InMemorySpanExporter
+) -> None:
+    gateway = trace.get_tracer("test.gateway")
+    async with (
+        OllamaSimulator() as ollama,
+        FleetIngest(nats_cluster.urls, window_s=5) as ingest,
+        LinkServer(
+            "127.0.0.1", 0, KEYS, commit=ingest.commit, resume_point=ingest.resume_point
+        ) as hub,
+        LinkClient(hub.url, "node-1", KEYS["node-1"]) as link,
+        FleetWorker(nats_cluster.urls, ollama.url) as worker,
+    ):
+        for i in range(6):  # a window of five polls, and the one that closes it
+            with gateway.start_as_current_span("gateway.poll"):
+                await link.send(poll(BASE_MS + i * 1000, tracing.inject({})["traceparent"]))
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(worker.run(stop))
+        while worker.analysed < 1:
+            await asyncio.sleep(0.05)
+        stop.set()
+        await running
+        (record,) = await finding_records(ingest._js)
+        (stored_finding,) = await messages(ingest._js, "FLEET_FINDINGS")
+
+    finished: list[ReadableSpan] = list(spans.get_finished_spans())
+    by_id = {span.context.span_id: span for span in finished}
+
+    def parent(span: ReadableSpan) -> ReadableSpan:
+        assert span.parent is not None, f"{span.name} has no parent"
+        return by_id[span.parent.span_id]
+
+    (window,) = [s for s in finished if s.name == "fleet.window"]
+    (model_call,) = [s for s in finished if s.name == "analysis.model_call"]
+    (finding,) = [s for s in finished if s.name == "fleet.finding"]
+    polls = [s for s in finished if s.name == "gateway.poll"]
+    stores = [s for s in finished if s.name == "fleet.store"]
+    assert len(polls) == len(stores) == 6
+
+    # poll -> store -> window -> model call, and window -> finding: one trace
+    first_store = parent(window)
+    assert first_store.name == "fleet.store" and parent(first_store) is polls[0]
+    assert parent(model_call) is window and parent(finding) is window
+    assert {s.context.trace_id for s in (polls[0], first_store, window, model_call, finding)} == {
+        polls[0].context.trace_id
+    }
+    # the other four readings of the window are linked, each to its own trace
+    linked = {link.context.span_id for link in window.links}
+    assert linked == {store.context.span_id for store in stores[1:5]}
+    for store, poll_span in zip(stores, polls, strict=True):
+        assert parent(store) is poll_span
+    # the finding names its trace, in its record and in its message's traceparent
+    assert record["trace_id"] == format(polls[0].context.trace_id, "032x")
+    assert stored_finding.headers["traceparent"].split("-")[1] == record["trace_id"]
+    assert format(finding.context.span_id, "016x") in stored_finding.headers["traceparent"]
+
+
+class _Collector(BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[str, bytes]]] = []
+
+    def do_POST(self) -> None:  # the http.server API names it
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Collector.received.append((self.path, body))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_otlp_export_reaches_a_collector_over_http() -> None:
+    """What ``--otlp URL`` installs, in a process of its own (the provider is global)."""
+    server = HTTPServer(("127.0.0.1", 0), _Collector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        script = (
+            "from opentelemetry import trace\n"
+            "from mcptool.fleet import tracing\n"
+            f"tracing.configure({url!r}, 'mcptool-test')\n"
+            "with tracing.tracer().start_as_current_span('fleet.store'):\n"
+            "    pass\n"
+            "trace.get_tracer_provider().shutdown()\n"
+        )
+        subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    paths = [path for path, _ in _Collector.received]
+    assert paths == ["/v1/traces"]
+    assert b"fleet.store" in _Collector.received[0][1]
+    assert b"mcptool-test" in _Collector.received[0][1]
