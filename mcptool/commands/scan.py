@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
@@ -14,14 +15,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mcptool.commands.options import Float, Int
 from mcptool.commands.probe import check_targets
-from mcptool.modbus.connection import Outcome
 from mcptool.modbus.pdu import ProbeRequest
 from mcptool.modbus.probe import ProbeResult
-from mcptool.modbus.report import CsvWriter, json_line, print_table, stdout_console
+from mcptool.modbus.report import (
+    CsvWriter,
+    hidden_line,
+    json_line,
+    print_table,
+    split_answered,
+    stdout_console,
+)
 from mcptool.modbus.scan import Scanner, ScanOptions
 from mcptool.modbus.targets import expand_arguments, parse_units, resolve_targets
-
-_SHOWN = (Outcome.OK, Outcome.EXCEPTION, Outcome.MALFORMED)
 
 
 async def _scan(
@@ -148,11 +153,15 @@ def scan(
 
     if not (as_json or as_csv):
         order = {(t.address, t.port): i for i, t in enumerate(scanner.targets)}
-        shown = [r for r in collected if show_all or r.outcome in _SHOWN]
+        shown, hidden = split_answered(collected)
+        if show_all:
+            shown, hidden = collected, Counter()
         shown.sort(key=lambda r: (order.get((r.host, r.port), 0), r.unit or 0))
         out = stdout_console()
         if shown:
             print_table(out, shown, identity=identify)
+        if (rest := hidden_line(hidden)) is not None:
+            out.print(rest, highlight=False)
         out.print(scanner.summary.line(), highlight=False)
     else:
         err.print(scanner.summary.line(), highlight=False)

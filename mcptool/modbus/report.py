@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from collections.abc import Iterable
 from typing import IO, Any
 
@@ -120,3 +121,38 @@ def print_table(
     console: Console, results: Iterable[ProbeResult], *, identity: bool = False
 ) -> None:
     console.print(table(results, identity=identity))
+
+
+def _hidden_reason(result: ProbeResult) -> str:
+    if result.device_absent:
+        return f"absent behind a gateway ({result.exception_code:#04x})"
+    return result.outcome.value
+
+
+def split_answered(
+    results: Iterable[ProbeResult],
+) -> tuple[list[ProbeResult], Counter[str]]:
+    """What a scan table lists, and the rest counted by why.
+
+    Listed: devices that answered Modbus (values or their own exception) and peers that
+    answered with something that is not Modbus (worth a look). Counted: silence, refusals
+    and a gateway's "device absent" (0x0A/0x0B), which a unit sweep meets for every unit
+    id it tries in vain.
+    """
+    shown: list[ProbeResult] = []
+    hidden: Counter[str] = Counter()
+    for result in results:
+        if result.answered or result.outcome is Outcome.MALFORMED:
+            shown.append(result)
+        else:
+            hidden[_hidden_reason(result)] += 1
+    return shown, hidden
+
+
+def hidden_line(hidden: Counter[str]) -> str | None:
+    """``246 not listed (246 absent behind a gateway (0x0b)): --all lists them ...``."""
+    total = sum(hidden.values())
+    if not total:
+        return None
+    reasons = ", ".join(f"{n} {why}" for why, n in hidden.most_common())
+    return f"{total} not listed ({reasons}): --all lists them, --json gives every row"

@@ -17,7 +17,9 @@ import pytest
 from pyModbusTCP.server import DeviceIdentification
 
 from mcptool.cli import main
+from simulators.modbus.profile import load_profile
 from tests.modbus.peers import pymodbustcp_server, refusing_port
+from tests.modbus.simulator_thread import simulator_thread
 
 
 @contextmanager
@@ -73,6 +75,20 @@ def test_the_table_lists_what_answered_with_identity_and_a_summary(
     assert "Acme PLC-9 1.2" in out
     assert f"127.0.0.1:{bad}" not in out  # refused targets are only counted
     assert "1 device(s) answered on 1 of 2 target(s)" in out
+
+
+def test_a_sweep_behind_a_gateway_lists_the_units_that_answered_and_counts_the_rest(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with simulator_thread(load_profile("gateway")) as sim:  # units 1, 2 and 10; 0x0B else
+        target = f"127.0.0.1:{sim.address[1]}"
+        code, out, _ = run_cli(capsys, "scan", target, "--units", "1-247")
+        _, every, _ = run_cli(capsys, "scan", target, "--units", "1-247", "--json")
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    assert code == 0
+    assert [row.split("│")[2].strip() for row in rows] == ["1", "2", "10"]
+    assert "244 not listed (244 absent behind a gateway (0x0b)): --all lists them" in out
+    assert len(every.splitlines()) == 247
 
 
 def test_nothing_answering_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
