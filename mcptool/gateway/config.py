@@ -51,6 +51,7 @@ __all__ = [
     "MetricsConfig",
     "MqttConfig",
     "PointConfig",
+    "PointInfo",
     "Problem",
     "SpoolConfig",
     "UplinkConfig",
@@ -109,6 +110,25 @@ class PointConfig(SettingsModel):
     length: int | None = Field(default=None, ge=1, le=250)
     bit: int | None = Field(default=None, ge=0, le=15)
     decimals: int | None = Field(default=None, ge=0, le=15)
+    # for people and agents (the context server lists it); changes nothing in polling
+    description: str = ""
+    # only a point marked writable, within [min, max], can be written (the context
+    # server's write tool); nothing else can be, whatever a client asks
+    writable: bool = False
+    min: FiniteFloat | None = None
+    max: FiniteFloat | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PointInfo:
+    """What the config says about a point beyond its register map: its description and
+    whether it may be written, between which bounds (both set when ``writable``, except
+    for a bool)."""
+
+    description: str = ""
+    writable: bool = False
+    min: float | None = None
+    max: float | None = None
 
 
 class DeviceSettings(SettingsModel):
@@ -180,6 +200,12 @@ class GatewayConfig:
     metrics: MetricsConfig | None = None
     base_dir: Path = Path()
     sink_types: SinkRegistry = SINKS  # the registry the config was read with
+    # per device, per point: description and write permission (points not in it: none)
+    point_info: Mapping[str, Mapping[str, PointInfo]] = field(default_factory=dict)
+
+    def info(self, device: str, point: str) -> PointInfo:
+        """The description and write permission of ``device``'s ``point``."""
+        return self.point_info.get(device, {}).get(point, _NO_INFO)
 
     @property
     def mqtt(self) -> MqttConfig | None:
@@ -256,7 +282,8 @@ def parse_config(
         raw = RawConfig.model_validate(own)
     except ValidationError as exc:
         raise ConfigError(source, problems_of(exc.errors()) + problems) from None
-    devices = _expand(raw, problems)
+    infos: dict[str, dict[str, PointInfo]] = {}
+    devices = _expand(raw, problems, infos)
     outward = [sink.name for sink in sinks if sink.delivers]
     if not any(name in data for name in outward):
         names = ", ".join(f"[{name}]" for name in outward)
@@ -271,6 +298,7 @@ def parse_config(
         metrics=raw.metrics,
         base_dir=base_dir,
         sink_types=sinks,
+        point_info=infos,
     )
 
 
@@ -291,12 +319,21 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
-def _expand(raw: RawConfig, problems: list[Problem]) -> list[DeviceSpec]:
+_NO_INFO = PointInfo()
+
+
+def _expand(
+    raw: RawConfig, problems: list[Problem], infos: dict[str, dict[str, PointInfo]]
+) -> list[DeviceSpec]:
     templates: dict[str, tuple[TemplateConfig, list[Point | None]]] = {}
     for name, template in raw.templates.items():
         addressing = template.addressing or raw.defaults.addressing or 0
         points = _points(template.points, f"templates.{name}.points", addressing, problems)
         templates[name] = (template, points)
+    template_infos = {
+        name: _infos(template.points, f"templates.{name}.points", problems)
+        for name, template in raw.templates.items()
+    }
     specs: list[DeviceSpec] = []
     names: dict[str, str] = {}
     for i, device in enumerate(raw.devices):
@@ -318,6 +355,10 @@ def _expand(raw: RawConfig, problems: list[Problem]) -> list[DeviceSpec]:
                     {k: getattr(layer, k) for k in _SETTINGS if getattr(layer, k) is not None}
                 )
         own = _points(device.points, f"{path}.points", settings["addressing"], problems)
+        info = {
+            **(template_infos.get(device.template, {}) if device.template else {}),
+            **_infos(device.points, f"{path}.points", problems),
+        }
         points = [p for p in template_points + own if p is not None]
         if None in own or None in template_points:
             continue
@@ -367,8 +408,60 @@ def _expand(raw: RawConfig, problems: list[Problem]) -> list[DeviceSpec]:
                 problems.append(Problem(f"{path}.points", str(exc)))
                 continue
             specs.append(spec)
+            if info:
+                infos[name] = info
     problems.extend(Problem("devices", line) for line in shared_connection_problems(specs))
     return specs
+
+
+_WRITABLE_TABLES = (Table.HOLDING.value, Table.COIL.value)
+
+
+def _infos(configs: list[PointConfig], path: str, problems: list[Problem]) -> dict[str, PointInfo]:
+    """Descriptions and write permissions; a writable point needs a table that can be
+    written and, unless it is a bool, both bounds (a safety limit the writer enforces)."""
+    out: dict[str, PointInfo] = {}
+    for j, config in enumerate(configs):
+        where = f"{path}[{j}]"
+        if config.writable:
+            bits = config.table == Table.COIL.value or config.type == "bool"
+            if config.table not in _WRITABLE_TABLES:
+                problems.append(
+                    Problem(
+                        f"{where}.writable",
+                        f"a point in the {config.table} table cannot be written"
+                        " (only holding registers and coils)",
+                    )
+                )
+                continue
+            if config.type == "string":
+                problems.append(Problem(f"{where}.writable", "a string point cannot be written"))
+                continue
+            if not bits:
+                missing = [k for k in ("min", "max") if getattr(config, k) is None]
+                if missing:
+                    problems.append(
+                        Problem(
+                            f"{where}.{missing[0]}",
+                            "a writable point needs bounds: add min and max",
+                        )
+                    )
+                    continue
+        if config.min is not None and config.max is not None and config.min > config.max:
+            problems.append(
+                Problem(f"{where}.max", f"should be at least min ({config.min}), got {config.max}")
+            )
+            continue
+        if (config.min is not None or config.max is not None) and not config.writable:
+            problems.append(
+                Problem(f"{where}.writable", "min and max bound writes: add writable = true")
+            )
+            continue
+        if config.description or config.writable:
+            out[config.name] = PointInfo(
+                config.description, config.writable, config.min, config.max
+            )
+    return out
 
 
 def _points(
