@@ -60,6 +60,9 @@ COMMANDS = {
     "gateway": "mcptool.commands.gateway:gateway",
     "demo": "mcptool.commands.demo:demo",
     "model": "mcptool.commands.model:model",
+    # the Model Context Protocol server and its local agent (not MCP, the link's protocol)
+    "context": "mcptool.commands.context:context",
+    "ask": "mcptool.commands.context:ask",
 }
 
 

@@ -169,6 +169,7 @@ async def collect(
 ) -> Response:
     """A chunk stream as one object (``stream: false``); a :class:`StreamError`, a 500."""
     text: list[str] = []
+    calls: list[Any] = []  # a chat answer's tool calls, in the order they came
     last: dict[str, Any] = {}
     try:
         async for chunk in chunks:
@@ -178,6 +179,7 @@ async def collect(
                 text.append(chunk["response"])
             else:
                 text.append(chunk["message"]["content"])
+                calls.extend(chunk["message"].get("tool_calls") or ())
     except StreamError as exc:
         return error(500, str(exc))
     finally:
@@ -187,4 +189,6 @@ async def collect(
         last["response"] = "".join(text)
     else:
         last["message"] = {"role": "assistant", "content": "".join(text)}
+        if calls:
+            last["message"]["tool_calls"] = calls
     return Response(200, dump(last))

@@ -53,6 +53,7 @@ from simulators.ollama.catalog import SimModel, canonical
 from simulators.ollama.faults import Fault, FaultKind, FaultPlan
 from simulators.ollama.schema_values import value_for
 from simulators.ollama.text import seeded, sentence, token_ids, tokenize
+from simulators.ollama.tools import tool_answer, tool_calls
 
 __all__ = ["BUSY_MESSAGE", "Counters", "OllamaSimulator", "keep_alive_seconds", "rfc3339"]
 
@@ -399,6 +400,8 @@ class OllamaSimulator:
             scripted = self.answer(kind, body)
             if scripted is not None:
                 return tokenize(scripted)
+        if kind == "chat" and body.get("tools"):
+            return tokenize(tool_answer(body))
         options = body.get("options") or {}
         fmt = body.get("format")
         rng = seeded(
@@ -443,7 +446,15 @@ class OllamaSimulator:
             await self._scheduler.acquire(state, ticket)
             try:
                 prompt_started = time.perf_counter_ns()
-                tokens = self._answer(kind, body, prompt, fault)
+                calls = tool_calls(body) if kind == "chat" else None
+                tokens = [] if calls else self._answer(kind, body, prompt, fault)
+                if calls:
+                    yield {
+                        "model": name,
+                        "created_at": rfc3339(),
+                        "message": {"role": "assistant", "content": "", "tool_calls": calls},
+                        "done": False,
+                    }
                 limit = options.get("num_predict")
                 reason = "stop"
                 if isinstance(limit, int) and 0 <= limit < len(tokens):

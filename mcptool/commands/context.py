@@ -1,0 +1,176 @@
+"""``mcptool context serve`` and ``mcptool ask``: the plant for LLM agents (the Model
+Context Protocol; not MCP, the link's protocol). See docs/CONTEXT.md."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from mcptool.commands.options import Host, Int, ModelName, Url
+from mcptool.errors import UsageError
+
+TOKEN_ENV = "MCPTOOL_CONTEXT_TOKEN"
+
+
+@click.group()
+def context() -> None:
+    """Serve the plant to LLM agents over the Model Context Protocol."""
+
+
+def _config(path: str):  # type: ignore[no-untyped-def]
+    from mcptool.commands.gateway import _load
+
+    loaded = _load(path)
+    if isinstance(loaded, int):
+        sys.exit(loaded)
+    return loaded
+
+
+def _http(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
+        raise UsageError(f"--http {text}: give HOST:PORT, e.g. 127.0.0.1:8765")
+    return host.strip("[]"), int(port)
+
+
+def _token(token_file: str | None) -> str | None:
+    if token_file is not None:
+        try:
+            token = Path(token_file).read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"--token-file {token_file}: cannot read ({exc.strerror})") from None
+        if not token:
+            raise UsageError(f"--token-file {token_file}: the file is empty: put a token in it")
+        return token
+    return os.environ.get(TOKEN_ENV) or None
+
+
+@context.command()
+@click.option("--config", "config_path", required=True, help="The plant's TOML config.")
+@click.option(
+    "--http",
+    "http",
+    default=None,
+    metavar="HOST:PORT",
+    help="Streamable HTTP at http://HOST:PORT/mcp instead of stdio.",
+)
+@click.option("--token-file", default=None, help=f"Bearer token for --http (or ${TOKEN_ENV}).")
+@click.option(
+    "--gateway/--no-gateway",
+    default=False,
+    show_default=True,
+    help="Run the config's gateway in this process and serve its current values.",
+)
+@click.option("--allow-probe", multiple=True, type=Host(), help="Another host probe may reach.")
+@click.option("--audit", "audit_path", default=None, help="Append every write attempt here.")
+def serve(
+    config_path: str,
+    http: str | None,
+    token_file: str | None,
+    gateway: bool,
+    allow_probe: tuple[str, ...],
+    audit_path: str | None,
+) -> None:
+    """Serve the plant's tools, resources and prompts (stdio unless --http)."""
+    from mcptool.context import open_context, serve_http, serve_stdio
+    from mcptool.context.server import check_http
+
+    config = _config(config_path)
+    token = _token(token_file)
+    address = _http(http) if http else None
+    if address is not None:
+        check_http(address[0], token)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
+
+    async def run() -> None:
+        audit = Path(audit_path) if audit_path else None
+        async with open_context(
+            config, gateway=gateway, allow_probe=allow_probe, audit_path=audit
+        ) as (_tools, server):
+            if address is None:
+                await serve_stdio(server)
+                return
+
+            def ready(port: int) -> None:
+                click.echo(f"context server on http://{address[0]}:{port}/mcp", err=True)
+
+            await serve_http(server, address[0], address[1], token, on_ready=ready)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+@click.command()
+@click.argument("question")
+@click.option("--config", "config_path", required=True, help="The plant's TOML config.")
+@click.option(
+    "--ollama",
+    "ollama_url",
+    type=Url("http", "https", path=True),
+    default=None,
+    help="Ollama server (default $OLLAMA_HOST or http://127.0.0.1:11434).",
+)
+@click.option("--model", type=ModelName(), default="llama3.2", show_default=True)
+@click.option(
+    "--max-steps",
+    type=Int(1, 50),
+    default=6,
+    show_default=True,
+    help="Rounds of tool calls before giving up.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: answer and calls.")
+def ask(
+    question: str,
+    config_path: str,
+    ollama_url: str | None,
+    model: str,
+    max_steps: int,
+    as_json: bool,
+) -> int:
+    """Ask a local model a question about the plant; it calls the plant's tools."""
+    from mcptool.context import open_context
+    from mcptool.context.agent import ask as run_ask
+    from mcptool.ollama import OllamaClient
+
+    config = _config(config_path)
+
+    async def run():  # type: ignore[no-untyped-def]
+        async with open_context(config) as (_tools, server), OllamaClient(ollama_url) as client:
+            return await run_ask(question, server, client, model, max_steps=max_steps)
+
+    answer = asyncio.run(run())
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "answer": answer.text,
+                    "stopped": answer.stopped,
+                    "steps": answer.steps,
+                    "calls": [
+                        {
+                            "name": c.name,
+                            "arguments": c.arguments,
+                            "error": c.error,
+                            "result": c.result,
+                        }
+                        for c in answer.calls
+                    ],
+                },
+                ensure_ascii=False,
+            )
+        )
+    else:
+        for call in answer.calls:
+            mark = "error" if call.error else "ok"
+            args = json.dumps(call.arguments, ensure_ascii=False)
+            shown = call.result if len(call.result) <= 200 else call.result[:197] + "..."
+            click.echo(f"tool {call.name}({args}) {mark}: {shown}", err=True)
+        click.echo(answer.text or answer.stopped)
+    return 0 if answer.text else 1

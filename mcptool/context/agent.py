@@ -1,0 +1,124 @@
+"""``mcptool ask``: a local agent loop over the plant's tools and an Ollama model.
+
+The model gets the context server's tools (their names, descriptions and input schemas,
+as Ollama's ``tools`` in ``/api/chat``), asks for calls (``message.tool_calls``), and
+the loop runs each one through the same ``MCPServer`` that ``context serve`` exposes, in
+process, so the checks (writable points, bounds, probe targets, history limits) are the
+same. A call the server refuses (an unknown tool, bad arguments, a point not writable)
+goes back to the model as the tool's error text, which it may correct. The loop ends
+with the model's answer, or after ``max_steps`` rounds of calls.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+
+from mcptool.ollama import OllamaClient
+
+__all__ = ["Answer", "ToolCall", "ask", "tool_specs"]
+
+SYSTEM = (
+    "You answer questions about an industrial plant. Use the tools to read the plant's"
+    " devices, current values, history and findings; never guess a value. Quote the"
+    " values you use with their units. Answer briefly."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+    result: str  # the JSON (or error text) the model was given
+    error: bool
+
+
+@dataclass(slots=True)
+class Answer:
+    text: str
+    calls: list[ToolCall] = field(default_factory=list)
+    steps: int = 0
+    stopped: str = ""  # why the loop ended without an answer (step limit)
+
+
+async def tool_specs(server: MCPServer) -> list[dict[str, Any]]:
+    """The server's tools in Ollama's ``tools`` shape."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": tool.name,
+                "description": tool.description or "",
+                "parameters": tool.input_schema,
+            },
+        }
+        for tool in await server.list_tools()
+    ]
+
+
+async def run_tool(server: MCPServer, name: str, arguments: dict[str, Any]) -> tuple[str, bool]:
+    """The text the model gets for one call, and whether it is an error."""
+    try:
+        result = await server.call_tool(name, arguments)
+    except ToolError as exc:
+        return f"error: {exc}", True
+    structured = getattr(result, "structured_content", None)
+    if getattr(result, "is_error", False) or structured is None:
+        text = " ".join(getattr(block, "text", "") for block in getattr(result, "content", []))
+        return (f"error: {text}" if getattr(result, "is_error", False) else text), bool(
+            getattr(result, "is_error", False)
+        )
+    return json.dumps(structured, ensure_ascii=False, separators=(",", ":")), False
+
+
+async def ask(
+    question: str,
+    server: MCPServer,
+    client: OllamaClient,
+    model: str,
+    *,
+    max_steps: int = 6,
+    options: dict[str, Any] | None = None,
+) -> Answer:
+    """Ask ``model`` ``question`` with the server's tools; run the calls it asks for."""
+    tools = await tool_specs(server)
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": question},
+    ]
+    answer = Answer(text="")
+    for step in range(1, max_steps + 1):
+        answer.steps = step
+        result = await client.chat(
+            model,
+            messages,
+            tools=tools,
+            stream=False,
+            options=options or {"temperature": 0, "seed": 42},
+        )
+        if not result.tool_calls:
+            answer.text = result.text.strip()
+            return answer
+        messages.append(
+            {"role": "assistant", "content": result.text, "tool_calls": result.tool_calls}
+        )
+        for call in result.tool_calls:
+            function = call.get("function") or {}
+            name = str(function.get("name", ""))
+            arguments = function.get("arguments") or {}
+            if isinstance(arguments, str):  # some models send the arguments as JSON text
+                try:
+                    arguments = json.loads(arguments)
+                except ValueError:
+                    arguments = {"_unparsed": arguments}
+            if not isinstance(arguments, dict):
+                arguments = {"_unparsed": arguments}
+            text, error = await run_tool(server, name, arguments)
+            answer.calls.append(ToolCall(name, arguments, text, error))
+            messages.append({"role": "tool", "tool_name": name, "content": text})
+    answer.stopped = f"no answer after {max_steps} steps of tool calls (--max-steps)"
+    return answer
