@@ -70,11 +70,19 @@ def example(name: str | None) -> int:
 
 @gateway.command()
 @_CONFIG
-def check(config_path: str) -> int:
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Also read every point once: value, unit, quality, and a word order that fits "
+    "where a value is implausible (exit 1 unless every point is ok).",
+)
+def check(config_path: str, live: bool) -> int:
     """Validate a config: one line per problem, with its path; exit 2 if any."""
     config = _load(config_path)
     if isinstance(config, int):
         return config
+    if live:
+        return _check_live(config)
     sinks = [sink.label(settings) for sink, settings in config.enabled_sinks()]
     reads = sum(len(device.plan()) for device in config.devices)
     click.echo(
@@ -83,6 +91,51 @@ def check(config_path: str) -> int:
         f"to {', '.join(sinks)}"
     )
     return 0
+
+
+#: Devices read at once by ``check --live``.
+_LIVE_CONCURRENCY = 16
+
+
+def _check_live(config: GatewayConfig) -> int:
+    """Read each point once and print one line per point; 0 when every point is ok."""
+    from mcptool.modbus.live_check import PointCheck, check_device
+    from mcptool.modbus.timeouts import Timeouts
+
+    async def every() -> list[list[PointCheck]]:
+        gate = asyncio.Semaphore(_LIVE_CONCURRENCY)
+
+        async def one(device: Any) -> list[PointCheck]:
+            async with gate:
+                timeouts = Timeouts(connect=device.connect_timeout, response=device.timeout)
+                return await check_device(device, timeouts)
+
+        return list(await asyncio.gather(*(one(d) for d in config.devices)))
+
+    checks = [c for device in asyncio.run(every()) for c in device]
+    rows = [
+        (
+            c.device,
+            c.point.name,
+            f"{c.point.table.value} {c.point.address}",
+            "-" if c.value is None else _shown(c.value),
+            c.point.unit,
+            c.quality + (f"; {c.advice()}" if c.advice() else ""),
+        )
+        for c in checks
+    ]
+    heads = ("device", "point", "address", "value", "unit", "quality")
+    widths = [max(len(r[i]) for r in [heads, *rows]) for i in range(5)]
+    for row in [heads, *rows]:
+        cells = "  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths, strict=False))
+        click.echo(f"{cells}  {row[5]}")
+    bad = sum(1 for c in checks if not c.ok)
+    click.echo(f"{plural(len(checks), 'point')}: {len(checks) - bad} ok, {bad} not")
+    return 0 if bad == 0 else 1
+
+
+def _shown(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 @gateway.command()
