@@ -16,8 +16,11 @@ import click
 from mcptool.commands.nats_options import (
     NatsUrls,
     flush_traces,
+    metrics_address,
+    metrics_option,
     otlp_option,
     require_fleet,
+    serve_metrics,
     start_tracing,
 )
 from mcptool.commands.options import Float, Int, ModelName, Url, plural
@@ -198,6 +201,7 @@ def stamp() -> str:
     help="With --nats: window length of the readings handed to analysis workers.",
 )
 @otlp_option
+@metrics_option
 @click.option(
     "--ollama",
     "ollama_url",
@@ -242,6 +246,7 @@ def hub(
     nats_urls: list[str] | None,
     window_s: float,
     otlp_url: str | None,
+    metrics_listen: str | None,
     ollama_url: str | None,
     mqtt_url: str | None,
     model: str,
@@ -268,6 +273,7 @@ def hub(
         raise UsageError(
             "--journal and --nats: with --nats the stream is the hub's ledger; drop --journal"
         )
+    address = metrics_address(metrics_listen)
     ingest = None
     if nats_urls:
         require_fleet("--nats")
@@ -285,6 +291,8 @@ def hub(
     journaled = f", journal {journal}: {resumed(ledger.snapshot())}" if journal else ""
     if nats_urls:
         journaled = f", storing in NATS {','.join(nats_urls)}"
+    elif metrics_listen:
+        raise UsageError("--metrics: the hub's metrics are the fleet's; give --nats too")
 
     def log(kind: str, node: str, **fields: Any) -> None:
         if as_json:
@@ -353,7 +361,11 @@ def hub(
             await server.start()
         except OSError as exc:
             raise UsageError(f"--listen {listen}: cannot listen there: {exc.strerror}") from None
-        click.echo(f"hub listening on {server.url} ({plural(len(keys), 'node key')}{journaled})")
+        metrics_url = serve_metrics(ingest.metrics, address) if ingest else None
+        served = f", metrics on {metrics_url}" if metrics_url else ""
+        click.echo(
+            f"hub listening on {server.url} ({plural(len(keys), 'node key')}{journaled}{served})"
+        )
         sys.stdout.flush()
         try:
             await until_stopped(stop, duration)
@@ -376,6 +388,7 @@ def hub(
         finally:
             if ingest is not None:
                 await ingest.close()
+                ingest.metrics.close()
                 flush_traces()
 
     try:

@@ -9,7 +9,16 @@ import click
 
 from mcptool.commands.options import Url
 
-__all__ = ["NatsUrls", "flush_traces", "otlp_option", "require_fleet", "start_tracing"]
+__all__ = [
+    "NatsUrls",
+    "flush_traces",
+    "metrics_address",
+    "metrics_option",
+    "otlp_option",
+    "require_fleet",
+    "serve_metrics",
+    "start_tracing",
+]
 
 
 class NatsUrls(click.ParamType):
@@ -63,6 +72,41 @@ def start_tracing(otlp_url: str | None, service: str) -> None:
     from mcptool.fleet.tracing import configure
 
     configure(otlp_url, service)
+
+
+def metrics_option(function: Any) -> Any:
+    return click.option(
+        "--metrics",
+        "metrics_listen",
+        help="Serve Prometheus metrics on HOST:PORT/metrics (e.g. 127.0.0.1:9464).",
+    )(function)
+
+
+def metrics_address(listen: str | None) -> tuple[str, int] | None:
+    """``--metrics HOST:PORT``, checked before anything connects (None: not asked)."""
+    if listen is None:
+        return None
+    from mcptool.commands.hub import parse_listen
+    from mcptool.errors import UsageError
+
+    try:
+        return parse_listen(listen)
+    except UsageError as exc:  # the same rules as --listen, named for this option
+        raise UsageError(str(exc).replace("--listen", "--metrics", 1)) from None
+
+
+def serve_metrics(metrics: Any, address: tuple[str, int] | None) -> str | None:
+    """Start ``/metrics`` at ``address``; its URL, or None when not asked."""
+    if address is None:
+        return None
+    from mcptool.errors import UsageError
+
+    host, port = address
+    try:
+        port = metrics.serve(host, port)
+    except OSError as exc:
+        raise UsageError(f"--metrics {host}:{port}: cannot listen there: {exc.strerror}") from None
+    return f"http://{host}:{port}/metrics"
 
 
 def flush_traces() -> None:

@@ -11,8 +11,11 @@ import click
 from mcptool.commands.nats_options import (
     NatsUrls,
     flush_traces,
+    metrics_address,
+    metrics_option,
     otlp_option,
     require_fleet,
+    serve_metrics,
     start_tracing,
 )
 from mcptool.commands.options import Float, Int, ModelName, Url
@@ -54,6 +57,7 @@ from mcptool.errors import UsageError
     "(set when the work queue is first created).",
 )
 @otlp_option
+@metrics_option
 @click.option("--duration", type=Float(0, 31_536_000, min_open=True), help="Stop after N seconds.")
 def worker(
     nats_urls: list[str],
@@ -62,11 +66,13 @@ def worker(
     max_in_flight: int,
     ack_wait: float,
     otlp_url: str | None,
+    metrics_listen: str | None,
     duration: float | None,
 ) -> int:
     """Take closed windows from the fleet's work queue, analyse each with the model, and
     publish one finding per window (docs/FLEET.md). Start more workers to go faster."""
     require_fleet("--nats")
+    address = metrics_address(metrics_listen)
     start_tracing(otlp_url, "mcptool-worker")
     from mcptool.fleet import FleetWorker, StreamSettings
 
@@ -89,9 +95,11 @@ def worker(
                 f"--nats {','.join(nats_urls)}: cannot use JetStream there"
                 f" ({str(exc) or type(exc).__name__}): is the cluster up, with JetStream on?"
             ) from None
+        metrics_url = serve_metrics(fleet_worker.metrics, address)
         click.echo(
             f"worker taking windows from NATS {','.join(nats_urls)}, model {model} at"
             f" {ollama_url}, {max_in_flight} at a time"
+            + (f", metrics on {metrics_url}" if metrics_url else "")
         )
         sys.stdout.flush()
         loop = asyncio.ensure_future(fleet_worker.run(stop))
@@ -101,6 +109,7 @@ def worker(
             stop.set()
             await loop
             await fleet_worker.close()
+            fleet_worker.metrics.close()
             flush_traces()
             click.echo(
                 f"worker stopped: {fleet_worker.analysed} windows analysed,"

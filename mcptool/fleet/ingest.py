@@ -26,6 +26,7 @@ from nats.js.errors import NotFoundError
 from opentelemetry.trace import SpanKind
 
 from mcptool.fleet import tracing
+from mcptool.fleet.metrics import IngestMetrics
 from mcptool.fleet.streams import StreamSettings, ensure_streams
 from mcptool.fleet.subjects import (
     DATA_STREAM,
@@ -161,6 +162,7 @@ class FleetIngest:
         self.name = name
         self.nc: Client | None = None
         self.js: JetStreamContext | None = None
+        self.metrics = IngestMetrics()
         self.stored = 0
         self.duplicates = 0
         self.windows_closed = 0
@@ -209,11 +211,13 @@ class FleetIngest:
     async def commit(self, node: str, frames: Sequence[tuple[int, bytes]]) -> None:
         """Store each frame (in order); returns once JetStream confirmed them all."""
         try:
-            for seq, body in frames:
-                await self._store(node, seq, body)
+            with self.metrics.latency.time():
+                for seq, body in frames:
+                    await self._store(node, seq, body)
         except BaseException:
             # What was published of a window may be ahead of this memory: re-read it.
             self.windows.forget(node)
+            self.metrics.failures.inc()
             raise
 
     def event(self, node: str, body: dict[str, Any]) -> None:
@@ -262,8 +266,10 @@ class FleetIngest:
                     window_subject(node, poll.device),
                     json.dumps(closed.to_json()).encode(),
                     {**context, MSG_ID: window_id(node, poll.device, closed.index)},
+                    frame=False,
                 )
                 self.windows_closed += 1
+                self.metrics.windows.inc()
             ack = await self._publish(
                 data_subject(node, poll.device), body, {**headers, **placement.headers}
             )
@@ -278,12 +284,18 @@ class FleetIngest:
             return None
         return OpenWindow.from_headers(message.headers, message.seq)
 
-    async def _publish(self, subject: str, body: bytes, headers: dict[str, str]) -> PubAck:
+    async def _publish(
+        self, subject: str, body: bytes, headers: dict[str, str], *, frame: bool = True
+    ) -> PubAck:
         ack: PubAck = await self._retry(lambda: self._js.publish(subject, body, headers=headers))
+        if not frame:
+            return ack
         if ack.duplicate:
             self.duplicates += 1
+            self.metrics.duplicates.inc()
         else:
             self.stored += 1
+            self.metrics.stored.inc()
         return ack
 
     async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:

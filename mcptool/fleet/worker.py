@@ -39,6 +39,7 @@ from mcptool.analysis import (
 )
 from mcptool.fleet import tracing
 from mcptool.fleet.ingest import connect, retry
+from mcptool.fleet.metrics import WorkerMetrics
 from mcptool.fleet.streams import StreamSettings, ensure_consumer, ensure_streams
 from mcptool.fleet.subjects import (
     DATA_STREAM,
@@ -79,17 +80,21 @@ class _Asked:
     """The worker's model seen by a one-window pipeline: no preload per window (the
     worker loaded the model once at start), and a span per call."""
 
-    def __init__(self, model: AnalysisModel, name: str) -> None:
+    def __init__(self, model: AnalysisModel, name: str, metrics: WorkerMetrics) -> None:
         self.model = model
         self.name = name
+        self.metrics = metrics
 
     async def ask(
         self, messages: Sequence[Mapping[str, str]], schema: Mapping[str, Any]
     ) -> ModelAnswer:
-        with tracing.tracer().start_as_current_span(
-            "analysis.model_call",
-            kind=SpanKind.CLIENT,
-            attributes={"gen_ai.request.model": self.name},
+        with (
+            tracing.tracer().start_as_current_span(
+                "analysis.model_call",
+                kind=SpanKind.CLIENT,
+                attributes={"gen_ai.request.model": self.name},
+            ),
+            self.metrics.model_latency.time(),
         ):
             return await self.model.ask(messages, schema)
 
@@ -123,6 +128,7 @@ class FleetWorker:
         self.js: JetStreamContext | None = None
         self.model: OllamaModel | None = None
         self.prompts = Prompts.load(None)
+        self.metrics = WorkerMetrics()
         self.analysed = 0
         self.duplicates = 0
         self.retried = 0
@@ -202,12 +208,14 @@ class FleetWorker:
             await message.term()
             return
         keepalive = asyncio.ensure_future(self._in_progress(message))
+        self.metrics.in_flight.inc()
         try:
             record = await asyncio.wait_for(self.analyse(window), self.window_timeout_s)
         except Exception as exc:
             # The model is down or slow, or the stream is moving: another try later, by
             # whichever worker takes it.
             self.retried += 1
+            self.metrics.retries.inc()
             log.warning("window %s/%s@%d: %r, retried later", window.node, window.device,
                         window.index, exc)  # fmt: skip
             with contextlib.suppress(Exception):
@@ -215,6 +223,7 @@ class FleetWorker:
             return
         finally:
             keepalive.cancel()
+            self.metrics.in_flight.dec()
         js = self.js
         assert js is not None
         traceparent = record.pop("traceparent", None)
@@ -232,6 +241,10 @@ class FleetWorker:
             ack = await retry(lambda: js.publish(subject, body, headers=headers), self.deadline_s)
         if ack.duplicate:
             self.duplicates += 1
+            self.metrics.duplicates.inc()
+        elif record.get("type") == "finding":
+            self.metrics.findings.labels(str(record.get("severity"))).inc()
+        self.metrics.windows.labels(str(record.get("type"))).inc()
         self.analysed += 1
         await retry(message.ack_sync, self.deadline_s)
 
@@ -317,7 +330,7 @@ class FleetWorker:
         pipeline = AnalysisPipeline(
             self._config(window.window_s),
             sink=sink,
-            model=_Asked(self.model, self.model_name),
+            model=_Asked(self.model, self.model_name, self.metrics),
             prompts=self.prompts,
         )
         device = f"{window.node}/{window.device}"

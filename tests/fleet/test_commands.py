@@ -64,3 +64,15 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_metrics_need_an_address_and_at_the_hub_nats(tmp_path: Path) -> None:
+    keys = str(write_keys(tmp_path / "keys"))
+    result = mcptool("hub", "--keys", keys, "--metrics", "127.0.0.1:0")
+    assert result.returncode == 2 and "give --nats too" in result.stderr
+    result = mcptool(
+        "worker", "--nats", "nats://127.0.0.1:4222", "--ollama", "http://127.0.0.1:1",
+        "--metrics", "nowhere",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: --metrics 'nowhere': use HOST:PORT")
