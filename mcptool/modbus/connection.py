@@ -8,7 +8,9 @@ and cost little more than the kernel's own TCP work (pymodbus's client takes abo
 the CPU per probe; its ``connect()`` no longer sleeps 0.1 s as of 3.16, see
 docs/PROBE.md). The PDUs come from the function entries (``functions``) and pass the
 read-only guard (``pdu.check_read_only_pdu``) in ``exchange``; the bytes around them are
-``mbap``'s. Probe, scan, identification and the gateway's poller all use this class.
+the framing's: ``mbap`` (Modbus/TCP) or ``rtu`` (RTU over TCP, as serial-to-Ethernet
+converters pass it), chosen per connection through ``framing``. Probe, scan,
+identification and the gateway's poller all use this class.
 """
 
 from __future__ import annotations
@@ -21,15 +23,8 @@ import socket
 import time
 from typing import Any, Final
 
-from mcptool.modbus.mbap import (
-    Answer,
-    Expectation,
-    Malformed,
-    MalformedField,
-    Stale,
-    check_reply,
-    frame,
-)
+from mcptool.modbus.framing import Framing, FramingName, make_framing
+from mcptool.modbus.mbap import Answer, Malformed, MalformedField
 from mcptool.modbus.outcome import (
     RESET_ERRNOS,
     Cause,
@@ -42,7 +37,7 @@ from mcptool.modbus.pdu import check_read_only_pdu
 __all__ = ["Failure", "ModbusConnection", "Outcome", "classify_connect_error"]
 
 
-def _partial(buffer: bytearray, then: Failure) -> Failure:
+def _partial(buffer: bytes, then: Failure) -> Failure:
     # Bytes came, then the peer stopped: it answered, just not with a whole frame.
     if not buffer:
         return then
@@ -71,34 +66,36 @@ class ModbusConnection:
     silent units included.
     """
 
-    __slots__ = (
-        "_buffer",
-        "_ended",
-        "_expect",
-        "_loop",
-        "_next_tid",
-        "_sock",
-        "_stale",
-        "_waiter",
-        "connect_ms",
-    )
+    __slots__ = ("_ended", "_framing", "_loop", "_sock", "_waiter", "connect_ms")
 
-    def __init__(self, sock: socket.socket, connect_ms: float) -> None:
+    #: The guard every request passes before a byte goes out. Here the read-only one, for
+    #: probe, scan, identification and the poller; only ``write.WriteConnection`` (the
+    #: explicit write path, which none of them imports) puts its own in its place.
+    guard = staticmethod(check_read_only_pdu)
+
+    def __init__(
+        self, sock: socket.socket, connect_ms: float, framing: Framing | None = None
+    ) -> None:
         self._sock = sock
         self._loop = asyncio.get_running_loop()
-        self._buffer = bytearray()
-        self._stale: set[int] = set()
+        self._framing = framing if framing is not None else make_framing(FramingName.TCP)
         self._ended: Failure | None = None
-        self._expect: Expectation | None = None
         self._waiter: asyncio.Future[Answer | Failure] | None = None
-        self._next_tid = 1
         self.connect_ms = connect_ms
 
     @classmethod
     async def open(
-        cls, host: str, port: int, *, connect_timeout: float
+        cls,
+        host: str,
+        port: int,
+        *,
+        connect_timeout: float,
+        framing: FramingName | str = FramingName.TCP,
     ) -> ModbusConnection | Failure:
         """Connect within ``connect_timeout`` seconds, or say why not.
+
+        ``framing`` is how requests and replies are framed on the connection: Modbus/TCP
+        (MBAP) or RTU frames (RTU over TCP; TCP gives no silences to rely on).
 
         A host name is resolved first (its first address is used); ``socket.gaierror``
         propagates for a name that does not resolve.
@@ -124,7 +121,7 @@ class ModbusConnection:
             sock.close()
             exc = TimeoutError() if error < 0 else OSError(error, os.strerror(error))
             return classify_connect_error(exc)
-        return cls(sock, (time.perf_counter() - started) * 1000.0)
+        return cls(sock, (time.perf_counter() - started) * 1000.0, make_framing(framing))
 
     @property
     def usable(self) -> bool:
@@ -151,17 +148,12 @@ class ModbusConnection:
         Only complete, well-formed reads, 0x2B/0x0E and 0x11 can be sent: anything else
         raises ``ReadOnlyError`` before a byte goes out (see ``pdu.check_read_only_pdu``).
         """
-        entry = check_read_only_pdu(pdu)
-        tid = self._next_tid
-        self._next_tid = tid % 0xFFFF + 1
-        expect = Expectation(tid, unit, pdu[0], entry.response_size(pdu), entry.byte_counted)
+        entry = self.guard(pdu)
         started = time.perf_counter()
-        result = await self._exchange(expect, frame(tid, unit, pdu), timeout)
+        result = await self._exchange(self._framing.request(unit, pdu, entry), timeout)
         return result, (time.perf_counter() - started) * 1000.0
 
-    async def _exchange(
-        self, expect: Expectation, request: bytes, timeout: float
-    ) -> Answer | Failure:
+    async def _exchange(self, request: bytes, timeout: float) -> Answer | Failure:
         if self._ended is not None:
             return self._ended
         loop, sock = self._loop, self._sock
@@ -180,9 +172,10 @@ class ModbusConnection:
                 return _TIMEOUT
             except OSError as exc:
                 return self._lost(exc)
-        self._expect = expect
-        if self._buffer and (verdict := self._judge()) is not None:
-            return verdict
+        # Bytes already in hand (a read that took more than the last reply) go first.
+        verdict = self._framing.feed(b"", 0.0)
+        if verdict is not None:
+            return self._verdict(verdict)
         waiter = self._waiter = loop.create_future()
         fd = sock.fileno()
         loop.add_reader(fd, self._on_readable)
@@ -207,43 +200,34 @@ class ModbusConnection:
             return
         if not data:
             self._ended = _CLOSED
-            waiter.set_result(_partial(self._buffer, _CLOSED))
+            waiter.set_result(_partial(self._framing.timed_out()[0], _CLOSED))
             return
-        self._buffer += data
-        verdict = self._judge()
+        verdict = self._framing.feed(data, 0.0)
         if verdict is not None:
-            waiter.set_result(verdict)
+            waiter.set_result(self._verdict(verdict))
+
+    def _verdict(self, verdict: Answer | Malformed) -> Answer | Failure:
+        if isinstance(verdict, Malformed):
+            # The stream cannot be trusted past a bad frame.
+            self._ended = Failure(Cause.MALFORMED, verdict.reason, verdict.field)
+            return self._ended
+        return verdict
 
     def _on_deadline(self) -> None:
-        waiter, expect = self._waiter, self._expect
-        if waiter is None or waiter.done() or expect is None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
             return
-        self._stale.add(expect.transaction_id)
-        failure = _partial(self._buffer, _TIMEOUT)
+        partial, heard = self._framing.timed_out()
+        failure = _partial(partial, _TIMEOUT)
         if failure is not _TIMEOUT:
             self._ended = failure
+        elif heard:
+            failure = Failure(Cause.TIMEOUT, f"{_TIMEOUT.reason}; heard {heard}")
         waiter.set_result(failure)
 
     def _lost(self, exc: OSError) -> Failure:
         self._ended = _RESET if exc.errno in RESET_ERRNOS else _closed_by(exc)
-        return _partial(self._buffer, self._ended)
-
-    def _judge(self) -> Answer | Failure | None:
-        buffer, expect = self._buffer, self._expect
-        assert expect is not None
-        while True:
-            verdict = check_reply(buffer, expect, self._stale)
-            if verdict is None:
-                return None
-            if isinstance(verdict, Stale):
-                del buffer[: verdict.size]
-                continue
-            if isinstance(verdict, Malformed):
-                # The stream cannot be trusted past a bad frame.
-                self._ended = Failure(Cause.MALFORMED, verdict.reason, verdict.field)
-                return self._ended
-            del buffer[: verdict.size]
-            return verdict
+        return _partial(self._framing.timed_out()[0], self._ended)
 
     def close(self) -> None:
         self._ended = self._ended or _CLOSED

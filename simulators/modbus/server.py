@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from mcptool.errors import McptoolError
+from mcptool.modbus import rtu
 from mcptool.modbus.functions import FUNCTIONS, exception_pdu
 from mcptool.modbus.mbap import HEADER, frame, split_requests
 from simulators.modbus.device import DeviceState, UnitState
 from simulators.modbus.faults import CONNECTION_KINDS, Fault, FaultError
 from simulators.modbus.profile import DeviceProfile
+from simulators.modbus.serial import SerialLine, SerialSettings
 from simulators.modbus.values import Scalar
 
 _LINGER_RST = struct.pack("ii", 1, 0)
@@ -114,6 +116,9 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.after_counts: dict[int, int] = {}
         self.transport: asyncio.Transport | None = None
+        # RTU frames (over TCP here; a serial line feeds _request itself, see serial.py)
+        self.rtu = listener.rtu
+        self.requests = rtu.RequestDecoder(gap=None)
 
     # -- connection ------------------------------------------------------------------
 
@@ -150,6 +155,14 @@ class _Connection(asyncio.Protocol):
     # -- requests --------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if self.rtu:
+            # No resync trouble to drop the connection for: noise is skipped.
+            self.requests.feed(data, 0.0)
+            for unit, pdu in self.requests.requests():
+                self._request(0, unit, pdu)
+                if self.closed:
+                    return
+            return
         buf = self.buf
         buf += data
         frames, used, broken = split_requests(buf)
@@ -174,7 +187,7 @@ class _Connection(asyncio.Protocol):
         reply = self.device.handle(unit, pdu)
         if reply is None:
             return
-        out = frame(tid, unit, reply)
+        out = rtu.frame(unit, reply) if self.rtu else frame(tid, unit, reply)
         if self.queue:
             self._emit(_Out(out, True, 1, 0.0, None))
         else:
@@ -239,8 +252,7 @@ class _Connection(asyncio.Protocol):
         if delay > 0:
             asyncio.get_running_loop().call_later(delay, self._ready, out)
 
-    @staticmethod
-    def _frame(tid: int, unit: int, reply: bytes, corrupt: list[Fault]) -> bytes:
+    def _frame(self, tid: int, unit: int, reply: bytes, corrupt: list[Fault]) -> bytes:
         pid, length = 0, len(reply) + 1
         for f in corrupt:
             if f.field == "protocol_id":
@@ -255,6 +267,12 @@ class _Connection(asyncio.Protocol):
             elif f.field == "byte_count" and _byte_counted(reply[0]) and len(reply) >= 2:
                 count = (reply[1] + 2) & 0xFF if f.value is None else f.value
                 reply = reply[:1] + bytes((count,)) + reply[2:]
+        if self.rtu:
+            wire = rtu.frame(unit, reply)
+            if any(f.field in ("protocol_id", "length") for f in corrupt):
+                # RTU has neither field: its framing breaks at the CRC instead.
+                wire = wire[:-1] + bytes((wire[-1] ^ 0xFF,))
+            return wire
         # Deliberately broken framing: the header is packed here, not by ``mbap.frame``.
         return HEADER.pack(tid, pid, length, unit) + reply
 
@@ -326,6 +344,7 @@ class _Listener:
         self.profile = profile
         self.host = host
         self.port = port
+        self.rtu = sim.framing == "rtu"
         self.device = DeviceState(profile, clock)
         self.counters = Counters()
         self.connections: set[_Connection] = set()
@@ -475,7 +494,17 @@ class ModbusSimulator:
         *,
         faults: Iterable[Fault] = (),
         clock: Callable[[], float] = time.monotonic,
+        framing: str = "tcp",
+        serial: SerialSettings | str | None = None,
     ) -> None:
+        """``framing="rtu"`` frames requests and replies as RTU over TCP; ``serial`` puts
+        every device on one serial line instead of TCP ports (a port's settings, or
+        ``"pty"`` for a pseudo-terminal it creates: see ``serial_path``)."""
+        if framing not in ("tcp", "rtu"):
+            raise SimulatorError(f"framing {framing!r}: use tcp (Modbus/TCP) or rtu")
+        self.framing = "rtu" if serial is not None else framing
+        self.serial = serial
+        self._line: SerialLine | None = None
         if isinstance(profiles, DeviceProfile):
             profiles = [profiles]
         if not profiles:
@@ -505,13 +534,21 @@ class ModbusSimulator:
                 listener = _Listener(self, i, profile, self.host, port, self.clock)
                 listener.update_faults(self._faults)
                 self._listeners.append(listener)
-                listener.open()
+                if self.serial is None:
+                    listener.open()
+            if self.serial is not None:
+                self._line = await SerialLine.open(
+                    self.serial, [(listener, _Connection(listener)) for listener in self._listeners]
+                )
         except BaseException:
             await self.stop()
             raise
         return self
 
     async def stop(self) -> None:
+        if self._line is not None:
+            self._line.close()
+            self._line = None
         listeners, self._listeners = self._listeners, []
         for listener in listeners:
             await listener.close()
@@ -541,6 +578,14 @@ class ModbusSimulator:
         if not self._listeners:
             raise SimulatorError("the simulator is not running: await sim.start() first")
         return self._listeners
+
+    @property
+    def serial_path(self) -> str:
+        """The serial port (or the pseudo-terminal created) that the devices answer on."""
+        self._running()
+        if self._line is None:
+            raise SimulatorError("the simulator is not on a serial line: see addresses")
+        return self._line.path
 
     @property
     def address(self) -> tuple[str, int]:
