@@ -19,11 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import time
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from mcptool import __version__
+from mcptool.errors import McptoolError
 from mcptool.serving.generator import Done, Generator, Prompt
 from mcptool.serving.http import HTTPServer, Request, Response
 from mcptool.serving.scheduler import ModelSlots, Scheduler, SchedulingCounters, Shape, Ticket
@@ -271,7 +273,7 @@ class OllamaServer:
         name = self._model(body)
         check_format(body.get("format"))
         options = options_of(body)
-        shape = Shape(_int_option(options, "num_ctx"), _int_option(options, "num_thread"))
+        shape = self._shape(options)
         keep_alive = keep_alive_seconds(body.get("keep_alive"))
         prompt = self._prompt(kind, body, options)
         if prompt is None:
@@ -282,7 +284,7 @@ class OllamaServer:
             # headers leave with the first chunk, as Ollama's: a failure before it (the
             # model cannot load, llama.cpp refuses the request) is still an error status
             first = await anext(chunks)
-        except StreamError as exc:
+        except (StreamError, McptoolError) as exc:  # McptoolError: the model cannot load
             ticket.leave()
             await chunks.aclose()
             return error(500, str(exc))
@@ -294,6 +296,15 @@ class OllamaServer:
         if body.get("stream", True) is not False:
             return Response(200, content_type=NDJSON, stream=ndjson(rest, ticket.leave))
         return await collect(kind, rest, ticket.leave)
+
+    def _shape(self, options: dict[str, Any]) -> Shape:
+        """The load a request asks for; a context past the model's trained one is clamped
+        to it, so that no request can make the server allocate more than the model uses."""
+        num_ctx = _int_option(options, "num_ctx")
+        trained = self.generator.info.context_length
+        if trained and num_ctx > trained:
+            num_ctx = trained
+        return Shape(num_ctx, min(_int_option(options, "num_thread"), os.cpu_count() or 1))
 
     @staticmethod
     def _prompt(kind: str, body: dict[str, Any], options: dict[str, Any]) -> Prompt | None:
@@ -332,6 +343,8 @@ class OllamaServer:
             ticket = self._scheduler.admit(self._slots)
             try:
                 await self._scheduler.load(self._slots, keep_alive, shape, self.generator.load)
+            except McptoolError as exc:
+                return error(500, str(exc))
             finally:
                 ticket.leave()
             self._keep(keep_alive)

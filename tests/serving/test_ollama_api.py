@@ -17,6 +17,7 @@ import jsonschema
 import ollama
 import pytest
 
+from mcptool.errors import UsageError
 from mcptool.ollama import ModelNotFound, OllamaBusy, OllamaClient, RetryPolicy, Timeouts
 from mcptool.serving.generator import Done, Prompt
 from mcptool.serving.gguf import GGUFInfo
@@ -258,3 +259,27 @@ async def test_a_model_past_its_keep_alive_frees_its_memory(
         assert (await c.ps()).models == []
         await c.generate(NAME, "hi")  # loads again
     assert len(generator.loads) == 2
+
+
+async def test_a_context_past_the_models_trained_one_is_clamped_to_it(
+    server: OllamaServer, generator: ScriptedGenerator
+) -> None:
+    async with ollama.AsyncClient(host=server.url) as c:
+        await c.generate(NAME, "hi", options={"num_ctx": 10_000_000})
+    assert generator.loads == [Shape(32768, 0)]
+
+
+async def test_a_model_that_cannot_load_is_a_500_with_the_reason(
+    server: OllamaServer, generator: ScriptedGenerator
+) -> None:
+    async def cannot(shape: Shape) -> Shape:
+        raise UsageError("llama.cpp cannot load /models/tiny.gguf: out of memory")
+
+    generator.load = cannot  # type: ignore[method-assign]
+    async with ollama.AsyncClient(host=server.url) as c:
+        for call in (c.generate(NAME, "hi"), c.generate(NAME, "")):
+            with pytest.raises(ollama.ResponseError) as caught:
+                await call
+            assert caught.value.status_code == 500
+            assert "out of memory" in caught.value.error
+    assert server.counters.waiting == 0 and server.counters.in_flight == 0
