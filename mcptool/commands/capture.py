@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from mcptool.commands.options import Float, Int
+from mcptool.commands.options import Float, Int, Text
 from mcptool.errors import UsageError
 from mcptool.modbus.capture import Capture, TableRange, discover, parse_range, profile_toml, sample
 from mcptool.modbus.client import Endpoint, open_endpoint, parse_endpoint
@@ -77,7 +77,8 @@ async def _capture(
               help="Record this many seconds of values as a replayed series.")  # fmt: skip
 @click.option("--interval", type=Float(0, 3600, min_open=True), default=1.0, show_default=True,
               help="Seconds between samples with --duration.")  # fmt: skip
-@click.option("--name", default=None, help="Profile name (default: the output file's stem).")
+@click.option("--name", type=Text(), default=None,
+              help="Profile name (default: the output file's stem).")  # fmt: skip
 @click.option("--timeout", type=Float(0, 86400, min_open=True), default=PROBE.response,
               show_default=True, help="Seconds to wait for each reply.")  # fmt: skip
 @click.option("--connect-timeout", type=Float(0, 86400, min_open=True), default=PROBE.connect,
@@ -103,6 +104,8 @@ def capture(
     """
     if duration is not None and interval > duration:
         raise UsageError(f"--interval {interval} is longer than --duration {duration}")
+    if output is not None and not output.parent.is_dir():
+        raise UsageError(f"--output {output}: folder {str(output.parent)!r} does not exist")
     spans = tuple(parse_range(r) for r in ranges) or DEFAULT_RANGES
     endpoint = parse_endpoint(target, port)
     timeouts = Timeouts(connect=connect_timeout, response=timeout)

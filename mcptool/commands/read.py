@@ -143,7 +143,7 @@ async def _poll(
 @click.option("--unit", "-u", type=Int(0, 255), default=1, show_default=True, help="Unit id.")
 @click.option("--port", "-p", type=Int(1, 65535), default=502, show_default=True,
               help="Port when TARGET has none.")  # fmt: skip
-@click.option("--base", type=click.IntRange(0, 1), default=0, show_default=True,
+@click.option("--base", type=Int(0, 1), default=0, show_default=True,
               help="Whether plain and TABLE:N addresses count from 0 or 1 (Modicon numbers "
                    "always count from 1).")  # fmt: skip
 @click.option("--type", "-t", "type_", type=click.Choice(TYPES, case_sensitive=False),
@@ -151,7 +151,7 @@ async def _poll(
 @click.option("--order", "-o", type=click.Choice(ORDERS, case_sensitive=False), default="ABCD",
               show_default=True,
               help="Byte/word order: ABCD big-endian, CDAB word swap, BADC, DCBA.")  # fmt: skip
-@click.option("--scale", type=Float(-1e300, 1e300), default=1.0, show_default=True,
+@click.option("--scale", type=Float(-1e9, 1e9), default=1.0, show_default=True,
               help="Multiply each numeric value by this.")  # fmt: skip
 @click.option("--count", "-c", type=Int(1, 2000), default=1, show_default=True,
               help="Values to read, one after the other.")  # fmt: skip

@@ -70,13 +70,13 @@ async def _write(
 @click.option("--unit", "-u", type=Int(0, 255), default=1, show_default=True, help="Unit id.")
 @click.option("--port", "-p", type=Int(1, 65535), default=502, show_default=True,
               help="Port when TARGET has none.")  # fmt: skip
-@click.option("--base", type=click.IntRange(0, 1), default=0, show_default=True,
+@click.option("--base", type=Int(0, 1), default=0, show_default=True,
               help="Whether plain and TABLE:N addresses count from 0 or 1.")  # fmt: skip
 @click.option("--type", "-t", "type_", type=click.Choice(TYPES, case_sensitive=False),
               default="uint16", show_default=True, help="Data type of each VALUE.")  # fmt: skip
 @click.option("--order", "-o", type=click.Choice(ORDERS, case_sensitive=False), default="ABCD",
               show_default=True, help="Byte/word order of multi-register values.")  # fmt: skip
-@click.option("--scale", type=Float(-1e300, 1e300), default=1.0, show_default=True,
+@click.option("--scale", type=Float(-1e9, 1e9), default=1.0, show_default=True,
               help="The device holds VALUE / scale (as `read --scale` shows it).")  # fmt: skip
 @click.option("--length", type=Int(1, 123), default=None,
               help="Registers for --type string (padded with NULs).")  # fmt: skip

@@ -38,20 +38,21 @@ class TableRange:
 
 def parse_range(text: str) -> TableRange:
     """``holding:0-199`` (0-based wire addresses) as a ``TableRange``."""
+    shown = text if len(text) <= 40 else text[:37] + "..."
     table_text, sep, span = text.partition(":")
     table = TABLE_ALIASES.get(table_text.strip().lower())
     first_text, dash, last_text = span.partition("-")
     if not sep or table is None or not first_text.strip().isdigit():
         raise UsageError(
-            f"range {text!r}: write TABLE:FIRST-LAST with 0-based addresses, "
+            f"range {shown!r}: write TABLE:FIRST-LAST with 0-based addresses, "
             "e.g. holding:0-199 (tables: coil, discrete, input, holding)"
         )
     first = int(first_text)
     last = int(last_text) if dash and last_text.strip().isdigit() else first
     if dash and not last_text.strip().isdigit():
-        raise UsageError(f"range {text!r}: {last_text!r} is not an address")
+        raise UsageError(f"range {shown!r}: {last_text[:20]!r} is not an address")
     if not 0 <= first <= last <= 0xFFFF:
-        raise UsageError(f"range {text!r}: addresses run 0-65535, first <= last")
+        raise UsageError(f"range {shown!r}: addresses run 0-65535, first <= last")
     return TableRange(Table(table), first, last)
 
 

@@ -36,6 +36,10 @@ class DeviceError(McptoolError):
     """The device could not be reached or did not answer (exit code 1, one line)."""
 
 
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     """Where one device is reached."""
@@ -51,6 +55,8 @@ class Endpoint:
 
 def parse_endpoint(text: str, default_port: int = 502) -> Endpoint:
     """The one device ``text`` names: host, host:port or [v6]:port (not a range)."""
+    if not text.isprintable() or len(text) > 300:  # control characters, not UTF-8, too long
+        raise TargetError(f"target {_short(text)}: not a host name or address")
     spec = parse_target(text, default_port)
     if spec.network is not None:
         raise TargetError(

@@ -66,8 +66,9 @@ class Address:
 
 
 def _range_error(text: str, why: str) -> AddressError:
+    shown = text if len(text) <= 40 else text[:37] + "..."
     return AddressError(
-        f"address {text!r}: {why}; use a Modicon number (40001, 30001, 10001, 00001 or "
+        f"address {shown!r}: {why}; use a Modicon number (40001, 30001, 10001, 00001 or "
         "400001), TABLE:N (holding:0, input:0, coil:0, discrete:0) or a holding register N"
     )
 
@@ -82,7 +83,7 @@ def parse_address(text: str, base: int = 0) -> Address:
         table_name = _TABLES.get(table_text.strip().lower())
         if table_name is None:
             names = ", ".join(t.value for t in Table)
-            raise _range_error(text, f"unknown table {table_text!r} (one of: {names})")
+            raise _range_error(text, f"unknown table {table_text[:20]!r} (one of: {names})")
         return Address(Table(table_name), _number(text, number.strip(), base), raw)
     if not raw.isdigit():
         raise _range_error(text, "not a number")

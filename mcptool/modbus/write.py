@@ -14,12 +14,11 @@ function entries (``functions``); no socket here beyond the driver's.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Final
 
 from mcptool.errors import UsageError
-from mcptool.modbus.connection import Failure, ModbusConnection
+from mcptool.modbus.connection import ModbusConnection
 from mcptool.modbus.datatypes import codec
 from mcptool.modbus.functions import (
     FUNCTIONS,
@@ -32,7 +31,6 @@ from mcptool.modbus.functions import (
     Function,
     PduError,
 )
-from mcptool.modbus.mbap import Answer, Expectation, frame
 from mcptool.modbus.modicon import Address
 from mcptool.modbus.registermap import Table
 
@@ -70,22 +68,13 @@ class WriteConnection(ModbusConnection):
     """A connection that may send writes: the driver of ``ModbusConnection``, another guard.
 
     Only ``mcptool write`` opens one. It shares the driver (framing, stale replies,
-    every failure told apart) and differs in one line: the guard it calls.
+    every failure told apart) and differs in one thing: the guard its ``exchange``
+    calls, which admits any well-formed request of a registered function.
     """
 
     __slots__ = ()
 
-    async def exchange(
-        self, unit: int, pdu: bytes, *, timeout: float
-    ) -> tuple[Answer | Failure, float]:
-        """Send one request of any registered function (checked whole) to ``unit``."""
-        entry = check_write_pdu(pdu)
-        tid = self._next_tid
-        self._next_tid = tid % 0xFFFF + 1
-        expect = Expectation(tid, unit, pdu[0], entry.response_size(pdu), entry.byte_counted)
-        started = time.perf_counter()
-        result = await self._exchange(expect, frame(tid, unit, pdu), timeout)
-        return result, (time.perf_counter() - started) * 1000.0
+    guard = staticmethod(check_write_pdu)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +185,10 @@ def masked(old: int, and_mask: int, or_mask: int) -> int:
     return (old & and_mask) | (or_mask & ~and_mask & 0xFFFF)
 
 
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
 _TRUE: Final = frozenset({"1", "true", "on", "yes"})
 _FALSE: Final = frozenset({"0", "false", "off", "no"})
 
@@ -206,16 +199,16 @@ def _bit(text: str) -> bool:
         return True
     if key in _FALSE:
         return False
-    raise WriteError(f"coil value {text!r} is not 0/1, true/false or on/off")
+    raise WriteError(f"coil value {_short(text)} is not 0/1, true/false or on/off")
 
 
 def _integer(text: str, low: int, high: int, what: str) -> int:
     try:
         value = int(text.strip(), 0)
     except ValueError:
-        raise WriteError(f"{what} {text!r} is not an integer (decimal or 0x hex)") from None
+        raise WriteError(f"{what} {_short(text)} is not an integer (decimal or 0x hex)") from None
     if not low <= value <= high:
-        raise WriteError(f"{what} {text!r} is out of range: use {low}-{high}")
+        raise WriteError(f"{what} {_short(text)} is out of range: use {low}-{high}")
     return value
 
 
@@ -251,7 +244,7 @@ def _typed(text: str, type: str, scale: float) -> bool | int | float:
         number = float(int(text, 0)) if text.strip().lower().startswith(("0x", "-0x")) else None
         value = float(text) if number is None else number
     except ValueError:
-        raise WriteError(f"value {text!r} is not a number for type {type}") from None
+        raise WriteError(f"value {_short(text)} is not a number for type {type}") from None
     raw = value / scale
     if type in _INT_RANGES:
         rounded = round(raw)

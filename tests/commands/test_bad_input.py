@@ -121,6 +121,9 @@ def base_args(path: tuple[str, ...], files: dict[str, Path]) -> tuple[list[str],
         ("frame", "encode"): ([], ["--type", "PING"]),
         ("frame", "decode"): (["5a01000810" + "00" * 8], []),
         ("gateway", "check"): ([], ["--config", str(files["binary"])]),
+        ("read",): (["127.0.0.1", "40001"], []),
+        ("write",): (["127.0.0.1", "40001", "1"], ["--yes"]),
+        ("capture",): (["127.0.0.1"], []),
         ("gateway", "run"): ([], ["--config", str(files["binary"])]),
     }.get(path, ([], []))
 
@@ -204,7 +207,11 @@ def run_case(case: Case, files: dict[str, Path]) -> Outcome:
     arguments, options = base_args(case.path, files)
     if case.option.startswith("-"):
         return run(*case.path, *arguments, *options, case.option, case.value)
-    return run(*case.path, *options, case.value)
+    # the bad value in its argument's place, the other arguments valid (read TARGET ADDRESS)
+    positional = [p for p in COMMANDS[case.path].params if isinstance(p, click.Argument)]
+    place = [p.human_readable_name for p in positional].index(case.option)
+    filled = [*arguments[:place], case.value, *arguments[place + 1 :]]
+    return run(*case.path, *options, *filled)
 
 
 def test_every_numeric_option_uses_the_shared_number_types() -> None:
