@@ -143,7 +143,10 @@ def test_a_schema_answer_validates_for_both_clients(url: str) -> None:
 def test_format_json_gives_a_json_object(url: str) -> None:
     with ollama.Client(host=url) as c:
         answer = c.generate(
-            NAME, "Give a JSON object with a key color.", format="json", options={"num_predict": 32}
+            NAME,
+            "Give a JSON object with a key color.",
+            format="json",
+            options={"temperature": 0, "seed": 1, "num_predict": 64},
         )
     assert isinstance(json.loads(answer.response), dict)
 
