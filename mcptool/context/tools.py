@@ -12,10 +12,10 @@ from __future__ import annotations
 import ipaddress
 import time
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from mcptool.context.history import MAX_FINDINGS, MAX_SAMPLES, HistoryError, SpoolReader
 from mcptool.context.plant import PlantDescription, describe
@@ -34,21 +34,29 @@ class ToolProblem(ToolError):
     """A call the tool cannot answer; the message says why and how to fix the call."""
 
 
-class Value(BaseModel):
-    device: str
-    point: str
-    value: bool | int | float | str | None = Field(description="null when quality is bad")
-    unit: str = ""
-    quality: Literal["good", "bad"]
-    ts: float = Field(description="Unix seconds of the poll")
-    error: str = ""
+# One JSON Schema type list instead of pydantic's anyOf of four: the same values allowed,
+# and a client checks a 100-point answer against it several times faster (jsonschema
+# walks every branch of an anyOf for every value).
+Scalar = Annotated[
+    bool | int | float | str | None,
+    WithJsonSchema({"type": ["number", "boolean", "string", "null"]}),
+]
 
 
 class Values(BaseModel):
+    """One device's latest poll, keyed by point: compact for an agent's context (one
+    time, units once) and cheap for a client to check against the schema."""
+
     source: Literal["gateway", "direct"] = Field(
         description="gateway: the running gateway's latest poll; direct: read just now"
     )
-    values: list[Value]
+    device: str
+    ts: float = Field(description="Unix seconds of the poll")
+    values: dict[str, Scalar] = Field(description="point -> value; null when it is bad")
+    units: dict[str, str] = Field(description="point -> unit of measure (if it has one)")
+    errors: dict[str, str] = Field(
+        default_factory=dict, description="point -> why its value is bad (bad points only)"
+    )
 
 
 class HistorySample(BaseModel):
@@ -199,21 +207,14 @@ class PlantTools:
                 f" (every {spec.interval:g} s)"
             )
         wanted = set(points or ())
+        chosen = [v for v in current if not wanted or v.point in wanted]
         return Values(
             source=self.values.name,  # type: ignore[arg-type]
-            values=[
-                Value(
-                    device=v.device,
-                    point=v.point,
-                    value=v.value,
-                    unit=v.unit,
-                    quality=v.quality,  # type: ignore[arg-type]
-                    ts=round(v.ts, 3),
-                    error=v.error,
-                )
-                for v in current
-                if not wanted or v.point in wanted
-            ],
+            device=device,
+            ts=round(max(v.ts for v in chosen), 3),
+            values={v.point: v.value for v in chosen},
+            units={v.point: v.unit for v in chosen if v.unit},
+            errors={v.point: v.error for v in chosen if v.quality != "good"},
         )
 
     async def read_history(

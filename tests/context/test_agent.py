@@ -42,10 +42,10 @@ async def test_two_calls_in_order_and_an_answer_that_quotes_them(
     assert answer.calls[0].arguments == {"device": "boiler", "points": ["setpoint"]}
     assert not any(c.error for c in answer.calls)
     read = json.loads(answer.calls[0].result)
-    assert read["values"][0]["value"] == boiler.value("setpoint")
+    assert read["values"] == {"setpoint": boiler.value("setpoint")}
     # the answer quotes what both calls returned
     assert answer.calls[0].result in answer.text and answer.calls[1].result in answer.text
-    assert f'"value":{boiler.value("setpoint")}' in answer.text
+    assert f'"values":{{"setpoint":{boiler.value("setpoint")}}}' in answer.text
     assert answer.steps == 3 and not answer.stopped
 
 

@@ -93,13 +93,14 @@ async def test_every_tool_answers_with_typed_results_over_http(
         values = await client.call_tool(
             "read_values", {"device": "boiler", "points": ["supply_temperature", "run_hours"]}
         )
-        got = {v["point"]: v for v in values.structured_content["values"]}
-        assert values.structured_content["source"] == "gateway"
+        content = values.structured_content
+        assert content["source"] == "gateway" and content["device"] == "boiler"
+        got = content["values"]
         assert set(got) == {"supply_temperature", "run_hours"}
-        temperature = got["supply_temperature"]
-        assert temperature["quality"] == "good" and temperature["unit"] == "°C"
-        assert isinstance(temperature["value"], float) and 60 < temperature["value"] < 85
-        assert isinstance(got["run_hours"]["value"], int)
+        assert content["units"] == {"supply_temperature": "°C"} and content["errors"] == {}
+        assert isinstance(got["supply_temperature"], float)
+        assert 60 < got["supply_temperature"] < 85
+        assert isinstance(got["run_hours"], int)
 
         async def recorded() -> bool:
             result = await client.call_tool(
@@ -209,8 +210,7 @@ async def test_stdio_with_direct_reads(boiler: ModbusSimulator, tmp_path: Path) 
         assert names == [name for name, _ in TOOLS]
         values = await client.call_tool("read_values", {"device": "boiler"})
         assert values.structured_content["source"] == "direct"
-        got = {v["point"]: v for v in values.structured_content["values"]}
-        assert got["setpoint"]["value"] == boiler.value("setpoint")
+        assert values.structured_content["values"]["setpoint"] == boiler.value("setpoint")
         missing = await client.call_tool("read_history", {"device": "boiler", "point": "setpoint"})
         assert missing.is_error and "no spool at" in missing.content[0].text
         refused = await client.call_tool("probe", {"host": "192.0.2.1"})
