@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import pty
+import select
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from pyModbusTCP.client import ModbusClient
@@ -112,6 +122,51 @@ def test_coils_take_on_and_off_through_functions_5_and_15(
     assert out.endswith("(coil 0) fc 5: old False -> new True: confirmed\n")
 
 
+def _on_a_terminal(port: int, answer: str) -> tuple[int, str]:
+    """``mcptool write`` on a pseudo-terminal, answering its prompt with ``answer``."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mcptool", "write", f"127.0.0.1:{port}", "40003", "9"],
+        stdin=follower, stdout=follower, stderr=follower, close_fds=True,
+    )  # fmt: skip
+    os.close(follower)
+    seen = b""
+    answered = False
+    while True:
+        ready, _, _ = select.select([leader], [], [], 30)
+        assert ready, f"no output from write within 30 s: {seen!r}"
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if not answered and b"[y/N]" in seen:
+            os.write(leader, answer.encode() + b"\n")
+            answered = True
+    os.close(leader)
+    return process.wait(timeout=30), seen.decode()
+
+
+def test_on_a_terminal_write_asks_with_the_current_value_and_yes_writes() -> None:
+    with simulator_thread(_device()) as sim:
+        code, shown = _on_a_terminal(sim.address[1], "y")
+        assert _holding(sim.address[1], 2, 1) == [9]
+    assert "unit 1: 40003 now 7, write fc 6? [y/N]" in shown
+    assert shown.rstrip().endswith("old 7 -> new 9: confirmed")
+    assert code == 0
+
+
+def test_on_a_terminal_anything_but_yes_writes_nothing() -> None:
+    with simulator_thread(_device()) as sim:
+        code, shown = _on_a_terminal(sim.address[1], "n")
+        assert sim.counters.total(function=6) == 0
+        assert _holding(sim.address[1], 2, 1) == [7]
+    assert "error: not confirmed: nothing was written" in shown
+    assert code == 2
+
+
 def test_a_device_refusing_the_write_exits_1_with_its_exception(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -132,6 +187,68 @@ def test_function_23_writes_and_reads_back_in_one_request_on_an_independent_stac
         assert _holding(port, 0, 3) == [1, 20, 30]
     assert code == 0
     assert out.endswith("fc 23 uint16 ABCD: old 2 3 -> new 20 30: confirmed\n")
+
+
+@contextmanager
+def pymodbus_server(holding: list[int]) -> Iterator[int]:
+    """pymodbus's own TCP server (a second independent stack; it answers 22 and 23)."""
+    from pymodbus.server import ModbusTcpServer
+    from pymodbus.simulator import DataType, SimData, SimDevice
+
+    bits = [SimData(0, count=8, values=False, datatype=DataType.BITS)]
+    device = SimDevice(
+        id=1,
+        simdata=(
+            bits,
+            bits,
+            [SimData(0, values=holding, datatype=DataType.REGISTERS)],
+            [SimData(0, values=[0], datatype=DataType.REGISTERS)],
+        ),
+    )
+    with socket.socket() as probe:  # pymodbus cannot report an ephemeral port: pick one
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start() -> ModbusTcpServer:  # pymodbus binds its transport to the running loop
+        server = ModbusTcpServer(device, address=("127.0.0.1", port))
+        await server.serve_forever(background=True)
+        return server
+
+    server = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    try:
+        yield port
+    finally:
+        asyncio.run_coroutine_threadsafe(server.shutdown(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def test_a_mask_write_is_confirmed_against_the_masks_on_pymodbus(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pymodbus_server([0x0012, 5, 6]) as port:
+        code, out, _ = run_cli(
+            capsys, "write", f"127.0.0.1:{port}", "40001", "0x00F2", "0x0025", "-f", "22", "-y"
+        )
+        after = _holding(port, 0, 1)
+    assert after == [0x0017]  # the specification's example (6.16)
+    assert code == 0
+    assert out.endswith("fc 22 uint16 ABCD: old 18 -> new 23: confirmed\n")
+
+
+def test_function_23_on_pymodbus_too(capsys: pytest.CaptureFixture[str]) -> None:
+    with pymodbus_server([0x0012, 5, 6]) as port:
+        code, out, _ = run_cli(
+            capsys, "write", f"127.0.0.1:{port}", "40002", "7", "8", "-f", "23", "-y"
+        )
+        after = _holding(port, 0, 3)
+    assert after == [0x0012, 7, 8]
+    assert code == 0
+    assert out.endswith("fc 23 uint16 ABCD: old 5 6 -> new 7 8: confirmed\n")
 
 
 @pytest.mark.parametrize(
