@@ -70,8 +70,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
+from mcptool.backoff import Backoff
 from mcptool.errors import McptoolError
-from mcptool.link.backoff import Backoff
 
 __all__ = [
     "SPOOL_FULL",

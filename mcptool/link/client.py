@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from mcptool.backoff import Backoff
 from mcptool.frame import MAX_LENGTH_DEFAULT, ResponseEnvelope
-from mcptool.link.backoff import Backoff
 from mcptool.link.client_state import ClientConnection, ClientState
 from mcptool.link.delivery import OutboxFull
 from mcptool.link.errors import LinkClosed, LinkError

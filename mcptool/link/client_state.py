@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mcptool.backoff import Backoff
 from mcptool.frame import (
     MAGIC,
     MAX_LENGTH_DEFAULT,
@@ -49,7 +50,6 @@ from mcptool.frame import (
 )
 from mcptool.frame.envelope import read_trace_id
 from mcptool.link import auth
-from mcptool.link.backoff import Backoff
 from mcptool.link.codes import CloseCode, ErrorCode, RejectCode
 from mcptool.link.delivery import Outbox
 from mcptool.link.errors import (

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_base
 
-from mcptool.link.backoff import Backoff
+from mcptool.backoff import Backoff
 from mcptool.ollama.errors import OllamaError
 
 T = TypeVar("T")

@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections import deque
 from enum import StrEnum
 from typing import Protocol
 
+from mcptool.backoff import Backoff
 from mcptool.errors import McptoolError
 from mcptool.gateway.spool import Record, Spool
 
@@ -79,6 +79,9 @@ class Forwarder:
 
     async def run(self) -> None:
         failures = 0
+        backoff = Backoff(
+            initial=self.backoff_initial, multiplier=1.6, jitter=0.2, maximum=self.backoff_max
+        )
         try:
             while True:
                 self._set(SinkState.CONNECTING)
@@ -91,6 +94,7 @@ class Forwarder:
                             "%s: delivering again after %d failed attempts", self.name, failures
                         )
                     failures = 0
+                    backoff.reset()
                     await self._pump()
                 except (SinkError, OSError) as exc:
                     self.last_error = str(exc) or type(exc).__name__
@@ -113,8 +117,7 @@ class Forwarder:
                         await self.transport.close()
                 failures += 1
                 self._set(SinkState.BACKOFF)
-                delay = min(self.backoff_max, self.backoff_initial * 1.6 ** (failures - 1))
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                await asyncio.sleep(backoff.next_delay())
         finally:
             self._set(SinkState.STOPPED)
 
