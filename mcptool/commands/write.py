@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 import click
 
@@ -89,6 +90,8 @@ async def _write(
 @click.option("--connect-timeout", type=Float(0, 86400, min_open=True), default=PROBE.connect,
               show_default=True, help="Seconds to wait for the connection.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="The audit record as one JSON object.")
+@click.option("--audit", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also append the audit record (JSON, one line) to this file.")  # fmt: skip
 def write(
     target: str,
     address: str,
@@ -105,6 +108,7 @@ def write(
     timeout: float,
     connect_timeout: float,
     as_json: bool,
+    audit: Path | None,
 ) -> int:
     """Write VALUE... at ADDRESS of the device at TARGET, then read it back.
 
@@ -123,6 +127,8 @@ def write(
     spec = _audit_spec(where, plan, type_, order, scale, count)
     endpoint = parse_endpoint(target, port)
     timeouts = Timeouts(connect=connect_timeout, response=timeout)
+    if audit is not None and not audit.parent.is_dir():
+        raise UsageError(f"--audit {audit}: folder {str(audit.parent)!r} does not exist")
     ask = not yes
     if ask and not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise Refused(
@@ -131,4 +137,10 @@ def write(
         )
     result = asyncio.run(_write(endpoint, unit, spec, plan, timeouts, ask))
     click.echo(result.json_line() if as_json else result.audit_line())
+    if audit is not None:
+        try:
+            with audit.open("a", encoding="utf-8") as trail:
+                trail.write(result.json_line() + "\n")
+        except OSError as exc:
+            raise UsageError(f"--audit {audit}: cannot append ({exc.strerror})") from None
     return 0 if result.confirmed else 1

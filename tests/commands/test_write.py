@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from pyModbusTCP.client import ModbusClient
@@ -106,6 +107,22 @@ def test_one_register_goes_as_function_6_and_json_carries_old_and_new(
         [9],
     )
     assert record["confirmed"] is True
+
+
+def test_each_write_appends_its_record_to_the_audit_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    trail = tmp_path / "writes.jsonl"
+    with simulator_thread(_device()) as sim:
+        target = f"127.0.0.1:{sim.address[1]}"
+        for value in ("8", "9"):
+            run_cli(capsys, "write", target, "40003", value, "-y", "--audit", str(trail))
+    records = [json.loads(line) for line in trail.read_text().splitlines()]
+    assert [(r["old"], r["new"], r["confirmed"]) for r in records] == [
+        ([7], [8], True),
+        ([8], [9], True),
+    ]
+    assert {r["target"] for r in records} == {target}
 
 
 def test_coils_take_on_and_off_through_functions_5_and_15(
