@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import tomllib
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from mcptool.cli import main
 from mcptool.modbus.capture import Capture, TableRange, parse_range, profile_toml
 from mcptool.modbus.registermap import Table
-from simulators.modbus.profile import load_profile, parse_profile
+from simulators.modbus.profile import DeviceProfile, Point, load_profile, parse_profile
 from tests.modbus.simulator_thread import simulator_thread
 
 # (address, type, order, count) of every point of power_meter, read as a user would.
@@ -107,3 +108,25 @@ def test_bad_captures_are_one_line(
     assert out == ""
     assert err.startswith(message)
     assert err.count("\n") == 1
+
+
+def test_a_recording_keeps_every_sample_in_order_and_replays_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    ticks = itertools.count()  # the device's clock moves one second each time it is read
+    profile = DeviceProfile(
+        name="counting",
+        points=[Point("holding", 0, "uint16", {"kind": "ramp", "start": 0, "rate": 1})],
+    )
+    captured = tmp_path / "recorded.toml"
+    with simulator_thread(profile, clock=lambda: float(next(ticks))) as sim:
+        code, _, _ = run_cli(
+            capsys, "capture", f"127.0.0.1:{sim.address[1]}", "-r", "holding:0-3",
+            "--duration", "0.3", "--interval", "0.1", "-o", str(captured),
+        )  # fmt: skip
+    assert code == 0
+    point = load_profile(str(captured)).points[0]
+    series = [point.generator(0.1 * i + 0.01) for i in range(4)]
+    # the discovery read (the clock's first reading since start), then three samples
+    assert series == [1, 2, 3, 4]
+    assert point.generator(0.41) == series[0]  # a recorded series repeats
