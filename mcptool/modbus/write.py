@@ -14,12 +14,14 @@ function entries (``functions``); no socket here beyond the driver's.
 
 from __future__ import annotations
 
+import contextlib
+import math
 from dataclasses import dataclass
 from typing import Final
 
 from mcptool.errors import UsageError
 from mcptool.modbus.connection import ModbusConnection
-from mcptool.modbus.datatypes import codec
+from mcptool.modbus.datatypes import DataTypeError, codec
 from mcptool.modbus.functions import (
     FUNCTIONS,
     MASK_WRITE_REGISTER,
@@ -226,35 +228,43 @@ def _registers(
     values: list[str], type: str, order: str, scale: float, length: int | None
 ) -> list[int]:
     """The registers of ``values`` encoded as ``type`` (raw = value / scale)."""
-    if type == "string":
-        text = " ".join(values)
-        size = length or max(1, (len(text.encode()) + 1) // 2)
-        return codec("string", order, size).encode(text)
-    registers: list[int] = []
-    one = codec(type, order)
-    for text in values:
-        registers.extend(one.encode(_typed(text, type, scale)))
+    try:
+        if type == "string":
+            text = " ".join(values)
+            size = length or max(1, (len(text.encode()) + 1) // 2)
+            return codec("string", order, size).encode(text)
+        registers: list[int] = []
+        one = codec(type, order)
+        for text in values:
+            registers.extend(one.encode(_typed(text, type, scale)))
+    except DataTypeError as exc:  # a float32 beyond its range, a string too long, ...
+        raise WriteError(f"{exc}: nothing was sent") from None
     return registers
 
 
 def _typed(text: str, type: str, scale: float) -> bool | int | float:
     if type == "bool":
         return _bit(text)
+    exact: int | None = None
+    with contextlib.suppress(ValueError):
+        exact = int(text.strip(), 0)  # whole numbers stay exact (uint64 beyond 2**53)
     try:
-        number = float(int(text, 0)) if text.strip().lower().startswith(("0x", "-0x")) else None
-        value = float(text) if number is None else number
-    except ValueError:
+        value = float(text) if exact is None else float(exact)
+    except (ValueError, OverflowError):
         raise WriteError(f"value {_short(text)} is not a number for type {type}") from None
-    raw = value / scale
+    if not math.isfinite(value):
+        raise WriteError(f"value {_short(text)} is not a finite number")
     if type in _INT_RANGES:
-        rounded = round(raw)
         low, high = _INT_RANGES[type]
-        if abs(rounded - raw) > 1e-9 * max(1.0, abs(raw)):
-            raise WriteError(
-                f"value {text} is not a whole {type}"
-                + (f" after --scale {scale}" if scale != 1 else "")
-            )
+        if exact is not None and scale == 1.0:
+            rounded = exact
+        else:
+            raw = value / scale
+            rounded = round(raw)
+            if abs(rounded - raw) > 1e-9 * max(1.0, abs(raw)):
+                after = f" after --scale {scale}" if scale != 1.0 else ""
+                raise WriteError(f"value {_short(text)} is not a whole {type}{after}")
         if not low <= rounded <= high:
-            raise WriteError(f"value {text} does not fit {type} ({low}..{high})")
+            raise WriteError(f"value {_short(text)} does not fit {type} ({low}..{high})")
         return rounded
-    return raw
+    return value / scale

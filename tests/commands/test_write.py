@@ -272,8 +272,8 @@ def test_function_23_on_pymodbus_too(capsys: pytest.CaptureFixture[str]) -> None
     ("args", "message"),
     [
         (["30001", "1"], "error: 30001 is in the input table, which no Modbus function writes"),
-        (["40001", "1.5"], "error: value 1.5 is not a whole uint16"),
-        (["40001", "70000"], "error: value 70000 does not fit uint16"),
+        (["40001", "1.5"], "error: value '1.5' is not a whole uint16"),
+        (["40001", "70000"], "error: value '70000' does not fit uint16"),
         (["00001", "maybe"], "error: coil value 'maybe' is not 0/1"),
         (["40001", "1", "-f", "5"], "error: function 5 writes coils"),
         (["40001", "1", "2", "-f", "6"], "error: function 6 writes one register; 2 given"),

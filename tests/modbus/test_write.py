@@ -114,6 +114,7 @@ def test_probe_scan_identify_and_the_gateway_never_load_the_write_path() -> None
         ("40001", ["0x10", "2"], {}, 16, (16, 2)),
         ("00001", ["1", "off", "true"], {}, 15, (True, False, True)),
         ("holding:9", ["AB"], {"type": "string"}, 6, (0x4142,)),
+        ("40001", ["18446744073709551615"], {"type": "uint64"}, 16, (0xFFFF,) * 4),
     ],
 )
 def test_plans_choose_the_function_and_encode_the_values(
@@ -130,3 +131,21 @@ def test_plans_choose_the_function_and_encode_the_values(
 
 def test_a_mask_write_keeps_and_bits_and_sets_or_bits() -> None:
     assert masked(0x0012, 0x00F2, 0x0025) == 0x0017  # the specification's example (6.16)
+
+
+@pytest.mark.parametrize(
+    ("values", "kwargs", "message"),
+    [
+        (["nan"], {"type": "float32"}, "value 'nan' is not a finite number"),
+        (["-inf"], {}, "value '-inf' is not a finite number"),
+        (["18446744073709551616"], {"type": "uint64"}, "does not fit uint64"),
+        (["1e39"], {"type": "float32"}, "float32 cannot hold 1e+39: nothing was sent"),
+        (["0.15"], {"scale": 0.1}, "value '0.15' is not a whole uint16 after --scale 0.1"),
+    ],
+)
+def test_values_that_cannot_be_written_are_refused_before_anything_is_built(
+    values: list[str], kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(WriteError) as refused:
+        plan_write(parse_address("40001"), values, **kwargs)  # type: ignore[arg-type]
+    assert message in str(refused.value)
