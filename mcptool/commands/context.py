@@ -10,13 +10,31 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from mcptool.commands.options import Host, Int, ModelName, Url
+from mcptool.commands.options import Host, Int, ModelName, Text, Url, fail
 from mcptool.errors import UsageError
 
 TOKEN_ENV = "MCPTOOL_CONTEXT_TOKEN"
+MAX_QUESTION = 4000  # characters: a question, not a document for the model's context
+
+
+class Question(Text):
+    """A question for the model: UTF-8, not blank, no control characters, not a novel."""
+
+    name = "question"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = super().convert(value, param, ctx)
+        if not text.strip():
+            fail("an empty question: ask something about the plant", text, param, ctx)
+        if any(not c.isprintable() and c not in "\n\t" for c in text):
+            fail("control characters in the question: give plain text", text, param, ctx)
+        if len(text) > MAX_QUESTION:
+            fail(f"{len(text)} characters: ask in at most {MAX_QUESTION}", text, param, ctx)
+        return text
 
 
 @click.group()
@@ -82,11 +100,19 @@ def serve(
     from mcptool.context import open_context, serve_http, serve_stdio
     from mcptool.context.server import check_http
 
-    config = _config(config_path)
+    # the options first (each names itself), then the config file
     token = _token(token_file)
     address = _http(http) if http else None
     if address is not None:
         check_http(address[0], token)
+    if audit_path is not None:
+        try:  # opened now, so that a path that cannot take the audit lines stops the start
+            Path(audit_path).open("a").close()
+        except OSError as exc:
+            raise UsageError(
+                f"--audit {audit_path}: cannot append to it ({exc.strerror}): give a writable file"
+            ) from None
+    config = _config(config_path)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
 
     async def run() -> None:
@@ -108,7 +134,7 @@ def serve(
 
 
 @click.command()
-@click.argument("question")
+@click.argument("question", type=Question())
 @click.option("--config", "config_path", required=True, help="The plant's TOML config.")
 @click.option(
     "--ollama",

@@ -125,6 +125,8 @@ def base_args(path: tuple[str, ...], files: dict[str, Path]) -> tuple[list[str],
         ("write",): (["127.0.0.1", "40001", "1"], ["--yes"]),
         ("capture",): (["127.0.0.1"], []),
         ("gateway", "run"): ([], ["--config", str(files["binary"])]),
+        ("context", "serve"): ([], ["--config", str(files["binary"])]),
+        ("ask",): (["why?"], ["--config", str(files["binary"])]),
     }.get(path, ([], []))
 
 
