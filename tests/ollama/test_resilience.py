@@ -225,7 +225,10 @@ async def test_a_full_wait_queue_raises_backpressure_without_calling_the_server(
         running = asyncio.create_task(client.generate("llama3.2", "a"))
         waiting = asyncio.create_task(client.generate("llama3.2", "b"))
         try:
-            await poll(lambda: client.admission.waiting == 1)
+            # the first request must have reached the server, or the count below races it
+            await poll(
+                lambda: client.admission.waiting == 1 and sim.counters.by_path[GENERATE] == 1
+            )
             with pytest.raises(OllamaBackpressure) as caught:
                 await client.generate("llama3.2", "c")
         finally:
