@@ -7,6 +7,7 @@ import contextlib
 import csv
 import datetime
 import json
+import math
 import sys
 from collections.abc import Callable
 
@@ -25,6 +26,13 @@ def _shown(value: Value) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
+
+
+def _json_value(value: Value) -> Value | None:
+    # NaN and the infinities are not JSON: null, with the registers beside it in "raw"
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _stamp(at: float) -> str:
@@ -71,7 +79,7 @@ class _Printer:
                 {
                     "address": label,
                     "register": self.spec.address.address + i * self.spec.width,
-                    "value": value,
+                    "value": _json_value(value),
                 }
                 for i, (label, value) in enumerate(zip(self.labels, sample.values, strict=True))
             ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -132,6 +133,21 @@ def test_polling_gives_one_csv_row_per_sample_and_statistics_at_the_end(
     assert re.fullmatch(
         r"3 reads, 0 failed; response ms min [\d.]+ mean [\d.]+ p95 [\d.]+ max [\d.]+\n", err
     )
+
+
+def test_a_nan_in_a_register_is_null_in_json_with_its_registers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    profile = DeviceProfile(name="nan", points=[Point("holding", 0, "float32", math.nan)])
+    with simulator_thread(profile) as sim:
+        code, out, _ = run_cli(
+            capsys, "read", f"127.0.0.1:{sim.address[1]}", "40001", "-t", "float32", "--json"
+        )
+    record = json.loads(out)  # strict JSON: NaN would not parse in most languages
+    assert code == 0
+    assert record["values"][0]["value"] is None
+    assert record["raw"] == [0x7FC0, 0]
+    assert "NaN" not in out
 
 
 def test_an_address_the_device_lacks_exits_1_with_its_exception(
