@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 from dataclasses import dataclass
 
 from mcptool.modbus.client import BlockRead, read_block
@@ -54,6 +55,15 @@ class WriteResult:
             return None
         return self.spec.decode(raw)
 
+    def _json_values(
+        self, raw: tuple[int, ...] | tuple[bool, ...] | None
+    ) -> list[Value | None] | None:
+        # NaN and the infinities are not JSON: null (the raw registers are beside them)
+        values = self._values(raw)
+        if values is None:
+            return None
+        return [None if isinstance(v, float) and not math.isfinite(v) else v for v in values]
+
     def _shown(self, raw: tuple[int, ...] | tuple[bool, ...] | None) -> str:
         values = self._values(raw)
         if values is None:
@@ -89,9 +99,9 @@ class WriteResult:
             "function": self.plan.function,
             "type": self.spec.type,
             "order": self.spec.order,
-            "old": self._values(self.old),
-            "new": self._values(self.expected),
-            "read_back": self._values(self.read_back),
+            "old": self._json_values(self.old),
+            "new": self._json_values(self.expected),
+            "read_back": self._json_values(self.read_back),
             "old_raw": None if self.old is None else list(self.old),
             "new_raw": list(self.expected),
             "read_back_raw": None if self.read_back is None else list(self.read_back),
