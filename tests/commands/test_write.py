@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import pty
 import select
@@ -123,6 +124,18 @@ def test_each_write_appends_its_record_to_the_audit_file(
         ([8], [9], True),
     ]
     assert {r["target"] for r in records} == {target}
+
+
+def test_json_shows_a_nan_it_overwrote_as_null(capsys: pytest.CaptureFixture[str]) -> None:
+    profile = DeviceProfile(name="nan", points=[Point("holding", 0, "float32", math.nan)])
+    with simulator_thread(profile) as sim:
+        _, out, _ = run_cli(
+            capsys, "write", f"127.0.0.1:{sim.address[1]}", "40001", "1.5", "-t", "float32",
+            "-y", "--json",
+        )  # fmt: skip
+    assert "NaN" not in out
+    record = json.loads(out)
+    assert (record["old"], record["old_raw"], record["new"]) == ([None], [0x7FC0, 0], [1.5])
 
 
 def test_coils_take_on_and_off_through_functions_5_and_15(
