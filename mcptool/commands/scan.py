@@ -13,8 +13,10 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from mcptool.commands.line_options import line_options, serial_defaults
 from mcptool.commands.options import Float, Int
 from mcptool.commands.probe import check_targets
+from mcptool.modbus.framing import FramingName
 from mcptool.modbus.pdu import ProbeRequest
 from mcptool.modbus.probe import ProbeResult
 from mcptool.modbus.report import (
@@ -26,6 +28,7 @@ from mcptool.modbus.report import (
     stdout_console,
 )
 from mcptool.modbus.scan import Scanner, ScanOptions
+from mcptool.modbus.serial_line import SerialSettings
 from mcptool.modbus.targets import expand_arguments, parse_units, resolve_targets
 
 
@@ -35,8 +38,10 @@ async def _scan(
     options: ScanOptions,
     emit: Callable[[ProbeResult], None],
     progress: Progress | None,
+    framing: FramingName = FramingName.TCP,
+    serial: SerialSettings | None = None,
 ) -> Scanner:
-    targets = await resolve_targets(texts, port)
+    targets = await resolve_targets(texts, port, framing, serial)
     task = None
     if progress is not None:
         task = progress.add_task("scanning", total=len(targets) * len(options.units))
@@ -83,6 +88,7 @@ async def _scan(
               show_default=True, help="Seconds to wait for each connection.")  # fmt: skip
 @click.option("--all", "show_all", is_flag=True,
               help="Table: list every probe, not only the targets that answered.")  # fmt: skip
+@line_options
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, one object per probe.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
 def scan(
@@ -101,15 +107,20 @@ def scan(
     timeout: float,
     connect_timeout: float,
     show_all: bool,
+    framing: str,
+    baudrate: int,
+    parity: str,
+    stopbits: str,
     as_json: bool,
     as_csv: bool,
 ) -> int:
     """Probe many TARGETS (hosts, host:port, CIDR ranges, @files) over unit-id sweeps.
 
     One connection per target serves its whole sweep; one connection at a time per host
-    unless --per-host says otherwise. Only reads are ever sent. JSON Lines and CSV stream
-    as results arrive; the table lists what answered. Exit code 0 when at least one
-    device answered Modbus, 1 when none did.
+    unless --per-host says otherwise. A serial port (/dev/ttyUSB0, rtu:///dev/ttyUSB0?
+    baudrate=9600) is a bus: its units are asked one at a time. Only reads are ever
+    sent. JSON Lines and CSV stream as results arrive; the table lists what answered.
+    Exit code 0 when at least one device answered Modbus, 1 when none did.
     """
     if as_json and as_csv:
         raise click.UsageError("--json and --csv exclude each other: pick one")
@@ -127,7 +138,8 @@ def scan(
         retries=retries,
     )
     texts = expand_arguments(targets, files)
-    check_targets(texts, port)
+    serial = serial_defaults(baudrate, parity, stopbits)
+    check_targets(texts, port, serial)
     collected: list[ProbeResult] = []
     emit: Callable[[ProbeResult], None]
     if as_json:
@@ -149,7 +161,9 @@ def scan(
             transient=True,
         )
     with progress if progress is not None else nullcontext():
-        scanner = asyncio.run(_scan(texts, port, options, emit, progress))
+        scanner = asyncio.run(
+            _scan(texts, port, options, emit, progress, FramingName(framing), serial)
+        )
 
     if not (as_json or as_csv):
         order = {(t.address, t.port): i for i, t in enumerate(scanner.targets)}

@@ -1,16 +1,21 @@
-"""``mcptool simulate modbus``: simulated Modbus/TCP devices, with faults, until Ctrl-C."""
+"""``mcptool simulate modbus``: simulated Modbus devices (Modbus/TCP, RTU over TCP, or on a
+serial line), with faults, until Ctrl-C."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
 import json
+from typing import Any
 
 import click
 
-from mcptool.commands.options import Float, Host, Int
+from mcptool.commands.line_options import line_options, serial_defaults
+from mcptool.commands.options import Float, Host, Int, Text
 from mcptool.commands.stopping import stop_event, until_stopped
 from mcptool.errors import UsageError
+from mcptool.modbus.serial_line import SerialSettings
+from mcptool.modbus.targets import label
 
 
 @click.command("modbus")
@@ -53,6 +58,15 @@ from mcptool.errors import UsageError
     default=None,
     help="Stop after this many seconds (default: run until Ctrl-C).",
 )
+@click.option(
+    "--serial",
+    metavar="PORT",
+    type=Text(),
+    default=None,
+    help="Put every device on this serial line (e.g. one end of a socat pty pair) instead "
+    "of TCP ports, or 'pty' for a pseudo-terminal it creates and prints.",
+)
+@line_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per device.")
 def modbus(
     profiles: tuple[str, ...],
@@ -61,13 +75,21 @@ def modbus(
     devices: int,
     faults: tuple[str, ...],
     duration: float | None,
+    serial: str | None,
+    framing: str,
+    baudrate: int,
+    parity: str,
+    stopbits: str,
     as_json: bool,
 ) -> int:
-    """Run simulated Modbus/TCP devices and print where each one listens.
+    """Run simulated Modbus devices and print where each one listens.
 
     \b
     Examples:
       mcptool simulate modbus --port 0
+      mcptool simulate modbus --framing rtu --port 0       # RTU over TCP
+      mcptool simulate modbus --serial pty --baudrate 9600 --parity N
+      mcptool simulate modbus --serial /tmp/ttyS1 --profile boiler --profile power_meter
       mcptool simulate modbus --profile gateway --fault latency:0.2,unit=2,every=3
       mcptool simulate modbus --profile power_meter --devices 10 --fault reset,probability=0.01
 
@@ -90,7 +112,11 @@ def modbus(
     if port and port + len(expanded) - 1 > 65535:
         raise UsageError(f"--port {port}: {len(expanded)} devices would pass port 65535")
 
-    sim = ModbusSimulator(expanded, host=host, port=port)
+    on_line = None
+    if serial is not None:
+        defaults = serial_defaults(baudrate, parity, stopbits)
+        on_line = SerialSettings(serial, defaults.baudrate, defaults.parity, defaults.stopbits)
+    sim = ModbusSimulator(expanded, host=host, port=port, framing=framing, serial=on_line)
     for fault, spec in zip(fault_list, faults, strict=True):
         try:
             sim.add_fault(fault)
@@ -100,15 +126,26 @@ def modbus(
     async def run() -> None:
         stop = stop_event()
         async with sim:
-            for (h, p), profile in zip(sim.addresses, expanded, strict=True):
+            if on_line is not None:
+                _print_line(sim.serial_path, on_line, expanded, as_json)
+            for (h, p), profile in zip(
+                [] if on_line is not None else sim.addresses, expanded, strict=False
+            ):
                 units = [u.id for u in profile.all_units()]
                 if as_json:
                     line = json.dumps(
-                        {"device": profile.name, "host": h, "port": p, "units": units}
+                        {
+                            "device": profile.name,
+                            "host": h,
+                            "port": p,
+                            "framing": framing,
+                            "units": units,
+                        }
                     )
                 else:
                     shown = "any" if profile.answer_all_units else ",".join(map(str, units))
-                    line = f"{profile.name}: listening on {_hostport(h, p)} (units {shown})"
+                    where = label(h, p, framing)
+                    line = f"{profile.name}: listening on {where} (units {shown})"
                 click.echo(line)
             for spec in faults:
                 click.echo(f"fault: {spec}", err=True)
@@ -123,5 +160,15 @@ def modbus(
     return 0
 
 
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+def _print_line(path: str, line: SerialSettings, profiles: list[Any], as_json: bool) -> None:
+    for profile in profiles:
+        units = [u.id for u in profile.all_units()]
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {"device": profile.name, "serial": path, "line": line.line, "units": units}
+                )
+            )
+        else:
+            shown = "any" if profile.answer_all_units else ",".join(map(str, units))
+            click.echo(f"{profile.name}: on serial line {path} at {line.line} (units {shown})")

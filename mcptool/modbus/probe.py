@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mcptool.errors import McptoolError, UsageError
 from mcptool.modbus.connection import Failure, ModbusConnection, Outcome
+from mcptool.modbus.framing import FramingName
 from mcptool.modbus.functions import GATEWAY_ABSENT_CODES, exception_name
 from mcptool.modbus.mbap import MalformedField
 from mcptool.modbus.pdu import ProbeRequest, read_values
+from mcptool.modbus.serial_line import SerialBus, SerialSettings
+from mcptool.modbus.targets import label
 from mcptool.modbus.timeouts import PROBE, Timeouts
+
+#: An open link to devices: a TCP connection (Modbus/TCP or RTU over TCP) or a serial bus.
+Link = ModbusConnection | SerialBus
+#: How long a probe that heard nothing in Modbus/TCP waits for the same read framed as
+#: RTU (converters answer within a few character times plus the device's turnaround).
+RTU_RETRY_TIMEOUT = 1.0
 
 DEFAULT_PORT = 502
 DEFAULT_CONNECT_TIMEOUT = PROBE.connect
@@ -90,12 +99,12 @@ class ProbeResult:
     response_ms: float | None = None
     identity: Identity | None = None
     name: str | None = None  # the host name the address was resolved from, if any
+    framing: FramingName = FramingName.TCP
 
     @property
     def target(self) -> str:
-        """``host:port``, with brackets around IPv6 addresses."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        """``host:port`` (brackets around IPv6), ``rtu-tcp://host:port``, or a serial port."""
+        return label(self.host, self.port, self.framing)
 
     @property
     def exception_name(self) -> str | None:
@@ -124,6 +133,7 @@ class ProbeResult:
         """A JSON-ready record (JSON Lines and CSV use the same keys)."""
         return {
             "target": self.target,
+            "framing": self.framing.value,
             "name": self.name,
             "host": self.host,
             "port": self.port,
@@ -167,7 +177,7 @@ def failure_result(
 
 
 async def read_unit(
-    connection: ModbusConnection,
+    connection: Link,
     host: str,
     port: int,
     unit: int,
@@ -222,17 +232,21 @@ async def probe(
     count: int = 1,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     timeout: float = DEFAULT_TIMEOUT,
+    framing: FramingName | str = FramingName.TCP,
+    serial: SerialSettings | None = None,
 ) -> ProbeResult:
     """Connect, send one read, classify what happens, close.
 
     Only reads (function 1, 2, 3 or 4) can be asked for: anything else raises
-    ``ReadOnlyError`` before a connection is opened.
+    ``ReadOnlyError`` before a connection is opened. ``framing="rtu"`` sends RTU frames
+    over TCP; ``serial`` probes a serial line instead (``host`` is then its port).
     """
     Timeouts(connect=connect_timeout, response=timeout)  # refuses 0, negatives and NaN
     request = ProbeRequest(function, address, count)
     return await probe_request(
-        host, port, request, unit=unit, connect_timeout=connect_timeout, timeout=timeout
-    )
+        host, port, request, unit=unit, connect_timeout=connect_timeout, timeout=timeout,
+        framing=framing, serial=serial,
+    )  # fmt: skip
 
 
 async def probe_request(
@@ -243,14 +257,19 @@ async def probe_request(
     unit: int = 1,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     timeout: float = DEFAULT_TIMEOUT,
+    framing: FramingName | str = FramingName.TCP,
+    serial: SerialSettings | None = None,
 ) -> ProbeResult:
     """``probe`` for an already validated request (what scans and benchmarks reuse)."""
     check_unit(unit)
-    connection = await open_connection(host, port, connect_timeout=connect_timeout)
+    framing = FramingName.RTU if serial is not None else FramingName(framing)
+    connection = await open_connection(
+        host, port, connect_timeout=connect_timeout, framing=framing, serial=serial
+    )
     if isinstance(connection, Failure):
-        return failure_result(host, port, unit, request, connection)
+        return replace(failure_result(host, port, unit, request, connection), framing=framing)
     try:
-        return await read_unit(
+        result = await read_unit(
             connection,
             host,
             port,
@@ -261,6 +280,41 @@ async def probe_request(
         )
     finally:
         connection.close()
+    result = replace(result, framing=framing)
+    if result.reason == _SILENT and framing is FramingName.TCP:
+        return await _rtu_instead(result, request, unit, connect_timeout, timeout)
+    return result
+
+
+_SILENT = "connected, no reply before the deadline"
+
+
+async def _rtu_instead(
+    result: ProbeResult, request: ProbeRequest, unit: int, connect_timeout: float, timeout: float
+) -> ProbeResult:
+    # A serial-to-Ethernet converter in RTU mode passes our MBAP frame to the line, where
+    # no device finds a good CRC in it, and stays silent. The same read framed as RTU on
+    # a new connection tells a silent Modbus/TCP device from such a converter; it is a
+    # read, so it is as harmless as the probe itself.
+    connection = await ModbusConnection.open(
+        result.host, result.port, connect_timeout=connect_timeout, framing=FramingName.RTU
+    )
+    if isinstance(connection, Failure):
+        return result
+    try:
+        reply, _ = await connection.exchange(
+            unit, request.pdu, timeout=min(timeout, RTU_RETRY_TIMEOUT)
+        )
+    finally:
+        connection.close()
+    if isinstance(reply, Failure):
+        return result
+    hint = (
+        f"{result.reason}; the same read framed as RTU was answered (unit {unit}): the "
+        f"peer speaks RTU over TCP, as serial converters do; use --framing rtu (or "
+        f"rtu-tcp://{result.target})"
+    )
+    return replace(result, reason=hint)
 
 
 def check_unit(unit: int) -> None:
@@ -269,11 +323,21 @@ def check_unit(unit: int) -> None:
 
 
 async def open_connection(
-    host: str, port: int, *, connect_timeout: float
-) -> ModbusConnection | Failure:
-    """Open a connection, turning a name that does not resolve into a one-line error."""
+    host: str,
+    port: int,
+    *,
+    connect_timeout: float,
+    framing: FramingName | str = FramingName.TCP,
+    serial: SerialSettings | None = None,
+) -> Link | Failure:
+    """Open a connection (or the serial bus), turning a name that does not resolve into a
+    one-line error; a serial port that cannot be opened raises ``SerialPortError``."""
+    if serial is not None:
+        return await SerialBus.open(serial)
     try:
-        return await ModbusConnection.open(host, port, connect_timeout=connect_timeout)
+        return await ModbusConnection.open(
+            host, port, connect_timeout=connect_timeout, framing=framing
+        )
     except socket.gaierror as exc:
         raise ResolveError(
             f"cannot resolve host {host!r} ({exc.strerror}): check the name or use an IP address"

@@ -24,7 +24,8 @@ from mcptool.modbus.connection import Failure, ModbusConnection, Outcome
 from mcptool.modbus.identify import identify
 from mcptool.modbus.mbap import MalformedField
 from mcptool.modbus.pdu import ProbeRequest
-from mcptool.modbus.probe import ProbeResult, failure_result, read_unit
+from mcptool.modbus.probe import Link, ProbeResult, failure_result, read_unit
+from mcptool.modbus.serial_line import SerialBus
 from mcptool.modbus.targets import Target
 from mcptool.modbus.timeouts import SCAN, Timeouts
 
@@ -231,11 +232,16 @@ class Scanner:
         if result.answered:
             self.summary.devices += 1
 
-    async def _connect(self, target: Target) -> ModbusConnection | Failure:
+    async def _connect(self, target: Target) -> Link | Failure:
         await self._rate.acquire()
         self.summary.connections += 1
+        if target.serial is not None:  # a bus: its units are swept one request at a time
+            return await SerialBus.open(target.serial)
         return await ModbusConnection.open(
-            target.address, target.port, connect_timeout=self.options.connect_timeout
+            target.address,
+            target.port,
+            connect_timeout=self.options.connect_timeout,
+            framing=target.framing,
         )
 
     def _queue_lane(self, sweep: _Sweep, *, first: bool) -> None:
@@ -252,7 +258,7 @@ class Scanner:
     ) -> None:
         options = self.options
         target = sweep.target
-        connection: ModbusConnection | None = None
+        connection: Link | None = None
         working = False
         try:
             while (unit := sweep.next_unit()) is not None:
@@ -371,7 +377,9 @@ class Scanner:
 
 
 def _named(result: ProbeResult, target: Target) -> ProbeResult:
-    return result if target.name is None else replace(result, name=target.name)
+    if target.name is None and target.framing is result.framing:
+        return result
+    return replace(result, name=target.name, framing=target.framing)
 
 
 def _interleave_hosts(targets: Sequence[Target]) -> list[Target]:

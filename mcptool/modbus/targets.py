@@ -5,6 +5,13 @@ Accepted forms: ``host``, ``host:port``, ``[v6]:port``, a bare IPv6 address, CID
 once, up front, so a typo fails before any probe is sent), and files of such targets
 (``@targets.txt``, one or more per line, ``#`` starts a comment). Unit-id sweeps are
 written as ``1-247`` or ``1,2,10-20``.
+
+How the PDUs are framed is part of the target (docs/PROBE.md, "Serial lines and RTU over
+TCP"): ``tcp://HOST:PORT`` or a bare ``HOST:PORT`` is Modbus/TCP (or RTU over TCP when
+the command's ``--framing rtu`` says so), ``rtu-tcp://HOST:PORT`` is RTU over TCP (a
+serial-to-Ethernet converter), and ``rtu:///dev/ttyUSB0?baudrate=9600&parity=N`` or a
+bare device path (``/dev/ttyUSB0``, ``COM3``) is a serial line, with the command's
+``--baudrate``/``--parity``/``--stopbits`` for what the URL leaves out.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mcptool.errors import UsageError
+from mcptool.modbus.framing import FramingName
+from mcptool.modbus.serial_line import SerialSettings, parse_serial
 
 #: The largest range one CIDR may expand to (a /16 of IPv4).
 MAX_RANGE = 65_536
@@ -30,14 +39,27 @@ class TargetError(UsageError):
 class Target:
     """One endpoint to probe: the address to connect to and what the user called it."""
 
-    address: str
-    port: int
+    address: str  # the IP address, or the serial port
+    port: int  # 0 for a serial line
     name: str | None = None  # the host name it came from, if any
+    framing: FramingName = FramingName.TCP
+    serial: SerialSettings | None = None  # the line's settings, for a serial port
 
     @property
     def label(self) -> str:
-        host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"{host}:{self.port}"
+        return label(self.address, self.port, self.framing)
+
+
+def label(address: str, port: int, framing: str = FramingName.TCP) -> str:
+    """``host:port``; ``rtu-tcp://host:port`` for RTU over TCP; the port of a serial line."""
+    if not port:
+        return address
+    host = f"[{address}]" if ":" in address else address
+    return f"{host}:{port}" if framing == FramingName.TCP else f"{RTU_TCP}{host}:{port}"
+
+
+RTU_TCP = "rtu-tcp://"
+_TCP = "tcp://"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +68,8 @@ class _Spec:
     host: str
     port: int
     network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+    framing: FramingName = FramingName.TCP
+    serial: SerialSettings | None = None
 
 
 def _port(text: str, spec: str) -> int:
@@ -66,9 +90,39 @@ def _split(text: str, default_port: int) -> tuple[str, int]:
     return host, _port(port, text) if sep else default_port
 
 
-def parse_target(text: str, default_port: int = 502) -> _Spec:
-    """Parse one target without resolving it (``TargetError`` if it is not a target)."""
+def parse_target(
+    text: str,
+    default_port: int = 502,
+    framing: FramingName | str = FramingName.TCP,
+    serial: SerialSettings | None = None,
+) -> _Spec:
+    """Parse one target without resolving it (``TargetError`` if it is not a target).
+
+    ``framing`` applies to targets without a scheme; ``serial`` gives the line settings a
+    serial target leaves out.
+    """
     text = text.strip()
+    if not text:
+        raise TargetError("empty target: give a host, host:port or a CIDR range")
+    line = parse_serial(text, serial)
+    if line is not None:
+        return _Spec(text, line.port, 0, framing=FramingName.RTU, serial=line)
+    framing = FramingName(framing)
+    bare = text
+    if text.startswith(RTU_TCP):
+        bare, framing = text[len(RTU_TCP) :].rstrip("/"), FramingName.RTU
+    elif text.startswith(_TCP):
+        bare, framing = text[len(_TCP) :].rstrip("/"), FramingName.TCP
+    elif "://" in text:
+        raise TargetError(
+            f"target {text!r}: use tcp://HOST:PORT, rtu-tcp://HOST:PORT (RTU over TCP) or "
+            "rtu:///dev/PORT?baudrate=N (a serial line)"
+        )
+    spec = _parse_host(bare, default_port)
+    return _Spec(text, spec.host, spec.port, spec.network, framing)
+
+
+def _parse_host(text: str, default_port: int) -> _Spec:
     if not text:
         raise TargetError("empty target: give a host, host:port or a CIDR range")
     host, port = _split(text, default_port)
@@ -141,12 +195,17 @@ async def _resolve(host: str, spec: str) -> str:
     return str(infos[0][4][0])
 
 
-async def resolve_targets(texts: Sequence[str], default_port: int = 502) -> list[Target]:
+async def resolve_targets(
+    texts: Sequence[str],
+    default_port: int = 502,
+    framing: FramingName | str = FramingName.TCP,
+    serial: SerialSettings | None = None,
+) -> list[Target]:
     """Parse, expand and resolve targets, dropping duplicates and keeping their order."""
     if not texts:
         raise TargetError("no targets: give a host, host:port, a CIDR range or @file")
-    specs = [parse_target(text, default_port) for text in texts]
-    texts_by_host = {s.host: s.text for s in specs if s.network is None}
+    specs = [parse_target(text, default_port, framing, serial) for text in texts]
+    texts_by_host = {s.host: s.text for s in specs if s.network is None and s.serial is None}
     names = list(texts_by_host)
     addresses = dict(
         zip(
@@ -158,6 +217,11 @@ async def resolve_targets(texts: Sequence[str], default_port: int = 502) -> list
     seen: set[tuple[str, int]] = set()
     targets: list[Target] = []
     for spec in specs:
+        if spec.serial is not None:
+            if (spec.host, 0) not in seen:
+                seen.add((spec.host, 0))
+                targets.append(Target(spec.host, 0, None, FramingName.RTU, spec.serial))
+            continue
         if spec.network is not None:
             candidates: Iterable[tuple[str, str | None]] = ((a, None) for a in _hosts(spec.network))
         else:
@@ -166,7 +230,7 @@ async def resolve_targets(texts: Sequence[str], default_port: int = 502) -> list
         for address, name in candidates:
             if (address, spec.port) not in seen:
                 seen.add((address, spec.port))
-                targets.append(Target(address, spec.port, name))
+                targets.append(Target(address, spec.port, name, spec.framing))
     if len(targets) > 1_000_000:
         raise TargetError(f"{len(targets)} targets is too many for one scan: split it up")
     return targets
