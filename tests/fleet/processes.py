@@ -52,7 +52,9 @@ def _copy(stream: IO[str], path: Path) -> None:
             out.flush()
 
 
-def start_hub(keys: Path, nats_url: str, window_s: float, log: Path) -> tuple[Process, str]:
+def start_hub(
+    keys: Path, nats_url: str, window_s: float, log: Path, *extra: str
+) -> tuple[Process, str]:
     hub = Process(
         [
             "hub",
@@ -65,6 +67,7 @@ def start_hub(keys: Path, nats_url: str, window_s: float, log: Path) -> tuple[Pr
             "--window-s",
             str(window_s),
             "--quiet",
+            *extra,
         ],
         log,
     )

@@ -1,0 +1,136 @@
+"""The fleet's Grafana dashboard against a real Prometheus (Debian ``prometheus``) that
+scrapes a running ``mcptool hub --nats`` and ``mcptool worker``: every PromQL expression
+of every panel must return data."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mcptool.fleet.dashboard import dashboard, expressions
+from mcptool.link import LinkClient
+from simulators.nats import NatsCluster
+from simulators.ollama import OllamaSimulator
+from tests.conftest import require_program
+from tests.fleet.conftest import KEYS, write_keys
+from tests.fleet.processes import Process, start_hub, start_worker
+from tests.fleet.stream_reader import poll
+
+BASE_MS = 1_700_000_000_000
+
+
+def test_every_panel_queries_prometheus_through_the_datasource_variable() -> None:
+    board = dashboard()
+    assert board["uid"] == "mcptool-fleet"
+    ids = [panel["id"] for panel in board["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in board["panels"]:
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert panel["targets"], panel["title"]
+    assert [v["name"] for v in board["templating"]["list"]] == ["datasource"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _metrics_target(banner: str) -> str:
+    url = banner.split("metrics on ")[1].strip().rstrip(")")
+    return url.removeprefix("http://").removesuffix("/metrics")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+async def test_every_dashboard_expression_has_data_in_a_real_prometheus(
+    nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    prometheus = require_program("prometheus")
+    keys = write_keys(tmp_path / "keys")
+    processes: list[Process] = []
+    async with OllamaSimulator() as ollama:
+        try:
+            hub, hub_url = await asyncio.to_thread(
+                start_hub, keys, nats_cluster.url, 1.0, tmp_path / "hub.log", "--metrics",
+                "127.0.0.1:0",
+            )  # fmt: skip
+            processes.append(hub)
+            worker = await asyncio.to_thread(
+                start_worker, nats_cluster.url, ollama.url, tmp_path / "worker.log",
+                "--metrics", "127.0.0.1:0",
+            )  # fmt: skip
+            processes.append(worker)
+            port = _free_port()
+            config = tmp_path / "prometheus.yml"
+            config.write_text(
+                "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+                "scrape_configs:\n"
+                f"  - job_name: mcptool-hub\n"
+                f"    static_configs: [{{targets: ['{_metrics_target(hub.banner)}']}}]\n"
+                f"  - job_name: mcptool-worker\n"
+                f"    static_configs: [{{targets: ['{_metrics_target(worker.banner)}']}}]\n"
+            )
+            server = subprocess.Popen(
+                [prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                 f"--web.listen-address=127.0.0.1:{port}"],
+                stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("w"),
+            )  # fmt: skip
+            try:
+                missing = await _until_every_expression_has_data(port, hub_url)
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+        finally:
+            for process in processes:
+                process.stop()
+    assert missing == [], f"no data for: {missing}"
+
+
+async def _until_every_expression_has_data(port: int, hub_url: str) -> list[str]:
+    link = LinkClient(hub_url, "node-1", KEYS["node-1"])
+    await link.start(10)
+    sent = 0
+
+    async def traffic() -> None:
+        nonlocal sent
+        while True:  # a poll every 50 ms, a simulated second apart: a window per 250 ms
+            await link.send(poll("boiler", BASE_MS + sent * 200, 20 + sent % 3))
+            sent += 1
+            await asyncio.sleep(0.05)
+
+    feeding = asyncio.ensure_future(traffic())
+    pending = set(expressions())
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 120
+            while pending and loop.time() < deadline:
+                for title, expr in sorted(pending):
+                    try:
+                        answer = (await client.get("/api/v1/query", params={"query": expr})).json()
+                    except httpx.HTTPError:
+                        break  # not up yet
+                    assert answer["status"] == "success", (title, expr, answer)
+                    if answer["data"]["result"]:
+                        pending.discard((title, expr))
+                await asyncio.sleep(0.5)
+        finally:
+            feeding.cancel()
+            await asyncio.gather(feeding, return_exceptions=True)
+            await link.close()
+    assert sent > 0
+    return [f"{title}: {expr}" for title, expr in sorted(pending)]
+
+
+def test_the_dashboard_is_valid_json_in_the_package() -> None:
+    from importlib import resources
+
+    text = resources.files("mcptool.fleet.grafana").joinpath("fleet.json").read_text("utf-8")
+    assert json.loads(text) == dashboard()
