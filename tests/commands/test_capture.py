@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -130,3 +133,28 @@ def test_a_recording_keeps_every_sample_in_order_and_replays_it(
     # the discovery read (the clock's first reading since start), then three samples
     assert series == [1, 2, 3, 4]
     assert point.generator(0.41) == series[0]  # a recorded series repeats
+
+
+def test_the_captured_file_runs_under_simulate_modbus_as_a_user_starts_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    captured = tmp_path / "captured.toml"
+    with simulator_thread(load_profile("power_meter"), clock=lambda: 1000.0) as original:
+        port = original.address[1]
+        run_cli(capsys, "capture", f"127.0.0.1:{port}", "-o", str(captured))
+        before = _reads(capsys, port)
+    replica = subprocess.Popen(
+        [sys.executable, "-m", "mcptool", "simulate", "modbus", "--profile", str(captured),
+         "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert replica.stdout is not None
+        first = replica.stdout.readline()  # "captured: listening on 127.0.0.1:PORT (units 1)"
+        found = re.search(r"listening on 127\.0\.0\.1:(\d+)", first)
+        assert found, first
+        after = _reads(capsys, int(found.group(1)))
+    finally:
+        replica.terminate()
+        replica.wait(timeout=30)
+    assert after == before
