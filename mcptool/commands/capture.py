@@ -10,7 +10,15 @@ import click
 
 from mcptool.commands.options import Float, Int, Text
 from mcptool.errors import UsageError
-from mcptool.modbus.capture import Capture, TableRange, discover, parse_range, profile_toml, sample
+from mcptool.modbus.capture import (
+    Capture,
+    TableRange,
+    discover,
+    parse_range,
+    parse_server_id,
+    profile_toml,
+    sample,
+)
 from mcptool.modbus.client import Endpoint, open_endpoint, parse_endpoint
 from mcptool.modbus.identify import identify
 from mcptool.modbus.registermap import Table
@@ -44,6 +52,7 @@ async def _capture(
             await discover(connection, unit, span, capture, timeout=timeouts.response)
         identity = await identify(connection, unit, timeout=timeouts.response)
         capture.identity = {k: v for k, v in identity.named().items() if k in _STANDARD}
+        capture.server_id = parse_server_id(identity.server_id, identity.run_indicator)
         if duration is not None and capture.found:
             loop = asyncio.get_running_loop()
             started = next_at = loop.time()

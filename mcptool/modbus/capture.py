@@ -22,7 +22,15 @@ from mcptool.modbus.connection import ModbusConnection
 from mcptool.modbus.functions import ExceptionCode
 from mcptool.modbus.registermap import MAX_READ_BITS, MAX_READ_REGISTERS, TABLE_ALIASES, Table
 
-__all__ = ["Capture", "TableRange", "discover", "parse_range", "profile_toml", "sample"]
+__all__ = [
+    "Capture",
+    "TableRange",
+    "discover",
+    "parse_range",
+    "parse_server_id",
+    "profile_toml",
+    "sample",
+]
 
 Raw = int | bool
 
@@ -63,6 +71,8 @@ class Capture:
     unit: int
     series: dict[Table, dict[int, list[Raw]]] = field(default_factory=dict)
     identity: dict[str, str] = field(default_factory=dict)
+    #: Report Server ID (0x11): the id byte, the run indicator, the additional text.
+    server_id: tuple[int, bool, str] | None = None
     interval: float = 1.0
 
     def add(self, table: Table, address: int, value: Raw) -> None:
@@ -137,6 +147,18 @@ async def sample(
                 capture.add(table, first + offset, value)
 
 
+def parse_server_id(text: str | None, running: bool | None) -> tuple[int, bool, str] | None:
+    """``identify``'s server id text (``0x42 BX-200``) as (id, running, additional)."""
+    if not text or running is None:
+        return None
+    head, _, additional = text.partition(" ")
+    try:
+        sid = int(head, 16)
+    except ValueError:
+        return None
+    return (sid, running, additional) if 0 <= sid <= 0xFF else None
+
+
 def _toml_string(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
     return '"' + "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in escaped) + '"'
@@ -167,6 +189,15 @@ def profile_toml(capture: Capture, name: str, source: str) -> str:
         lines.append("[identity]")
         lines += [f"{key} = {_toml_string(value)}" for key, value in capture.identity.items()]
         lines.append("")
+    if capture.server_id is not None:
+        sid, running, additional = capture.server_id
+        lines += [
+            "[server_id]",
+            f"id = {sid:#04x}",
+            f"running = {'true' if running else 'false'}",
+            f"additional = {_toml_string(additional)}",
+            "",
+        ]
     for table in Table:
         for address, values in sorted(capture.series.get(table, {}).items()):
             lines += [

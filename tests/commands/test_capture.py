@@ -69,6 +69,16 @@ def test_a_captured_profile_serves_the_same_values_and_identity(
     assert (profile.identity.vendor_name, profile.identity.model_name) == ("Voltex", "PM-3000-TCP")
 
 
+def test_report_server_id_is_captured_too(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    captured = tmp_path / "boiler.toml"
+    with simulator_thread(load_profile("boiler"), clock=lambda: 0.0) as original:
+        run_cli(capsys, "capture", f"127.0.0.1:{original.address[1]}", "-o", str(captured))
+    server_id = load_profile(str(captured)).server_id
+    assert (server_id.id, server_id.running, server_id.additional) == (b"\x42", True, b"BX-200")
+
+
 def test_a_recorded_series_replays_one_value_per_interval() -> None:
     capture = Capture(1, interval=0.5)
     for value in (10, 11, 12):
