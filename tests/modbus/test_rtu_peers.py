@@ -1,0 +1,222 @@
+"""Serial RTU and RTU over TCP against real peers: socat's pty pairs as serial lines,
+mbpoll (libmodbus) as an independent RTU master, pymodbus's serial server as a second
+stack, and ser2net as a real serial-to-Ethernet converter."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import subprocess
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mcptool.modbus.framing import FramingName
+from mcptool.modbus.mbap import Answer
+from mcptool.modbus.outcome import Outcome
+from mcptool.modbus.pdu import ProbeRequest
+from mcptool.modbus.probe import probe
+from mcptool.modbus.scan import Scanner, ScanOptions
+from mcptool.modbus.serial_line import SerialBus, SerialSettings
+from mcptool.modbus.targets import resolve_targets
+from simulators.modbus import ModbusSimulator, load_profile, parse_profile
+from tests.conftest import require_program
+
+REGISTERS = [1234, 5678, 0, 65535]
+METER = {
+    "name": "meter",
+    "units": [
+        {
+            "id": 17,
+            "points": [
+                {"name": f"r{i}", "table": "holding", "address": i, "type": "uint16", "value": v}
+                for i, v in enumerate(REGISTERS)
+            ],
+        }
+    ],
+}
+
+
+@contextmanager
+def pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Two pseudo-terminals joined by socat: what goes into one comes out of the other,
+    as on a serial cable."""
+    socat = require_program("socat")
+    a, b = tmp_path / "ttyA", tmp_path / "ttyB"
+    proc = subprocess.Popen(
+        [socat, "-d", "-d", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # both ends exist once socat starts its transfer loop
+            if "starting data transfer loop" in line:
+                break
+        else:
+            pytest.fail(f"socat did not start: exit {proc.wait()}")
+        yield str(a), str(b)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+@asynccontextmanager
+async def serial_simulator(port: str, profile: dict[str, object] = METER) -> AsyncIterator[None]:
+    async with ModbusSimulator(parse_profile(profile), serial=SerialSettings(port, parity="N")):
+        yield
+
+
+async def test_mbpoll_reads_the_serial_simulator(tmp_path: Path) -> None:
+    mbpoll = require_program("mbpoll")
+    with pty_pair(tmp_path) as (device_end, master_end):
+        async with serial_simulator(device_end):
+            proc = await asyncio.create_subprocess_exec(
+                mbpoll, "-m", "rtu", "-b", "19200", "-P", "none", "-a", "17", "-r", "1",
+                "-c", "4", "-t", "4", "-1", "-o", "2", master_end,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    values = [int(v) for v in re.findall(r"^\[\d+\]:\s+(\d+)", out.decode(), re.M)]
+    assert values == REGISTERS
+
+
+@pytest.fixture
+def pymodbus_serial_server(tmp_path: Path) -> Iterator[tuple[str, list[int]]]:
+    """pymodbus's RTU server on one end of a pty pair, in its own thread and loop; with
+    the values of holding registers 0-4 as the server itself reads them."""
+    from pymodbus.server import ModbusSerialServer
+    from pymodbus.simulator import DataType, SimData, SimDevice
+
+    # Registers 0-7 of unit 9 (pymodbus's simulator: what it holds is what it answers).
+    device = SimDevice(
+        id=9,
+        simdata=[
+            SimData(0, values=[4321, 8765, 1, 65534, 42, 0, 0, 0], datatype=DataType.REGISTERS)
+        ],
+    )
+    with pty_pair(tmp_path) as (device_end, master_end):
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+
+        def run(coroutine: Any) -> Any:
+            return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=10)
+
+        async def start() -> ModbusSerialServer:
+            server = ModbusSerialServer(device, port=device_end, baudrate=19200, parity="N")
+            await server.serve_forever(background=True)
+            return server
+
+        server = run(start())
+        try:
+            wanted = list(run(server.async_getValues(9, 3, 0, 5)))
+            assert len(set(wanted)) > 1
+            yield master_end, wanted
+        finally:
+            run(server.shutdown())
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+            loop.close()
+
+
+async def test_mcptool_reads_a_pymodbus_serial_server(
+    pymodbus_serial_server: tuple[str, list[int]],
+) -> None:
+    port, wanted = pymodbus_serial_server
+    result = await probe(
+        port, unit=9, address=0, count=5, serial=SerialSettings(port, parity="N"), timeout=2.0
+    )
+    assert result.outcome is Outcome.OK, result.reason
+    assert list(result.values or ()) == wanted
+    # pymodbus answers a unit it does not have with exception 0x04 (its own choice);
+    # the reply is read whole, and the bus serves the next request.
+    bus = await SerialBus.open(SerialSettings(port, parity="N"))
+    try:
+        other, _ = await bus.exchange(8, ProbeRequest(3, 0, 1).pdu, timeout=2.0)
+        again, _ = await bus.exchange(9, ProbeRequest(3, 0, 5).pdu, timeout=2.0)
+    finally:
+        bus.close()
+    assert isinstance(other, Answer) and other.exception_code == 0x04
+    assert isinstance(again, Answer)
+    assert again.pdu[2:] == b"".join(v.to_bytes(2, "big") for v in wanted)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def ser2net(tmp_path: Path, serial_port: str) -> Iterator[int]:
+    """ser2net 4 (YAML config) passing raw bytes between a TCP port and the serial line."""
+    binary = require_program("ser2net")
+    port = _free_port()
+    config = tmp_path / "ser2net.yaml"
+    config.write_text(
+        "connection: &rtu\n"
+        f"  accepter: tcp,127.0.0.1,{port}\n"
+        f"  connector: serialdev,{serial_port},19200n81,local\n"
+        "  options:\n"
+        "    kickolduser: true\n"
+    )
+    proc = subprocess.Popen(
+        [binary, "-n", "-d", "-c", str(config), "-P", str(tmp_path / "ser2net.pid")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        while True:  # listening once a connect succeeds; it exits on a bad config
+            if proc.poll() is not None:
+                assert proc.stderr is not None
+                pytest.fail(f"ser2net exited {proc.returncode}: {proc.stderr.read()!r}")
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+async def test_probe_through_ser2net_names_rtu_over_tcp_and_reads_with_it(
+    tmp_path: Path,
+) -> None:
+    with pty_pair(tmp_path) as (device_end, converter_end):
+        async with serial_simulator(device_end):
+            with ser2net(tmp_path, converter_end) as port:
+                wrong = await probe("127.0.0.1", port, unit=17, count=4, timeout=0.5)
+                right = await probe(
+                    "127.0.0.1", port, unit=17, count=4, framing=FramingName.RTU, timeout=2.0
+                )
+    assert wrong.outcome is Outcome.TIMEOUT
+    assert "speaks RTU over TCP" in wrong.reason and "--framing rtu" in wrong.reason
+    assert right.outcome is Outcome.OK and list(right.values or ()) == REGISTERS
+    assert right.target == f"rtu-tcp://127.0.0.1:{port}"
+
+
+async def test_a_unit_sweep_on_a_bus_finds_the_live_units_among_silent_ones(
+    tmp_path: Path,
+) -> None:
+    with pty_pair(tmp_path) as (device_end, master_end):
+        async with ModbusSimulator(
+            load_profile("gateway"), serial=SerialSettings(device_end, parity="N")
+        ):
+            targets = await resolve_targets(
+                [f"rtu://{master_end}?parity=N"], serial=SerialSettings("-")
+            )
+            scanner = Scanner(targets, ScanOptions(units=list(range(1, 13)), timeout=0.1))
+            results = [r async for r in scanner.results()]
+    answered = sorted(r.unit for r in results if r.answered)
+    silent = [r for r in results if not r.answered]
+    assert answered == [1, 2, 10]  # the gateway profile's devices, now on one bus
+    assert len(silent) == 9 and {r.outcome for r in silent} == {Outcome.TIMEOUT}
+    assert scanner.summary.connections == 1  # one bus, opened once for the sweep
+    assert {r.target for r in results} == {master_end}
