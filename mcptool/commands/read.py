@@ -9,12 +9,13 @@ import datetime
 import json
 import math
 import sys
+import time
 from collections.abc import Callable
 
 import click
 
 from mcptool.commands.options import Float, Int
-from mcptool.modbus.client import Endpoint, open_endpoint, parse_endpoint
+from mcptool.modbus.client import DeviceError, Endpoint, open_endpoint, parse_endpoint
 from mcptool.modbus.connection import ModbusConnection
 from mcptool.modbus.datatypes import ORDERS, TYPES, Value
 from mcptool.modbus.modicon import parse_address
@@ -130,8 +131,16 @@ async def _poll(
             if connection is None or not connection.usable:
                 if connection is not None:
                     connection.close()
-                connection = await open_endpoint(endpoint, timeouts)
-            sample = await read_sample(connection, unit, spec, timeout=timeouts.response)
+                    connection = None
+                try:
+                    connection = await open_endpoint(endpoint, timeouts)
+                except DeviceError as exc:
+                    if interval is None:
+                        raise  # one read: the device's absence is the answer
+                    # polling: a device away for a while is a row, and the poll goes on
+                    sample = Sample(time.time(), None, None, str(exc), 0.0)
+            if connection is not None:
+                sample = await read_sample(connection, unit, spec, timeout=timeouts.response)
             stats.add(sample)
             emit(sample)
             taken += 1

@@ -14,6 +14,7 @@ import pytest
 
 from mcptool.cli import main
 from simulators.modbus.profile import DeviceProfile, Point
+from tests.modbus.peers import refusing_port
 from tests.modbus.simulator_thread import simulator_thread
 
 needs_mbpoll = pytest.mark.skipif(shutil.which("mbpoll") is None, reason="mbpoll not installed")
@@ -148,6 +149,30 @@ def test_a_nan_in_a_register_is_null_in_json_with_its_registers(
     assert record["values"][0]["value"] is None
     assert record["raw"] == [0x7FC0, 0]
     assert "NaN" not in out
+
+
+def test_a_poll_of_a_device_that_is_away_keeps_going_and_counts_the_failures(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with refusing_port() as port:
+        code, out, err = run_cli(
+            capsys, "read", f"127.0.0.1:{port}", "40001", "-i", "0.01", "-n", "3", "--csv"
+        )
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 1
+    assert len(rows) == 3
+    assert all(row["error"].startswith(f"127.0.0.1:{port}: refused") for row in rows)
+    assert err == "3 reads, all failed\n"
+
+
+def test_one_read_of_a_device_that_is_away_is_one_line_exit_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with refusing_port() as port:
+        code, out, err = run_cli(capsys, "read", f"127.0.0.1:{port}", "40001")
+    assert (code, out) == (1, "")
+    assert err.startswith(f"error: 127.0.0.1:{port}: refused: connection refused")
+    assert err.count("\n") == 1
 
 
 def test_an_address_the_device_lacks_exits_1_with_its_exception(
