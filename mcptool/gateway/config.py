@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from mcptool.errors import UsageError
 from mcptool.gateway.fields import FiniteFloat, Port, Seconds, SettingsModel
 from mcptool.gateway.sinks.registry import SINKS, SinkRegistry, SinkType
 from mcptool.gateway.sinks.settings import JsonlConfig, MqttConfig, UplinkConfig
@@ -40,6 +41,8 @@ from mcptool.modbus.registermap import (
     Table,
     plan_reads,
 )
+from mcptool.modbus.serial_line import SerialSettings
+from mcptool.modbus.targets import parse_target
 from mcptool.numbers import config_number
 from mcptool.problems import ConfigError, Problem, problems_of
 
@@ -143,6 +146,12 @@ class DeviceSettings(SettingsModel):
     max_registers: int | None = Field(default=None, ge=1, le=125)
     max_bits: int | None = Field(default=None, ge=1, le=2000)
     addressing: Literal[0, 1] | None = None
+    # how the host is reached (docs/PROBE.md): RTU frames over TCP for a serial
+    # converter; a serial port's line settings when the host is one (/dev/ttyUSB0)
+    framing: Literal["tcp", "rtu"] | None = None
+    baudrate: int | None = Field(default=None, ge=50, le=4_000_000)
+    parity: Literal["N", "E", "O"] | None = None
+    stopbits: Literal[1, 2] | None = None
     backoff_initial: Seconds | None = None
     backoff_max: Seconds | None = None
     retry_bad_after: Seconds | None = None
@@ -171,6 +180,9 @@ class SpoolConfig(SettingsModel):
     # readings held in memory while the spool cannot write (disk full); the policy
     # applies past it
     max_pending: int = Field(default=1_000_000, ge=1)
+    # seconds a record stays after every sink has it: the history the context server
+    # reads (0: deleted at once, as before)
+    keep: Annotated[float, config_number(ge=0, le=366 * 86400)] = 0.0
 
 
 class MetricsConfig(SettingsModel):
@@ -303,6 +315,8 @@ def parse_config(
 
 
 _SETTINGS = tuple(DeviceSettings.model_fields)
+# settings that reach DeviceSpec through the parsed host, not as they are
+_NOT_SPEC = ("port", "unit", "addressing", "framing", "baudrate", "parity", "stopbits")
 _DEFAULTS: dict[str, Any] = {
     "port": 502,
     "unit": 1,
@@ -313,6 +327,10 @@ _DEFAULTS: dict[str, Any] = {
     "max_registers": 125,
     "max_bits": 2000,
     "addressing": 0,
+    "framing": "tcp",
+    "baudrate": 19200,
+    "parity": "E",
+    "stopbits": 1,
     "backoff_initial": 1.0,
     "backoff_max": 30.0,
     "retry_bad_after": 300.0,
@@ -386,7 +404,24 @@ def _expand(
                 problems.append(Problem(f"{path}.name", f'device "{name}" also in {names[name]}'))
                 continue
             names[name] = path
-            if not 1 <= port <= 65535 or not 0 <= unit <= 255:
+            try:
+                where = parse_target(
+                    device.host,
+                    port,
+                    settings["framing"],
+                    SerialSettings(
+                        "-", settings["baudrate"], settings["parity"], settings["stopbits"]
+                    ),
+                )
+            except UsageError as exc:
+                problems.append(Problem(f"{path}.host", str(exc)))
+                continue
+            if where.network is not None:
+                problems.append(Problem(f"{path}.host", f"{device.host}: one host, not a range"))
+                continue
+            if where.serial is not None:
+                port = 0  # a serial line: its units share the port's bus
+            elif not 1 <= where.port <= 65535 or not 0 <= unit <= 255:
                 problems.append(Problem(path, f"{name}: port {port} / unit {unit} out of range"))
                 continue
             if "/" in name or "+" in name or "#" in name:
@@ -396,11 +431,13 @@ def _expand(
                 continue
             spec = DeviceSpec(
                 name=name,
-                host=device.host,
+                host=where.host,
                 points=tuple(points),
-                port=port,
+                port=where.port if where.serial is None else 0,
                 unit=unit,
-                **{k: settings[k] for k in _SETTINGS if k not in ("port", "unit", "addressing")},
+                framing=where.framing,
+                serial=where.serial,
+                **{k: settings[k] for k in _SETTINGS if k not in _NOT_SPEC},
             )
             try:
                 spec.plan()

@@ -110,6 +110,7 @@ class Gateway:
             max_readings=spool.max_readings,
             policy=spool.policy,
             max_pending=spool.max_pending,
+            keep=spool.keep,
             on_drop=self._on_drop,
             on_health=self._on_spool_health,
         )

@@ -217,6 +217,7 @@ class Spool:
         policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest",
         tail_bytes: int = 16 * 1024 * 1024,
         max_pending: int = 1_000_000,
+        keep: float = 0.0,
         on_drop: Callable[[Dropped], None] | None = None,
         on_health: Callable[[bool, str], None] | None = None,
         retry: Backoff | None = None,
@@ -229,6 +230,9 @@ class Spool:
         self.policy = policy
         self.tail_bytes = tail_bytes
         self.max_pending = max_pending
+        # seconds a record stays in the file after every destination has it: history for
+        # readers of the file (the context server); 0 deletes it at once
+        self.keep = keep
         self.on_drop = on_drop
         self.on_health = on_health
         self._retry = retry or Backoff(initial=0.25, multiplier=2.0, maximum=5.0)
@@ -336,9 +340,17 @@ class Spool:
             self._next_seq[device] = next_seq
             self._dirty_seq[device] = next_seq
         # a new destination starts at what is stored now: it gets every undelivered record
+        # (not the delivered ones ``keep`` holds as history: after the lowest position)
         oldest = self._ids[0] - 1 if self._ids else last_id
+        known = [stored[sink] for sink in self.sinks if sink in stored]
+        if known:
+            oldest = max(oldest, min(known))
         self._positions = {sink: stored.get(sink, oldest) for sink in self.sinks}
         self._stored_positions = dict(stored)
+        if self._positions:
+            # records kept after delivery are history, not depth: only what some
+            # destination still lacks is indexed as waiting (without ``keep`` there are none)
+            self._cut(min(self._positions.values()))
         self._open_seq_file()
         self._dropped_devices = dict(db.execute("SELECT device, readings FROM dropped"))
         self._dropped_total = sum(self._dropped_devices.values())
@@ -701,6 +713,7 @@ class Spool:
             low,
             max(0, excess),
             last_id,
+            time.time() - self.keep if self.keep else None,
         )
         for record in batch:
             if self._pending.pop(record.id, None) is not None:  # else dropped meanwhile
@@ -735,8 +748,10 @@ class Spool:
         low: int,
         excess: int,
         last_id: int,
+        kept_after: float | None = None,
     ) -> list[Record]:
-        """One transaction: records, sequence numbers, positions, deletions, the last id."""
+        """One transaction: records, sequence numbers, positions, deletions, the last id.
+        With ``kept_after``, delivered records polled after it stay (``keep``)."""
         db = self._db
         assert db is not None
         try:
@@ -771,12 +786,18 @@ class Spool:
                 " ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
                 (last_id,),
             )
-            db.execute("DELETE FROM records WHERE id <= ?", (low,))
+            if kept_after is None:
+                db.execute("DELETE FROM records WHERE id <= ?", (low,))
+            else:
+                db.execute("DELETE FROM records WHERE id <= ? AND ts < ?", (low, kept_after))
             evicted: list[Record] = []
             if excess > 0:
                 freed = 0
+                # only records some destination still lacks: the kept ones were delivered
                 for i, d, s, c, k in db.execute(
-                    "SELECT id, device, seq_first, count, kind FROM records ORDER BY id"
+                    "SELECT id, device, seq_first, count, kind FROM records WHERE id > ?"
+                    " ORDER BY id",
+                    (low,),
                 ):
                     evicted.append(Record(i, d, s, c, 0.0, b"", Kind(k)))
                     freed += c

@@ -4,7 +4,6 @@ port, its config with described and writable points, and the gateway's spool."""
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,6 @@ from simulators.modbus import ModbusSimulator
 from simulators.modbus.profile import load_profile
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 async def boiler() -> AsyncIterator[ModbusSimulator]:
     async with ModbusSimulator([load_profile("boiler")]) as sim:
@@ -30,13 +23,13 @@ async def boiler() -> AsyncIterator[ModbusSimulator]:
 
 
 def plant(sim: ModbusSimulator, tmp_path: Path) -> dict[str, Any]:
-    """The boiler's config. Its only sink is an MQTT broker that is not there, so the
-    spool keeps every record (what history and findings are read from)."""
+    """The boiler's config: telemetry to a JSON Lines file, and the spool keeping an hour
+    of delivered records (the history and findings the context server reads)."""
     host, port = sim.address
     return {
         "node": "plant-1",
-        "spool": {"path": str(tmp_path / "spool.db")},
-        "mqtt": {"host": "127.0.0.1", "port": free_port()},
+        "spool": {"path": str(tmp_path / "spool.db"), "keep": 3600},
+        "jsonl": {"path": str(tmp_path / "telemetry.jsonl")},
         "devices": [
             {
                 "name": "boiler",
@@ -58,8 +51,11 @@ def plant(sim: ModbusSimulator, tmp_path: Path) -> dict[str, Any]:
 
 def toml(data: dict[str, Any]) -> str:
     """The test plant as TOML (tomllib reads, it does not write)."""
-    lines = [f'node = "{data["node"]}"', "[spool]", f'path = "{data["spool"]["path"]}"']
-    lines += ["[mqtt]", 'host = "127.0.0.1"', f"port = {data['mqtt']['port']}"]
+    lines = [f'node = "{data["node"]}"', "[spool]"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in data["spool"].items()]
+    for sink in ("jsonl", "mqtt"):
+        if sink in data:
+            lines += [f"[{sink}]", *(f"{k} = {json.dumps(v)}" for k, v in data[sink].items())]
     for device in data["devices"]:
         lines.append("[[devices]]")
         lines += [f"{k} = {json.dumps(v)}" for k, v in device.items() if k != "points"]
