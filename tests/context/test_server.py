@@ -22,9 +22,11 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from mcptool.context import open_context, serve_http
 from mcptool.context.server import TOOLS
+from mcptool.edge import parse_config
 from mcptool.errors import UsageError
 from mcptool.gateway.config import GatewayConfig
 from simulators.modbus import ModbusSimulator
+from simulators.ollama import OllamaSimulator
 from tests.context.conftest import plant, toml
 
 TOKEN = "s3cret-token"
@@ -215,3 +217,43 @@ async def test_stdio_with_direct_reads(boiler: ModbusSimulator, tmp_path: Path) 
         assert missing.is_error and "no spool at" in missing.content[0].text
         refused = await client.call_tool("probe", {"host": "192.0.2.1"})
         assert refused.is_error and "not allowed" in refused.content[0].text
+
+
+async def test_the_analysis_findings_reach_list_findings_and_the_resource(
+    boiler: ModbusSimulator, tmp_path: Path
+) -> None:
+    """A gateway with [analysis] (the Ollama simulator as its model): its triggers and
+    findings go through the spool to the tools, newest first."""
+    async with OllamaSimulator(models=["llama3.2"]) as model:
+        data = plant(boiler, tmp_path)
+        data["analysis"] = {
+            "ollama": model.url,
+            "model": "llama3.2",
+            "window_s": 0.5,
+            "every_window": True,
+            "min_call_interval_s": 0,
+            "cooldown_s": 0,
+            "queue_path": str(tmp_path / "backlog.db"),
+        }
+        config = parse_config(data, base_dir=tmp_path)
+        async with (
+            open_context(config, gateway=True) as (_tools, server),
+            Client(server) as client,  # in process: the same server object
+        ):
+
+            async def found() -> bool:
+                result = await client.call_tool("list_findings", {"device": "boiler"})
+                kinds = {r.get("type") for r in result.structured_content["records"]}
+                return "finding" in kinds
+
+            await until(found, "a finding of the boiler", timeout=30)
+            result = await client.call_tool("list_findings", {"limit": 100})
+            records = result.structured_content["records"]
+            findings = [r for r in records if r["type"] == "finding"]
+            assert findings[0]["device"] == "boiler"
+            assert findings[0]["severity"] in ("normal", "warning", "critical")
+            assert [r["window"]["start"] for r in findings] == sorted(
+                (r["window"]["start"] for r in findings), reverse=True
+            )
+            latest = await client.read_resource("plant://findings/latest")
+            assert json.loads(latest.contents[0].text)["records"]
