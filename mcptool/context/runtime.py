@@ -16,6 +16,7 @@ from mcptool.context.tools import PlantTools
 from mcptool.context.values import DirectReads, GatewayValues, ValueSource
 from mcptool.context.writes import Writer
 from mcptool.edge import edge_gateway
+from mcptool.gateway import Gateway
 from mcptool.gateway.config import GatewayConfig
 
 __all__ = ["open_context", "serve_http", "serve_stdio"]
@@ -25,12 +26,13 @@ __all__ = ["open_context", "serve_http", "serve_stdio"]
 async def open_context(
     config: GatewayConfig,
     *,
-    gateway: bool = False,
+    gateway: bool | Gateway = False,
     allow_probe: tuple[str, ...] = (),
     audit_path: Path | None = None,
 ) -> AsyncIterator[tuple[PlantTools, MCPServer]]:
     """The plant's tools and their server. ``gateway=True`` runs the config's gateway in
-    this process (polling, spool, sinks, analysis) and serves its current values;
+    this process (polling, spool, sinks, analysis) and serves its current values; a
+    running ``Gateway`` (the demo's) is served as it is, its caller stopping it;
     otherwise values are read from the devices per call and history from the spool file
     of a gateway running elsewhere."""
     audit = _audit_file(audit_path) if audit_path is not None else None
@@ -38,7 +40,9 @@ async def open_context(
     async with contextlib.AsyncExitStack() as stack:
         values: ValueSource
         status = None
-        if gateway:
+        if isinstance(gateway, Gateway):
+            values, status = GatewayValues(gateway), gateway.status
+        elif gateway:
             gw = await stack.enter_async_context(edge_gateway(config))
             values, status = GatewayValues(gw), gw.status
         else:

@@ -22,7 +22,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from mcptool.context import open_context, serve_http
 from mcptool.context.server import TOOLS
-from mcptool.edge import parse_config
+from mcptool.edge import edge_gateway, parse_config
 from mcptool.errors import UsageError
 from mcptool.gateway.config import GatewayConfig
 from simulators.modbus import ModbusSimulator
@@ -257,3 +257,19 @@ async def test_the_analysis_findings_reach_list_findings_and_the_resource(
             )
             latest = await client.read_resource("plant://findings/latest")
             assert json.loads(latest.contents[0].text)["records"]
+
+
+async def test_a_running_gateway_is_served_as_it_is(config: GatewayConfig) -> None:
+    """The demo's way: its gateway already runs; the context reads it, starts no other."""
+    async with edge_gateway(config) as gw, open_context(config, gateway=gw) as (tools, server):
+        async with Client(server) as client:
+
+            async def polled() -> bool:
+                return not (await client.call_tool("read_values", {"device": "boiler"})).is_error
+
+            await until(polled, "the first poll")
+            values = await client.call_tool("read_values", {"device": "boiler"})
+            current = gw.current.get("boiler", "setpoint")
+            assert current is not None
+            assert values.structured_content["values"]["setpoint"] == current.value
+        assert tools.gateway_status is not None
