@@ -15,6 +15,7 @@ from typing import Protocol
 from mcptool.gateway.current import CurrentValue, CurrentValues
 from mcptool.gateway.gateway import Gateway
 from mcptool.modbus.connection import Failure, ModbusConnection
+from mcptool.modbus.functions import exception_name
 from mcptool.modbus.poller import DeviceSpec, PollResult
 from mcptool.modbus.registermap import Value
 
@@ -65,7 +66,8 @@ class DirectReads:
                     if isinstance(reply, Failure):
                         reason = reply.reason
                     elif reply.exception_code is not None:
-                        reason = f"exception {reply.exception_code:#04x}"
+                        code = reply.exception_code
+                        reason = f"exception {code:#04x} {exception_name(code)}"
                     else:
                         decoded = request.decode(reply.pdu[2:])
                         for point, value in zip(request.points, decoded, strict=True):

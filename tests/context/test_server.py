@@ -219,6 +219,55 @@ async def test_stdio_with_direct_reads(boiler: ModbusSimulator, tmp_path: Path) 
         assert refused.is_error and "not allowed" in refused.content[0].text
 
 
+async def test_stdio_with_the_gateway_in_the_server_process(
+    boiler: ModbusSimulator, tmp_path: Path
+) -> None:
+    """`mcptool context serve --gateway` over stdio: every tool, and the write rules."""
+    path = tmp_path / "plant.toml"
+    path.write_text(toml(plant(boiler, tmp_path)))
+    audit = tmp_path / "audit.jsonl"
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "mcptool", "context", "serve", "--config", str(path), "--gateway",
+              "--audit", str(audit)],
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )  # fmt: skip
+    host, port = boiler.address
+    async with Client(params) as client:
+
+        async def recorded() -> bool:
+            history = await client.call_tool(
+                "read_history", {"device": "boiler", "point": "supply_temperature", "limit": 2}
+            )
+            return not history.is_error and len(history.structured_content["samples"]) == 2
+
+        await until(recorded, "two polls in the child's spool", timeout=20)
+        calls = {
+            "list_devices": {},
+            "read_values": {"device": "boiler"},
+            "read_history": {"device": "boiler", "point": "supply_temperature"},
+            "list_findings": {},
+            "probe": {"host": host, "port": port},
+            "explain_offline": {"device": "boiler"},
+            "write_point": {"device": "boiler", "point": "setpoint", "value": 44},
+        }
+        assert list(calls) == [name for name, _ in TOOLS]
+        for name, arguments in calls.items():
+            result = await client.call_tool(name, arguments)
+            assert not result.is_error, (name, result.content)
+            assert isinstance(result.structured_content, dict), name
+        assert boiler.value("setpoint") == 44.0
+        before = writes(boiler)
+        for value, point in ((81, "setpoint"), (1.5, "water_pressure")):
+            refused = await client.call_tool(
+                "write_point", {"device": "boiler", "point": point, "value": value}
+            )
+            assert refused.is_error
+        assert writes(boiler) == before
+    results = [json.loads(line)["result"] for line in audit.read_text().splitlines()]
+    assert results == ["written", "refused", "refused"]
+
+
 async def test_the_analysis_findings_reach_list_findings_and_the_resource(
     boiler: ModbusSimulator, tmp_path: Path
 ) -> None:
