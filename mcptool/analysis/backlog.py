@@ -1,4 +1,4 @@
-"""The backlog: flagged windows waiting for the model, in SQLite, oldest first.
+"""The backlog: flagged windows waiting for the model, in SQLite, worst first.
 
 A window enters the backlog the moment its triggers fire and leaves it only once its
 finding was handed to the sink, so a busy or dead Ollama, or a killed gateway, loses no
@@ -43,6 +43,11 @@ CREATE TABLE IF NOT EXISTS analysis_counters (name TEXT PRIMARY KEY, value INTEG
 """
 
 
+# a job's severity rank, kept in its JSON (rows from before ranks count as warnings, so
+# no migration is needed): the worst is served first and, when full, the mildest dropped
+_RANK = "coalesce(json_extract(job, '$.rank'), 1)"
+
+
 class BacklogError(McptoolError):
     """The backlog file cannot be opened or written."""
 
@@ -62,7 +67,9 @@ class Job:
 
 
 class Backlog:
-    """A bounded FIFO of jobs; when full, the oldest job is dropped (and counted)."""
+    """A bounded queue of jobs, the most severe first, then the oldest; when full, the
+    mildest oldest job is dropped (and counted): a slow model owes at most ``max_jobs``
+    windows, and what it drops is what matters least."""
 
     def __init__(self, path: Path | None, max_jobs: int) -> None:
         self.path = path
@@ -92,7 +99,8 @@ class Backlog:
         return int(row[0]) if row else 0
 
     def push(self, device: str, window_start: float, data: dict[str, Any]) -> list[Job]:
-        """Store a job; returns the jobs dropped to stay within ``max_jobs`` (oldest)."""
+        """Store a job; returns the jobs dropped to stay within ``max_jobs`` (mildest,
+        oldest)."""
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -105,7 +113,7 @@ class Backlog:
                 dropped: list[Job] = []
                 if excess > 0:
                     dropped = self._rows(
-                        "SELECT * FROM analysis_backlog ORDER BY id LIMIT ?", (excess,)
+                        f"SELECT * FROM analysis_backlog ORDER BY {_RANK}, id LIMIT ?", (excess,)
                     )
                     self._db.executemany(
                         "DELETE FROM analysis_backlog WHERE id = ?", [(j.id,) for j in dropped]
@@ -119,11 +127,14 @@ class Backlog:
         except sqlite3.Error as exc:
             raise BacklogError(f"analysis backlog {self.path}: cannot write ({exc})") from exc
 
-    def oldest(self, exclude: Iterable[int] = ()) -> Job | None:
+    def next(self, exclude: Iterable[int] = ()) -> Job | None:
+        """The most severe job, the oldest of those first (``data["rank"]``: 2 critical)."""
         skip = list(exclude)
         marks = ",".join("?" * len(skip))
         where = f"WHERE id NOT IN ({marks})" if skip else ""
-        jobs = self._rows(f"SELECT * FROM analysis_backlog {where} ORDER BY id LIMIT 1", skip)
+        jobs = self._rows(
+            f"SELECT * FROM analysis_backlog {where} ORDER BY {_RANK} DESC, id LIMIT 1", skip
+        )
         return jobs[0] if jobs else None
 
     def pending(self) -> list[Job]:

@@ -139,6 +139,9 @@ class AnalysisConfig:
     temperature: Number = 0.0
     seed: OffWhole = 42
     num_ctx: OffCount = None
+    # answer tokens at most: a finding within the schema's bounds takes 100-300; without a
+    # limit a small model that loops runs on until the context is full
+    num_predict: OffCount = 512
     keep_alive: OffText = "30m"
     prompts_dir: OffPath = None
     # durable backlog of windows waiting for the model

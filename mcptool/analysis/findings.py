@@ -27,21 +27,46 @@ __all__ = [
     "InvalidAnswer",
     "finding_schema",
     "parse_answer",
+    "rank",
+    "severity_floor",
     "statistics_finding",
 ]
 
 SEVERITIES = ("normal", "warning", "critical")
 
+# Bounds a technician can read at 3 a.m., and that a small model cannot run away with:
+# without them the 0.5B model repeated a point name until num_predict cut the JSON.
+SUMMARY_MAX = 300
+LINE_MAX = 160
+LINES_MAX = 3
+POINTS_MAX = 8
+
+# ``severity`` comes last, after the model has written out what it sees: a small model
+# that must rate first rates before it has read its own explanation (measured: the 0.5B
+# model rated a boiler past its critical threshold "normal" with severity first).
 FINDING_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
+        "summary": {"type": "string", "minLength": 1, "maxLength": SUMMARY_MAX},
+        "suspected_causes": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1, "maxLength": LINE_MAX},
+            "maxItems": LINES_MAX,
+        },
+        "recommended_actions": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1, "maxLength": LINE_MAX},
+            "maxItems": LINES_MAX,
+        },
+        "points": {
+            "type": "array",
+            "items": {"type": "string"},
+            "maxItems": POINTS_MAX,
+            "uniqueItems": True,
+        },
         "severity": {"type": "string", "enum": list(SEVERITIES)},
-        "summary": {"type": "string", "minLength": 1},
-        "suspected_causes": {"type": "array", "items": {"type": "string"}},
-        "recommended_actions": {"type": "array", "items": {"type": "string"}},
-        "points": {"type": "array", "items": {"type": "string"}},
     },
-    "required": ["severity", "summary", "suspected_causes", "recommended_actions", "points"],
+    "required": ["summary", "suspected_causes", "recommended_actions", "points", "severity"],
     "additionalProperties": False,
 }
 
@@ -54,7 +79,9 @@ def finding_schema(point_names: Sequence[str]) -> dict[str, Any]:
     """
     schema = json.loads(json.dumps(FINDING_SCHEMA))
     if point_names:
-        schema["properties"]["points"]["items"] = {"type": "string", "enum": list(point_names)}
+        points = schema["properties"]["points"]
+        points["items"] = {"type": "string", "enum": list(point_names)}
+        points["maxItems"] = min(POINTS_MAX, len(point_names))
     return schema
 
 
@@ -106,6 +133,10 @@ class Finding:
     statistics: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     reason: str | None = None
     repaired: bool = False
+    # what the model rated, when the statistics' floor raised it (see ``severity_floor``)
+    model_severity: str | None = None
+    # numbers the finding quotes that are not in its window (see ``grounding``)
+    ungrounded: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -135,6 +166,8 @@ class Finding:
             "statistics": {k: dict(v) for k, v in self.statistics.items()},
             "reason": self.reason,
             "repaired": self.repaired,
+            "model_severity": self.model_severity,
+            "ungrounded": list(self.ungrounded),
         }
 
     @classmethod
@@ -156,7 +189,26 @@ class Finding:
             statistics=data.get("statistics") or {},
             reason=data.get("reason"),
             repaired=bool(data.get("repaired", False)),
+            model_severity=data.get("model_severity"),
+            ungrounded=tuple(data.get("ungrounded") or ()),
         )
+
+
+def rank(severity: str) -> int:
+    """0 normal, 1 warning, 2 critical (an unknown name counts as a warning)."""
+    return SEVERITIES.index(severity) if severity in SEVERITIES else 1
+
+
+def severity_floor(triggers: Iterable[Mapping[str, Any]]) -> str:
+    """The least severity a finding on these triggers may have.
+
+    The statistics stay the source of truth and the model explains: a critical threshold
+    crossed or a device gone offline (critical) is critical whatever the model rates it.
+    Warning triggers set no floor: the window may well be harmless (a z-score on a start-up)
+    and saying so is the model's job.
+    """
+    critical = any(str(t.get("severity")) == "critical" for t in triggers)
+    return "critical" if critical else "normal"
 
 
 def worst(severities: Iterable[str]) -> str:

@@ -36,6 +36,8 @@ _COUNTERS = {
     "model_rejected": "Requests the model refused",
     "backlog_dropped": "Flagged windows dropped because the backlog was full",
     "sink_errors": "Records the sink did not take",
+    "ungrounded": "Model findings that quote numbers their window does not hold (flagged)",
+    "severity_raised": "Model findings raised to the severity of a critical trigger",
 }
 
 

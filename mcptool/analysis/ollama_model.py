@@ -56,6 +56,8 @@ class OllamaModel:
             options["seed"] = config.seed
         if config.num_ctx is not None:
             options["num_ctx"] = config.num_ctx
+        if config.num_predict is not None:
+            options["num_predict"] = config.num_predict
         self.options = options
 
     @classmethod

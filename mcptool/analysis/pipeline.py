@@ -3,10 +3,10 @@
 ``observe`` is synchronous and cheap (the gateway calls it for every poll); a window
 that closes with triggers becomes a job in the durable backlog, and worker tasks (at
 most ``max_in_flight``, calls at least ``min_call_interval_s`` apart) ask the model,
-oldest job first. While the model is busy or down, jobs stay in the backlog and a
-statistics-only finding is published for each, so the technician still hears about the
-window; the model's finding follows when it answers. A finding leaves the backlog only
-after the sink accepted it.
+the most severe job first, then the oldest. While the model is busy or down, jobs stay
+in the backlog and a statistics-only finding is published for each, so the technician
+still hears about the window; the model's finding follows when it answers. A finding
+leaves the backlog only after the sink accepted it.
 
 Records handed to the sink (``async def sink(record: dict)``) have a ``type``:
 ``trigger`` (a rule fired), ``finding`` (``source`` model or statistics),
@@ -32,9 +32,13 @@ from mcptool.analysis.findings import (
     finding_schema,
     involved,
     parse_answer,
+    rank,
+    severity_floor,
     statistics_finding,
     window_statistics,
+    worst,
 )
+from mcptool.analysis.grounding import ungrounded
 from mcptool.analysis.metrics import LatencyHistogram
 from mcptool.analysis.model import AnalysisModel, ModelAnswer, ModelRejected, ModelUnavailable
 from mcptool.analysis.prompting import Prompts
@@ -75,7 +79,8 @@ class AnalysisPipeline:
         self.counters: dict[str, int] = dict.fromkeys(
             ("windows", "windows_triggered", "trigger_events", "model_calls", "repairs",
              "findings_model", "findings_statistics", "invalid_answers", "suppressed",
-             "backlog_dropped", "sink_errors", "model_unavailable", "model_rejected"),
+             "backlog_dropped", "sink_errors", "model_unavailable", "model_rejected",
+             "ungrounded", "severity_raised"),
             0,
         )  # fmt: skip
         self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -207,11 +212,10 @@ class AnalysisPipeline:
         sig = signature(report.events)
         last = self._recent.get(device)
         # the same rules on the same points again soon: the model would only repeat itself
+        # every_window too: a routine window costs a call at most once per cooldown_s
+        # (cooldown_s = 0 asks about every window)
         suppressed = (
-            not self.config.every_window
-            and last is not None
-            and last[0] == sig
-            and window.end - last[1] < self.config.cooldown_s
+            last is not None and last[0] == sig and window.end - last[1] < self.config.cooldown_s
         )
         for event in report.events:
             self.counters["trigger_events"] += 1
@@ -236,6 +240,9 @@ class AnalysisPipeline:
                 {"role": "user", "content": prompt},
             ],
             "schema": finding_schema(names),
+            # the backlog serves the worst windows first (a boiler breach must not wait
+            # behind older warnings while a slow model works through them)
+            "rank": rank(worst(e.severity for e in report.events)),
         }
         if self.model is None:
             self._statistics_from(data, "no model configured")
@@ -341,7 +348,7 @@ class AnalysisPipeline:
                 await asyncio.sleep(wait)
                 continue
             self._wake.clear()
-            job = self.backlog.oldest(exclude=self._in_flight)
+            job = self.backlog.next(exclude=self._in_flight)
             if job is None:
                 self._idle.set()
                 await self._wake.wait()
@@ -405,6 +412,13 @@ class AnalysisPipeline:
             repaired = False
             try:
                 result = parse_answer(answer.text, schema)
+                invented = self._invented(result, messages)
+                if invented:
+                    raise InvalidAnswer(
+                        f"it quotes {', '.join(invented)}, which the window does not contain;"
+                        " quote only numbers given in the statistics",
+                        answer.text,
+                    )
             except InvalidAnswer as first:
                 self.counters["repairs"] += 1
                 repair = self.prompts.repair_prompt(first.reason, data["point_names"])
@@ -429,11 +443,18 @@ class AnalysisPipeline:
             "wall_ms": round((time.monotonic() - started) * 1000, 1),
             "queued_ms": round(max(0.0, self.clock() - window["end"]) * 1000, 1),
         }
+        invented = self._invented(result, messages)
+        if invented:
+            self.counters["ungrounded"] += 1
+        floor = severity_floor(data["triggers"])
+        raised = rank(floor) > rank(result["severity"])
+        if raised:
+            self.counters["severity_raised"] += 1
         return Finding(
             device=data["device"],
             window_start=window["start"],
             window_end=window["end"],
-            severity=result["severity"],
+            severity=floor if raised else result["severity"],
             summary=result["summary"],
             suspected_causes=tuple(result["suspected_causes"]),
             recommended_actions=tuple(result["recommended_actions"]),
@@ -448,7 +469,16 @@ class AnalysisPipeline:
                 (p for t in data["triggers"] for p in t.get("points", ())),
             ),
             repaired=repaired,
+            model_severity=result["severity"] if raised else None,
+            ungrounded=tuple(invented),
         )
+
+    @staticmethod
+    def _invented(result: Mapping[str, Any], messages: list[dict[str, str]]) -> list[str]:
+        """Numbers the answer quotes that its window prompt does not hold."""
+        prompt = next((m["content"] for m in messages if m["role"] == "user"), "")
+        texts = [result["summary"], *result["suspected_causes"], *result["recommended_actions"]]
+        return ungrounded(texts, prompt)
 
     def _give_up(self, job: Job, exc: Exception) -> None:
         invalid = isinstance(exc, InvalidAnswer)

@@ -111,7 +111,10 @@ class Prompts:
                 window_seconds=f"{window.seconds:g}",
                 readings=window.readings,
                 failed_polls=window.failed_polls,
-                triggers="\n".join(f"- [{e.rule}] {e.detail}" for e in events) or "- (none)",
+                # each rule's severity: a small model rated a boiler past its critical
+                # threshold "normal" when the prompt did not say the threshold was critical
+                triggers="\n".join(f"- {e.severity} [{e.rule}] {e.detail}" for e in events)
+                or "- (none)",
                 points=render_points(window, info, usual),
                 point_names=", ".join(names),
             ).strip()

@@ -143,7 +143,12 @@ def _array(schema: dict[str, Any], rng: random.Random, root: Any, depth: int) ->
     while len(out) < count:
         value = value_for(items, rng, root=root, depth=depth + 1)
         if schema.get("uniqueItems") and value in out:
-            if isinstance(value, str):
+            if isinstance(items, dict) and "enum" in items:  # a renamed value leaves the enum
+                unused = [v for v in items["enum"] if v not in out]
+                if not unused:
+                    break
+                value = rng.choice(unused)
+            elif isinstance(value, str):
                 value = f"{value} {len(out)}"
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = value + len(out)

@@ -14,6 +14,7 @@ from mcptool.analysis import (
     parse_answer,
     statistics_finding,
 )
+from mcptool.analysis.findings import severity_floor
 
 GOOD = {
     "severity": "warning",
@@ -38,6 +39,10 @@ def test_a_valid_answer_parses() -> None:
         (json.dumps({**GOOD, "points": ["boiler_room_humidity"]}), "points/0: 'boiler_room_hum"),
         (json.dumps({**GOOD, "summary": ""}), "summary: '' should be non-empty"),
         (json.dumps({**GOOD, "extra": 1}), "Additional properties are not allowed"),
+        (json.dumps({**GOOD, "points": ["pressure", "pressure"]}), "has non-unique elements"),
+        (json.dumps({**GOOD, "summary": "x" * 301}), "summary: 'xxxxx"),
+        (json.dumps({**GOOD, "suspected_causes": ["a", "b", "c", "d"]}), "is too long"),
+        (json.dumps({**GOOD, "recommended_actions": ["y" * 161]}), "recommended_actions/0"),
     ],
 )
 def test_invalid_answers_are_refused_with_a_reason(answer: str, reason: str) -> None:
@@ -51,6 +56,32 @@ def test_the_schema_for_a_device_names_only_its_points() -> None:
     schema = finding_schema(["a", "b"])
     assert schema["properties"]["points"]["items"]["enum"] == ["a", "b"]
     assert "enum" not in FINDING_SCHEMA["properties"]["points"]["items"]  # not mutated
+
+
+def test_severity_comes_last_after_what_the_model_saw() -> None:
+    """A small model rates after it has written its explanation, not before."""
+    schema = finding_schema(["a"])
+    assert list(schema["properties"])[-1] == "severity"
+    assert schema["required"][-1] == "severity"
+
+
+def test_a_device_schema_asks_for_at_most_its_points_each_once() -> None:
+    points = finding_schema(["a", "b"])["properties"]["points"]
+    assert points["maxItems"] == 2 and points["uniqueItems"] is True
+
+
+@pytest.mark.parametrize(
+    ("severities", "floor"),
+    [
+        (["warning", "warning"], "normal"),  # the model may say a warning is harmless
+        (["warning", "critical"], "critical"),  # a critical threshold or an offline device
+        ([], "normal"),
+    ],
+)
+def test_the_severity_floor_is_critical_only_for_critical_triggers(
+    severities: list[str], floor: str
+) -> None:
+    assert severity_floor([{"severity": s} for s in severities]) == floor
 
 
 def test_a_statistics_finding_is_marked_and_carries_window_triggers_and_reason() -> None:

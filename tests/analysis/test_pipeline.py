@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from pathlib import Path
 
-from mcptool.analysis import SEVERITIES, AnalysisConfig, AnalysisPipeline, Backlog, OllamaModel
+from mcptool.analysis import (
+    SEVERITIES,
+    AnalysisConfig,
+    AnalysisPipeline,
+    Backlog,
+    OllamaModel,
+    ThresholdRule,
+)
 from mcptool.ollama import OllamaClient, RetryPolicy
 from simulators.ollama import BUSY_MESSAGE, OllamaSimulator
 from tests.analysis.conftest import T0, Clock, Collector, drive, fast_model, shifted
@@ -246,3 +254,82 @@ async def test_a_backlog_that_cannot_write_reports_the_window_and_keeps_analysin
         assert pipeline.stats()["backlog_dropped"] == 1
     await model.aclose()
     assert finding["source"] == "model"
+
+
+def answer(summary: str, severity: str) -> str:
+    return json.dumps(
+        {
+            "summary": summary,
+            "suspected_causes": ["a sensor fault"],
+            "recommended_actions": ["check the sensor"],
+            "points": ["p"],
+            "severity": severity,
+        }
+    )
+
+
+async def test_a_critical_threshold_is_critical_whatever_the_model_rates_it(
+    ollama: OllamaSimulator, pipeline_config: AnalysisConfig
+) -> None:
+    critical = ThresholdRule(point="p", above=70.0, severity="critical")
+    config = dataclasses.replace(pipeline_config, thresholds=(critical,))
+    ollama.inject("invalid_output", output=answer("p is fine.", "normal"), times=1, paths=CHAT)
+    sink, clock = Collector(), Clock()
+    model = fast_model(ollama.url, config)
+    async with AnalysisPipeline(config, sink=sink, model=model, clock=clock) as pipeline:
+        drive(pipeline, clock, "boiler", range(7), shifted({5}))
+        [finding] = await sink.wait_for("finding", source="model")
+        await pipeline.wait_idle()
+        assert pipeline.stats()["severity_raised"] == 1
+    await model.aclose()
+    assert finding["severity"] == "critical" and finding["model_severity"] == "normal"
+    assert finding["summary"] == "p is fine."  # the model's words stay, its rating does not
+
+
+async def test_a_finding_that_invents_a_number_is_sent_back_once_then_flagged(
+    ollama: OllamaSimulator, pipeline_config: AnalysisConfig
+) -> None:
+    invented = answer("p jumped to 123.4, far above normal.", "warning")
+    ollama.inject("invalid_output", output=invented, times=2, paths=CHAT)
+    sink, clock = Collector(), Clock()
+    model = fast_model(ollama.url, pipeline_config)
+    async with AnalysisPipeline(pipeline_config, sink=sink, model=model, clock=clock) as pipeline:
+        drive(pipeline, clock, "boiler", range(7), shifted({5}))
+        [finding] = await sink.wait_for("finding", source="model")
+        await pipeline.wait_idle()
+        assert pipeline.stats()["ungrounded"] == 1
+    await model.aclose()
+    assert chat_calls(ollama) == 2  # the repair named 123.4 as not in the window
+    assert finding["ungrounded"] == ["123.4"] and finding["repaired"] is True
+
+
+async def test_a_repaired_answer_that_quotes_the_window_is_not_flagged(
+    ollama: OllamaSimulator, pipeline_config: AnalysisConfig
+) -> None:
+    invented = answer("p jumped to 123.4, far above normal.", "warning")
+    ollama.inject("invalid_output", output=invented, times=1, paths=CHAT)
+    ollama_answer = answer("p is far above its usual level.", "warning")
+    ollama.inject("invalid_output", output=ollama_answer, times=1, paths=CHAT)
+    sink, clock = Collector(), Clock()
+    model = fast_model(ollama.url, pipeline_config)
+    async with AnalysisPipeline(pipeline_config, sink=sink, model=model, clock=clock) as pipeline:
+        drive(pipeline, clock, "boiler", range(7), shifted({5}))
+        [finding] = await sink.wait_for("finding", source="model")
+        await pipeline.wait_idle()
+    await model.aclose()
+    assert finding["ungrounded"] == [] and finding["repaired"] is True
+
+
+async def test_every_window_honours_the_cooldown(
+    ollama: OllamaSimulator, pipeline_config: AnalysisConfig
+) -> None:
+    config = dataclasses.replace(pipeline_config, every_window=True, cooldown_s=300.0)
+    sink, clock = Collector(), Clock()
+    model = fast_model(ollama.url, config)
+    async with AnalysisPipeline(config, sink=sink, model=model, clock=clock) as pipeline:
+        drive(pipeline, clock, "boiler", range(5), shifted(set()))  # windows 0-3 close
+        await sink.wait_for("trigger", 4)
+        await pipeline.wait_idle()
+    await model.aclose()
+    assert [t["model_call"] for t in sink.of("trigger")] == [True, False, False, False]
+    assert chat_calls(ollama) == 1
