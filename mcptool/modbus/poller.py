@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 
 from mcptool.errors import McptoolError, UsageError
 from mcptool.modbus.connection import ModbusConnection
+from mcptool.modbus.framing import FramingName
 from mcptool.modbus.functions import GATEWAY_ABSENT_CODES, exception_name
 from mcptool.modbus.outcome import REFUSED_POINT_CODES, ErrorKind, Failure, exception_kind
 from mcptool.modbus.registermap import (
@@ -52,7 +53,12 @@ from mcptool.modbus.registermap import (
     Value,
     plan_reads,
 )
+from mcptool.modbus.serial_line import SerialBus, SerialPortError, SerialSettings
+from mcptool.modbus.targets import label
 from mcptool.modbus.timeouts import POLL
+
+#: An open link: a TCP connection (Modbus/TCP or RTU over TCP) or a serial bus.
+Link = ModbusConnection | SerialBus
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +75,9 @@ __all__ = [
     "shared_connection_problems",
 ]
 
-#: Settings of the connection itself: devices behind one host:port must agree on them.
-SHARED_SETTINGS = ("connect_timeout",)
+#: Settings of the connection itself: devices behind one host:port (or on one serial
+#: port) must agree on them.
+SHARED_SETTINGS = ("connect_timeout", "framing", "serial")
 
 
 class PollError(McptoolError):
@@ -98,9 +105,9 @@ class DeviceSpec:
     """What to poll on one device connection and how."""
 
     name: str
-    host: str
+    host: str  # or the serial port, for a device on a serial line
     points: tuple[Point, ...]
-    port: int = 502
+    port: int = 502  # 0 on a serial line
     unit: int = 1
     interval: float = 1.0
     timeout: float = POLL.response
@@ -111,6 +118,9 @@ class DeviceSpec:
     backoff_initial: float = 1.0
     backoff_max: float = 30.0
     retry_bad_after: float = 300.0
+    #: RTU frames instead of Modbus/TCP (always on a serial line; over TCP: a converter).
+    framing: FramingName = FramingName.TCP
+    serial: SerialSettings | None = None
 
     def plan(self) -> list[ReadRequest]:
         return plan_reads(
@@ -167,11 +177,16 @@ class PollerHooks:
         """A poll took longer than the interval, so a tick was skipped."""
 
 
-async def _open(spec: DeviceSpec) -> ModbusConnection:
-    """A connection to the device's host:port, or ``PollError`` saying why not."""
+async def _open(spec: DeviceSpec) -> Link:
+    """A connection to the device's host:port (or its serial bus), or ``PollError``."""
+    if spec.serial is not None:
+        try:
+            return await SerialBus.open(spec.serial)
+        except SerialPortError as exc:
+            raise PollError(ErrorKind.UNREACHABLE, str(exc)) from None
     try:
         conn = await ModbusConnection.open(
-            spec.host, spec.port, connect_timeout=spec.connect_timeout
+            spec.host, spec.port, connect_timeout=spec.connect_timeout, framing=spec.framing
         )
     except socket.gaierror as exc:
         raise PollError(
@@ -192,12 +207,16 @@ def shared_connection_problems(specs: Sequence[DeviceSpec]) -> list[str]:
         for name in SHARED_SETTINGS:
             values = {getattr(spec, name) for spec in group}
             if len(values) > 1:
-                devices = ", ".join(f"{s.name}={getattr(s, name)}" for s in group)
+                devices = ", ".join(f"{s.name}={_shown(getattr(s, name))}" for s in group)
                 problems.append(
                     f"{name} differs between devices that share the connection to "
-                    f"{host}:{port} ({devices}): give them one value"
+                    f"{label(host, port)} ({devices}): give them one value"
                 )
     return problems
+
+
+def _shown(value: object) -> object:
+    return value.line if isinstance(value, SerialSettings) else value
 
 
 class DevicePoller:
@@ -217,7 +236,7 @@ class DevicePoller:
         self._set_plan(list(self._full_plan))
         self._bad: dict[Point, str] = {}
         self._bad_since = 0.0
-        self._conn: ModbusConnection | None = None
+        self._conn: Link | None = None
         self.status = DeviceStatus(spec.name, False, "not polled yet", time.time())
         self.polls = 0
         self.failures = 0  # in a row, for this unit's backoff
@@ -271,7 +290,7 @@ class DevicePoller:
             time.monotonic() - started,
         )
 
-    async def _read(self, conn: ModbusConnection, request: ReadRequest) -> bytes:
+    async def _read(self, conn: Link, request: ReadRequest) -> bytes:
         """The data bytes of one planned read (the core's guard refuses any non-read)."""
         reply, _ms = await conn.exchange(self.spec.unit, request.pdu, timeout=self.spec.timeout)
         if isinstance(reply, Failure):
@@ -283,7 +302,7 @@ class DevicePoller:
 
     async def _isolate(
         self,
-        conn: ModbusConnection,
+        conn: Link,
         failed: ReadRequest,
         values: list[Value | None],
         refusal: ModbusExceptionReply,
@@ -368,7 +387,7 @@ class _ConnectionScheduler:
         loop = asyncio.get_running_loop()
         for unit in self.units:
             unit.next_due = loop.time()
-        conn: ModbusConnection | None = None
+        conn: Link | None = None
         try:
             while True:
                 unit = min(self.units, key=lambda u: u.next_due)
@@ -401,7 +420,7 @@ class _ConnectionScheduler:
             if conn is not None:
                 conn.close()
 
-    async def _open(self, now: float) -> ModbusConnection | None:
+    async def _open(self, now: float) -> Link | None:
         try:
             conn = await _open(self.spec)
         except PollError as exc:
@@ -416,7 +435,7 @@ class _ConnectionScheduler:
         self._share(conn)
         return conn
 
-    def _share(self, conn: ModbusConnection | None) -> None:
+    def _share(self, conn: Link | None) -> None:
         for unit in self.units:
             unit._conn = conn
 

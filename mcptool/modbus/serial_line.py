@@ -116,7 +116,8 @@ def parse_serial(text: str, defaults: SerialSettings | None = None) -> SerialSet
 
     Serial targets are ``rtu:///dev/ttyUSB0?baudrate=9600&parity=N&stopbits=1`` (the
     query is optional; ``defaults`` fills what it leaves out) or a bare device path
-    (``/dev/ttyUSB0``, ``COM3``).
+    (``/dev/ttyUSB0``, a link such as socat's ``/tmp/ttyS1``, ``COM3``): an absolute path
+    is never a host.
     """
     base = defaults or SerialSettings("-")
     if text.startswith("rtu:"):
@@ -140,7 +141,7 @@ def parse_serial(text: str, defaults: SerialSettings | None = None) -> SerialSet
             values.get("stopbits", base.stopbits),
             values.get("bytesize", base.bytesize),
         )
-    if text.startswith("/dev/") or (text.upper().startswith("COM") and text[3:].isdigit()):
+    if text.startswith("/") or (text.upper().startswith("COM") and text[3:].isdigit()):
         return SerialSettings(text, base.baudrate, base.parity, base.stopbits, base.bytesize)
     return None
 
@@ -305,7 +306,9 @@ class SerialBus:
         self._users -= 1
         if self._users > 0:
             return
-        SerialBus._open.pop((id(self._loop), self.settings.port), None)
+        key = (id(self._loop), self.settings.port)
+        if SerialBus._open.get(key) is self:  # not a newer bus opened after this one failed
+            del SerialBus._open[key]
         if self._transport is not None:
             self._transport.close()
         self._ended = self._ended or Failure(Cause.CLOSED, "the serial port was closed")

@@ -20,6 +20,7 @@ from mcptool.modbus.framing import FramingName
 from mcptool.modbus.mbap import Answer
 from mcptool.modbus.outcome import Outcome
 from mcptool.modbus.pdu import ProbeRequest
+from mcptool.modbus.poller import Poller, PollerHooks, PollResult
 from mcptool.modbus.probe import probe
 from mcptool.modbus.scan import Scanner, ScanOptions
 from mcptool.modbus.serial_line import SerialBus, SerialSettings
@@ -220,3 +221,64 @@ async def test_a_unit_sweep_on_a_bus_finds_the_live_units_among_silent_ones(
     assert len(silent) == 9 and {r.outcome for r in silent} == {Outcome.TIMEOUT}
     assert scanner.summary.connections == 1  # one bus, opened once for the sweep
     assert {r.target for r in results} == {master_end}
+
+
+POINTS = [{"name": "v", "table": "holding", "address": 0, "type": "uint16"}]
+
+
+async def test_the_gateway_polls_two_devices_on_one_serial_bus(tmp_path: Path) -> None:
+    # Two devices of the gateway's config on one serial line: units 1 and 2, one bus.
+    from mcptool.gateway.config import parse_config
+
+    with pty_pair(tmp_path) as (device_end, master_end):
+        async with ModbusSimulator(
+            load_profile("gateway"), serial=SerialSettings(device_end, parity="N")
+        ):
+            config = parse_config(
+                {
+                    "defaults": {"parity": "N", "interval": 0.05, "timeout": 0.5},
+                    "devices": [
+                        {"name": f"d{unit}", "host": master_end, "unit": unit, "points": POINTS}
+                        for unit in (1, 2)
+                    ],
+                    "jsonl": {"path": str(tmp_path / "out.jsonl")},
+                }
+            )
+            specs = config.devices
+            assert {(s.host, s.port, s.framing) for s in specs} == {(master_end, 0, "rtu")}
+            seen: dict[str, asyncio.Future[PollResult]] = {
+                s.name: asyncio.get_running_loop().create_future() for s in specs
+            }
+
+            class Hooks(PollerHooks):
+                def on_result(self, result: PollResult) -> None:
+                    if not seen[result.device].done() and result.values[0] is not None:
+                        seen[result.device].set_result(result)
+
+            poller = Poller(specs, Hooks())
+            assert len(poller.connections) == 1  # one bus for both units
+            async with poller:
+                results = await asyncio.wait_for(asyncio.gather(*seen.values()), 10)
+    assert all(r.values[0] is not None for r in results)
+
+
+def test_a_gateway_config_refuses_a_serial_setting_that_is_not_one(tmp_path: Path) -> None:
+    from mcptool.gateway.config import parse_config
+    from mcptool.problems import ConfigError
+
+    def device(**settings: object) -> dict[str, object]:
+        return {
+            "devices": [{"name": "d", "points": [{"name": "v", "address": 0}], **settings}],
+            "jsonl": {"path": str(tmp_path / "out.jsonl")},
+        }
+
+    with pytest.raises(ConfigError) as bad_parity:
+        parse_config(device(host="/dev/ttyUSB0", parity="X"))
+    assert "devices[0].parity" in str(bad_parity.value)
+    with pytest.raises(ConfigError) as bad_url:
+        parse_config(device(host="rtu:///dev/ttyUSB0?baud=9600"))
+    assert "devices[0].host" in str(bad_url.value) and "baudrate" in str(bad_url.value)
+    converter = parse_config(device(host="rtu-tcp://127.0.0.1:4001")).devices[0]
+    assert (converter.host, converter.port, converter.framing) == ("127.0.0.1", 4001, "rtu")
+    line = parse_config(device(host="/dev/ttyUSB0", baudrate=9600, parity="N")).devices[0]
+    assert line.serial == SerialSettings("/dev/ttyUSB0", 9600, "N", 1)
