@@ -17,6 +17,7 @@ import asyncio
 import os
 import sqlite3
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +71,7 @@ class SpoolMachine(RuleBasedStateMachine):
         self.sinks: list[str] = []
         self.policy = "drop_oldest"
         self.max_readings = 40
+        self.keep = 0.0
         self.disk_full = False
         self.last_seen: dict[str, int] = {}  # per destination: last id fetched this run
 
@@ -82,10 +84,13 @@ class SpoolMachine(RuleBasedStateMachine):
         policy=st.sampled_from(["drop_oldest", "drop_newest"]),
         sinks=st.lists(st.sampled_from(DESTINATIONS), min_size=1, max_size=3, unique=True),
         max_pending=st.sampled_from([8, 1000]),
+        keep=st.sampled_from([0.0, 3600.0]),
     )
-    def start(self, policy: str, sinks: list[str], max_pending: int) -> None:
+    def start(self, policy: str, sinks: list[str], max_pending: int, keep: float = 0.0) -> None:
         self.policy = policy
         self.max_pending = max_pending
+        # with keep, delivered records stay in the file (polled now: within the hour)
+        self.keep = keep
         self.open(sinks)
 
     def on_drop(self, dropped: Dropped) -> None:
@@ -107,6 +112,7 @@ class SpoolMachine(RuleBasedStateMachine):
             max_readings=self.max_readings,
             policy=self.policy,  # type: ignore[arg-type]
             max_pending=self.max_pending,
+            keep=self.keep,
             on_drop=self.on_drop,
             retry=Backoff(initial=3600, maximum=3600),
         )
@@ -167,7 +173,7 @@ class SpoolMachine(RuleBasedStateMachine):
         model.last_seq[device] = first + count - 1
         # over a page each, so that a full disk refuses every record (not only some)
         payload = f"{device}:{first}:{count}:".encode().ljust(5000, b"x")
-        spool.append(device, first, count, 1.0, payload)
+        spool.append(device, first, count, time.time() if self.keep else 1.0, payload)
         new = readings(device, first, count)
         model.unconfirmed |= new
         for sink in self.sinks:
