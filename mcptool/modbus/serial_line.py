@@ -36,6 +36,7 @@ __all__ = [
     "SerialBus",
     "SerialPortError",
     "SerialSettings",
+    "is_pty",
     "parse_serial",
     "serial_options",
 ]
@@ -103,9 +104,14 @@ def serial_options(settings: SerialSettings) -> dict[str, Any]:
         "stopbits": settings.stopbits,
         "bytesize": settings.bytesize,
     }
-    if os.path.realpath(settings.port).startswith("/dev/pts/"):
+    if is_pty(settings.port):
         options["parity"] = "N"
     return options
+
+
+def is_pty(port: str) -> bool:
+    """Whether ``port`` is a pseudo-terminal (or a link to one, as socat makes)."""
+    return os.path.realpath(port).startswith("/dev/pts/")
 
 
 _KEYS: Final = {"baudrate": int, "parity": str, "stopbits": int, "bytesize": int}
@@ -179,6 +185,9 @@ class SerialBus:
         self._loop = asyncio.get_running_loop()
         self._char = char_time(settings.baudrate, settings.bits_per_char)
         self._quiet = inter_frame_delay(settings.baudrate, settings.bits_per_char)
+        # A pty has no line: bytes arrive at once whatever the baud rate, so there is no
+        # silence to keep before a request (and a timer costs more CPU than the request).
+        self._keep_silence = not is_pty(settings.port)
         self._framing = RtuFraming(max(self._quiet, SILENCE_FLOOR))
         self._lock = asyncio.Lock()
         self._transport: asyncio.Transport | None = None
@@ -238,12 +247,15 @@ class SerialBus:
                 return self._ended or _TIMEOUT, 0.0
             loop = self._loop
             wait = self._quiet_until - loop.time()
-            if wait > 0:  # the line's silence before a frame, after the last one on it
+            if wait > 0 and self._keep_silence:  # the silence after the last frame on it
                 await asyncio.sleep(wait)
             request = self._framing.request(unit, pdu, entry)
             started = time.perf_counter()
             waiter = self._waiter = loop.create_future()
             self._transport.write(request)
+            # The line is ours until the request's last bit and a silence after it; after
+            # that only a reply (``_received``) can make it busy again.
+            self._quiet_until = loop.time() + len(request) * self._char + self._quiet
             # The deadline counts from the request's last bit on the line.
             deadline = loop.call_later(timeout + len(request) * self._char, self._on_deadline)
             try:
@@ -252,7 +264,6 @@ class SerialBus:
                 deadline.cancel()
                 self._cancel_silence()
                 self._waiter = None
-                self._quiet_until = loop.time() + self._quiet
             ms = (time.perf_counter() - started) * 1000.0
         if isinstance(verdict, Malformed):
             return Failure(Cause.MALFORMED, verdict.reason, verdict.field), ms
