@@ -73,7 +73,7 @@ class SerialSettings:
             raise SerialPortError(f"parity {self.parity!r}: use N (none), E (even) or O (odd)")
         if self.stopbits not in (1, 2):
             raise SerialPortError(f"stop bits {self.stopbits}: use 1 or 2")
-        if self.bytesize not in (7, 8):
+        if self.bytesize != 8:
             raise SerialPortError(f"data bits {self.bytesize}: RTU needs 8 (7 is ASCII's)")
 
     @property
