@@ -16,6 +16,7 @@ import click
 
 from mcptool.commands.options import Host, Int, ModelName, Text, Url, fail
 from mcptool.errors import UsageError
+from mcptool.gateway.config import GatewayConfig
 
 TOKEN_ENV = "MCPTOOL_CONTEXT_TOKEN"
 MAX_QUESTION = 4000  # characters: a question, not a document for the model's context
@@ -42,7 +43,9 @@ def context() -> None:
     """Serve the plant to LLM agents over the Model Context Protocol."""
 
 
-def _config(path: str):  # type: ignore[no-untyped-def]
+def _config(path: str) -> GatewayConfig:
+    """The config with its paths checked, as ``gateway run`` reads it; else its problems,
+    one a line, and exit 2."""
     from mcptool.commands.gateway import _load
 
     loaded = _load(path)
@@ -75,11 +78,14 @@ def _token(token_file: str | None) -> str | None:
 @click.option(
     "--http",
     "http",
+    type=Text(),
     default=None,
     metavar="HOST:PORT",
     help="Streamable HTTP at http://HOST:PORT/mcp instead of stdio.",
 )
-@click.option("--token-file", default=None, help=f"Bearer token for --http (or ${TOKEN_ENV}).")
+@click.option(
+    "--token-file", type=Text(), default=None, help=f"Bearer token for --http (or ${TOKEN_ENV})."
+)
 @click.option(
     "--gateway/--no-gateway",
     default=False,
@@ -87,7 +93,9 @@ def _token(token_file: str | None) -> str | None:
     help="Run the config's gateway in this process and serve its current values.",
 )
 @click.option("--allow-probe", multiple=True, type=Host(), help="Another host probe may reach.")
-@click.option("--audit", "audit_path", default=None, help="Append every write attempt here.")
+@click.option(
+    "--audit", "audit_path", type=Text(), default=None, help="Append every write attempt here."
+)
 def serve(
     config_path: str,
     http: str | None,
@@ -162,12 +170,13 @@ def ask(
 ) -> int:
     """Ask a local model a question about the plant; it calls the plant's tools."""
     from mcptool.context import open_context
+    from mcptool.context.agent import Answer
     from mcptool.context.agent import ask as run_ask
     from mcptool.ollama import OllamaClient
 
     config = _config(config_path)
 
-    async def run():  # type: ignore[no-untyped-def]
+    async def run() -> Answer:
         async with open_context(config) as (_tools, server), OllamaClient(ollama_url) as client:
             return await run_ask(question, server, client, model, max_steps=max_steps)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult
 
 from mcptool.ollama import OllamaClient
 
@@ -64,15 +65,14 @@ async def run_tool(server: MCPServer, name: str, arguments: dict[str, Any]) -> t
     """The text the model gets for one call, and whether it is an error."""
     try:
         result = await server.call_tool(name, arguments)
-    except ToolError as exc:
+    except ToolError as exc:  # an unknown tool, arguments that do not validate, a refusal
         return f"error: {exc}", True
-    structured = getattr(result, "structured_content", None)
-    if getattr(result, "is_error", False) or structured is None:
-        text = " ".join(getattr(block, "text", "") for block in getattr(result, "content", []))
-        return (f"error: {text}" if getattr(result, "is_error", False) else text), bool(
-            getattr(result, "is_error", False)
-        )
-    return json.dumps(structured, ensure_ascii=False, separators=(",", ":")), False
+    if not isinstance(result, CallToolResult):  # the SDK asks for input: nobody to ask here
+        return "error: the tool asked for input, which this loop cannot give", True
+    if result.is_error or result.structured_content is None:
+        text = " ".join(getattr(block, "text", "") for block in result.content)
+        return (f"error: {text}", True) if result.is_error else (text, False)
+    return json.dumps(result.structured_content, ensure_ascii=False, separators=(",", ":")), False
 
 
 async def ask(
