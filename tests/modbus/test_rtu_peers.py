@@ -5,9 +5,11 @@ stack, and ser2net as a real serial-to-Ethernet converter."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -282,3 +284,44 @@ def test_a_gateway_config_refuses_a_serial_setting_that_is_not_one(tmp_path: Pat
     assert (converter.host, converter.port, converter.framing) == ("127.0.0.1", 4001, "rtu")
     line = parse_config(device(host="/dev/ttyUSB0", baudrate=9600, parity="N")).devices[0]
     assert line.serial == SerialSettings("/dev/ttyUSB0", 9600, "N", 1)
+
+
+@pytest.mark.parametrize(
+    "options", [["--serial", "pty", "--parity", "N"], ["--framing", "rtu", "--port", "0"]]
+)
+async def test_the_simulate_command_serves_rtu_on_a_pty_it_prints_and_over_tcp(
+    options: list[str],
+) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mcptool.cli", "simulate", "modbus", "--profile", "boiler",
+        "--json", "--duration", "60", *options,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+        if "serial" in line:
+            assert line["line"] == "19200 8N1"
+            target = f"rtu://{line['serial']}?parity=N"
+        else:
+            assert line["framing"] == "rtu"
+            target = f"rtu-tcp://{line['host']}:{line['port']}"
+        (where,) = await resolve_targets([target])
+        result = await probe(
+            where.address, where.port, framing=where.framing, serial=where.serial, timeout=2.0
+        )
+    finally:
+        proc.terminate()
+        await proc.wait()
+    assert result.outcome is Outcome.OK and result.values
+
+
+async def test_a_corrupt_reply_over_rtu_breaks_the_crc_and_the_client_says_what_it_heard() -> None:
+    from simulators.modbus import Fault
+
+    fault = Fault(kind="corrupt", field="length")
+    async with ModbusSimulator(load_profile("boiler"), framing="rtu", faults=[fault]) as sim:
+        host, port = sim.address
+        result = await probe(host, port, framing=FramingName.RTU, timeout=0.3)
+    assert result.outcome is Outcome.TIMEOUT
+    assert "heard 1 frame(s) with a bad CRC" in result.reason
