@@ -1,9 +1,11 @@
 """``mcptool demo``: the main job with no set-up.
 
 Starts three simulated Modbus devices (a boiler that runs hot after a few seconds, a
-power meter, an I/O block), an Ollama (the real one when it answers on
-localhost:11434 with the model pulled, else the simulator), and the gateway with
-analysis; then shows devices, trigger events and findings as they arrive. Everything
+power meter, an I/O block), a model (in this order: a real Ollama when it answers on
+localhost:11434 with the model pulled; else the embedded model when the ``local-model``
+extra is installed, ``mcptool model serve`` in this process; else the Ollama simulator,
+whose answers are scripted and say so), and the gateway with analysis; then shows
+devices, trigger events and findings as they arrive. Everything
 listens on loopback, on ephemeral ports, and lives in a temporary directory.
 
 The view reads what the gateway forwards: it is one more destination of the spool, so
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
     from mcptool.gateway.spool import Record
 
 OLLAMA_URL = "http://127.0.0.1:11434"
+ENGINES = ("auto", "ollama", "embedded", "simulator")
+SIMULATED_MODEL = "ollama-simulator"  # the name every simulated finding carries
 
 # The register maps the gateway polls: names and units the prompts and the view use.
 DEVICES: dict[str, tuple[str, list[dict[str, Any]]]] = {
@@ -129,15 +133,29 @@ THRESHOLDS = [
     default=OLLAMA_URL,
     type=Url("http", "https", path=True),
     show_default=True,
-    help="Where to look for a real Ollama; the simulator is used if none answers there.",
+    help="Where to look for a real Ollama; if none answers there, the embedded model "
+    "(the local-model extra), else the simulator.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="auto",
+    show_default=True,
+    help="Which model answers: auto (Ollama, else embedded, else simulator), or only one "
+    "of them (ollama and embedded fail with the fix when they cannot run).",
 )
 def demo(
-    duration: float | None, as_json: bool, mqtt_url: str | None, model: str, ollama_url: str
+    duration: float | None,
+    as_json: bool,
+    mqtt_url: str | None,
+    model: str,
+    ollama_url: str,
+    engine: str,
 ) -> int:
-    """Simulated devices, an Ollama and the gateway with analysis, in one command."""
+    """Simulated devices, a model and the gateway with analysis, in one command."""
     mqtt = _mqtt(mqtt_url) if mqtt_url else None
     out = _JsonOutput() if as_json else _LiveOutput() if sys.stdout.isatty() else _TextOutput()
-    return asyncio.run(_demo(duration, out, mqtt, model, ollama_url))
+    return asyncio.run(_demo(duration, out, mqtt, model, ollama_url, engine))
 
 
 def _mqtt(url: str) -> dict[str, Any]:
@@ -176,8 +194,34 @@ async def _find_ollama(url: str, model: str) -> str | None:
     return client.url if wanted in names or model in names else None
 
 
+async def _choose(engine: str, url: str, model: str) -> tuple[str, str | None, str]:
+    """(engine, the real Ollama's URL or None, why), in the order Ollama, embedded,
+    simulator; an engine asked for by name that cannot run is a UsageError with the fix."""
+    real = None if engine in ("embedded", "simulator") else await _find_ollama(url, model)
+    if real is not None:
+        return "real", real, f"found {model} at {real}"
+    if engine == "ollama":
+        raise UsageError(f"--engine ollama: no Ollama with {model} pulled at {url}")
+    no_ollama = f"no Ollama with {model} pulled at {url}"
+    if engine in ("auto", "embedded"):
+        from mcptool.analysis.embedded import embedded_available
+
+        missing = embedded_available()
+        if missing is None:
+            return "embedded", None, no_ollama if engine == "auto" else "--engine embedded"
+        if engine == "embedded":
+            raise UsageError(f"--engine embedded: {missing}")
+        return "simulator", None, f"{no_ollama}; no embedded model ({missing})"
+    return "simulator", None, "--engine simulator"
+
+
 async def _demo(
-    duration: float | None, out: _Output, mqtt: dict[str, Any] | None, model: str, url: str
+    duration: float | None,
+    out: _Output,
+    mqtt: dict[str, Any] | None,
+    model: str,
+    url: str,
+    engine: str = "auto",
 ) -> int:
     from mcptool.edge import edge_gateway, parse_config
     from simulators.modbus import ModbusSimulator, load_profile
@@ -185,15 +229,20 @@ async def _demo(
 
     stop = stop_event()
     async with contextlib.AsyncExitStack() as stack:
-        real = await _find_ollama(url, model)
-        if real is None:
+        kind, real, why = await _choose(engine, url, model)
+        if kind == "real":
+            ollama = {"ollama": "real", "url": real, "model": model}
+        elif kind == "embedded":
+            from mcptool.analysis.embedded import EMBEDDED
+            from mcptool.serving.weights import QWEN_CODER_05B
+
+            model = QWEN_CODER_05B.name
+            ollama = {"ollama": "embedded", "url": EMBEDDED, "model": model}
+        else:
+            model = SIMULATED_MODEL
             sim = OllamaSimulator(models=[model], answer=_demo_answer, host="127.0.0.1", port=0)
             await stack.enter_async_context(sim)
             ollama = {"ollama": "simulator", "url": sim.url, "model": model}
-            why = f"no Ollama with {model} pulled at {url}"
-        else:
-            ollama = {"ollama": "real", "url": real, "model": model}
-            why = f"found {model} at {real}"
         profiles = [load_profile(profile) for profile, _ in DEVICES.values()]
         devices = await stack.enter_async_context(ModbusSimulator(profiles))
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mcptool-demo-")))
@@ -208,6 +257,8 @@ async def _demo(
             "cooldown_s": 60.0,
             "min_call_interval_s": 1.0,
             "request_timeout_s": 120.0,
+            # a bounded finding takes 100-300 tokens; the 0.5B model makes ~10-30 a second
+            "num_predict": 384,
             "thresholds": THRESHOLDS,
             "queue_path": str(tmp / "analysis.db"),
         }
@@ -370,19 +421,53 @@ class _TextOutput(_Output):
 def _say_ollama(info: dict[str, Any]) -> None:
     if info["ollama"] == "real":
         line = f"demo: using Ollama at {info['url']} with {info['model']} ({info['why']})"
+    elif info["ollama"] == "embedded":
+        line = (
+            f"demo: using the embedded model {info['model']} in this process ({info['why']}); "
+            "a small local model: its findings explain, the statistics decide the severity"
+        )
     else:
         line = (
-            f"demo: using the Ollama simulator at {info['url']} ({info['why']}; "
-            f"`ollama pull {info['model']}` to use the real one)"
+            f"demo: using the Ollama simulator at {info['url']} ({info['why']}): its findings "
+            "are SIMULATED, scripted from the triggers; `pip install 'mcptool[local-model]'` "
+            "or `ollama pull llama3.2` for a real model"
         )
     click.echo(line, err=True)
 
 
+def _which(info: Mapping[str, Any]) -> str:
+    """The live view's header: which model answers."""
+    if info.get("ollama") == "real":
+        return f"Ollama {info.get('url', '')} ({info.get('model', '')})"
+    if info.get("ollama") == "embedded":
+        return f"embedded model {info.get('model', '')} (small, local, in-process)"
+    return "Ollama simulator: SIMULATED findings"
+
+
 def _source(record: dict[str, Any]) -> str:
+    """Who wrote a finding, as the view shows it under the finding."""
     if record.get("source") == "statistics":
         return f"statistics only: {record.get('reason')}"
+    model = str(record.get("model"))
     total = record.get("timings", {}).get("total_ms")
-    return f"{record.get('model')}, {total:.0f} ms" if total else str(record.get("model"))
+    took = f", {total / 1000:.1f} s" if total else ""
+    if model == SIMULATED_MODEL:
+        return "simulated answer (Ollama simulator, scripted from the triggers; not a model)"
+    label = f"{model}{took}"
+    if _small(model):
+        label = f"{model}, a small local model{took}"
+    notes = []
+    if record.get("model_severity"):
+        notes.append(f"it rated {record['model_severity']}; the critical trigger decides")
+    if record.get("ungrounded"):
+        notes.append(f"numbers not in the window: {', '.join(record['ungrounded'])}")
+    return label + (f"; {'; '.join(notes)}" if notes else "")
+
+
+def _small(model: str) -> bool:
+    """A model of at most a few billion parameters, by its tag (qwen2.5-coder:0.5b)."""
+    size = re.search(r"[:\-](\d+(?:\.\d+)?)b\b", model.lower())
+    return size is not None and float(size.group(1)) <= 3
 
 
 class _LiveOutput(_Output):
@@ -396,6 +481,7 @@ class _LiveOutput(_Output):
         self.triggers: deque[dict[str, Any]] = deque(maxlen=6)
         self.findings: deque[dict[str, Any]] = deque(maxlen=3)
         self.info: dict[str, Any] = {}
+        self.online: dict[str, str] = {}
         self.elapsed = 0.0
         self.duration: float | None = None
         self.live: Any = None
@@ -433,18 +519,15 @@ class _LiveOutput(_Output):
         from rich.table import Table
         from rich.text import Text
 
-        info = self.info
-        which = ("Ollama " if info.get("ollama") == "real" else "Ollama simulator ") + (
-            f"{info.get('url', '')} ({info.get('model', '')})"
-        )
+        which = _which(self.info)
         limit = f" / {self.duration:.0f}" if self.duration else ""
         header = Text(
             f"mcptool demo  ·  {which}  ·  {self.elapsed:.0f}{limit} s  ·  Ctrl-C ends",
             style="bold",
         )
-        online = {}
-        if self.gateway is not None:
-            online = {d["device"]: d["status"] for d in self.gateway.status()["devices"]}
+        if self.gateway is not None:  # the last frame, after the gateway stopped, keeps these
+            self.online = {d["device"]: d["status"] for d in self.gateway.status()["devices"]}
+        online = self.online
         devices = Table(box=None, expand=True, pad_edge=False)
         devices.add_column("device", style="cyan", no_wrap=True)
         devices.add_column("status", no_wrap=True)
@@ -528,13 +611,15 @@ def _demo_answer(kind: str, body: Mapping[str, Any]) -> str | None:
 
     The simulator stands in for a model when none is installed; its answers are scripted
     from the statistics the pipeline sent, so the demo shows what a finding looks like.
+    Every summary starts "Simulated:" and the model is named ``ollama-simulator``, so no
+    published copy can pass for a model's explanation.
     """
     fmt = body.get("format")
     if not isinstance(fmt, dict) or kind != "chat":
         return None
     prompt = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
     device = (re.search(r"Device: (\S+)", prompt) or [None, "the device"])[1]
-    triggers = re.findall(r"- \[(\w+)\] (.+)", prompt)
+    triggers = re.findall(r"- (?:\w+ )?\[(\w+)\] (.+)", prompt)
     allowed = fmt.get("properties", {}).get("points", {}).get("items", {}).get("enum") or []
     points = [p for p in allowed if any(p in detail for _, detail in triggers)] or allowed[:1]
     critical = any(rule in ("threshold", "offline") for rule, _ in triggers)
@@ -546,15 +631,16 @@ def _demo_answer(kind: str, body: Mapping[str, Any]) -> str | None:
             actions += a
     if any(rule == "offline" for rule, _ in triggers):
         causes, actions = ["device lost power or network"], ["check the device's supply and link"]
-    summary = "; ".join(detail for _, detail in triggers[:2]).capitalize() + (
-        f". {device} needs a look before it trips on its safety limits." if critical else "."
-    )
+    # the triggers' words as they are: str.capitalize() made "93.22 °C" read "93.22 °c"
+    said = "; ".join(detail for _, detail in triggers[:2])
+    advice = f". {device} needs a look before it trips on its safety limits." if critical else "."
+    summary = f"Simulated: {said}{advice}"
     return json.dumps(
         {
             "severity": "critical" if critical else "warning",
             "summary": summary[:300],
-            "suspected_causes": (causes or ["sensor fault or a change in the process"])[:4],
-            "recommended_actions": (actions or ["compare with a local gauge"])[:4],
+            "suspected_causes": (causes or ["sensor fault or a change in the process"])[:3],
+            "recommended_actions": (actions or ["compare with a local gauge"])[:3],
             "points": points,
         }
     )

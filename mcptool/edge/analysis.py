@@ -57,15 +57,24 @@ def _build(
         spool_path = config.base_dir / config.spool.path
         queue = spool_path.with_name(spool_path.name + ".analysis")
         settings = dataclasses.replace(settings, queue_path=queue)
-    own = None
-    if model is None:
+    own: AnalysisModel | None = None
+    if model is None and settings.ollama == "embedded":
+        # the local-model extra's model served in this process (analysis.embedded)
+        from mcptool.analysis.embedded import EmbeddedModel
+
+        model = own = EmbeddedModel(settings)
+    elif model is None:
         from mcptool.analysis.ollama_model import OllamaModel
 
         model = own = OllamaModel.connect(settings.ollama, settings)
     findings = SpoolFindings(context.spool, config.node, record_limit(config))
     pipeline = AnalysisPipeline(settings, sink=fan_out(findings, *extra_sinks), model=model)
     for device in config.devices:
-        pipeline.add_device(device.name, device.points)
+        # the config's descriptions ("rated current 170 A") reach the prompt's points
+        points = [
+            _described(p, config.info(device.name, p.name).description) for p in device.points
+        ]
+        pipeline.add_device(device.name, points)
     context.metrics.register(AnalysisCollector(pipeline))
 
     async def finish() -> None:
@@ -73,10 +82,17 @@ def _build(
             await pipeline.close()
         finally:
             if own is not None:
-                await own.aclose()
+                await own.aclose()  # type: ignore[attr-defined]
 
     context.at_stop(finish)
     return AnalysisSink(pipeline)
+
+
+def _described(point: object, description: str) -> object:
+    from mcptool.analysis.analyzer import PointInfo
+
+    info = PointInfo.of(point)  # type: ignore[arg-type]
+    return dataclasses.replace(info, description=description) if description else info
 
 
 def analysis_sink(
@@ -91,7 +107,11 @@ def analysis_sink(
         drop_kinds=(),  # in-process: it never gives up on a record
         delivers=False,  # its findings need a sink that carries them out
         enabled=lambda settings: settings.enabled,
-        describe=lambda settings: f"analysis by {settings.model}",
+        describe=lambda settings: (
+            "analysis by the embedded model (qwen2.5-coder:0.5b, in-process)"
+            if settings.ollama == "embedded"
+            else f"analysis by {settings.model}"
+        ),
         files=lambda s: [] if s.queue_path is None else [("queue_path", s.queue_path, True)],
     )
 

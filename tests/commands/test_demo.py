@@ -33,7 +33,17 @@ def test_demo_prints_telemetry_and_a_finding_as_json_lines() -> None:
     # that runs a real Ollama (whose answers would be neither quick nor predictable).
     nowhere = f"http://127.0.0.1:{free_port()}"
     result = subprocess.run(
-        [mcptool, "demo", "--duration", "20", "--json", "--ollama", nowhere],
+        [
+            mcptool,
+            "demo",
+            "--duration",
+            "20",
+            "--json",
+            "--ollama",
+            nowhere,
+            "--engine",
+            "simulator",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -43,7 +53,7 @@ def test_demo_prints_telemetry_and_a_finding_as_json_lines() -> None:
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert records[0]["type"] == "demo" and records[0]["ollama"] == "simulator"
-    assert "using the Ollama simulator" in result.stderr
+    assert "using the Ollama simulator" in result.stderr and "SIMULATED" in result.stderr
     telemetry = [r for r in records if r["type"] == "telemetry"]
     assert {r["device"] for r in telemetry} == {"boiler", "power_meter", "io_block"}
     assert telemetry[0]["values"] and telemetry[0]["units"]
@@ -54,6 +64,9 @@ def test_demo_prints_telemetry_and_a_finding_as_json_lines() -> None:
     assert boiler["severity"] in ("warning", "critical")
     assert "supply_temperature" in boiler["points"]
     assert boiler["window"]["seconds"] == 4.0 and boiler["timings"]["total_ms"] >= 0
+    # a simulated answer says so in every copy: no canned text passes for a model's
+    assert boiler["model"] == "ollama-simulator" and boiler["summary"].startswith("Simulated:")
+    assert "°C" in boiler["summary"] and "°c" not in boiler["summary"]
     triggers = [r for r in records if r["type"] == "trigger"]
     assert any(t["rule"] == "threshold" and t["device"] == "boiler" for t in triggers)
 
@@ -93,6 +106,8 @@ async def test_demo_also_publishes_telemetry_and_findings_to_a_broker(tmp_path: 
                 "--json",
                 "--ollama",
                 f"http://127.0.0.1:{free_port()}",
+                "--engine",
+                "simulator",
                 "--mqtt",
                 f"mqtt://127.0.0.1:{broker.port}",
                 stdout=asyncio.subprocess.DEVNULL,
