@@ -87,11 +87,12 @@ def health(url: str, as_json: bool) -> int:
 def models(url: str, as_json: bool, running: bool) -> int:
     """List pulled models (or, with --running, loaded ones)."""
 
-    async def fetch(client: OllamaClient) -> tuple[list[Any], set[str]]:
+    async def fetch(client: OllamaClient) -> tuple[list[Any], dict[str, str]]:
         loaded = await client.running_models()
+        expiry = {m.name: m.expires_at for m in loaded}  # only /api/ps knows it
         if running:
-            return loaded, {m.name for m in loaded}
-        return await client.list_models(), {m.name for m in loaded}
+            return loaded, expiry
+        return await client.list_models(), expiry
 
     listed, loaded = _run(url, fetch)
     if as_json:
@@ -104,9 +105,15 @@ def models(url: str, as_json: bool, running: bool) -> int:
         click.echo(f"no models ({hint})")
         return 0
     width = max(len(m.name) for m in listed)
-    click.echo(f"{'NAME':<{width}}  {'SIZE':>8}  {'PARAMS':>7}  {'QUANT':<8}  LOADED")
+    # with --running every row is loaded: the column is when it unloads (Ollama's UNTIL)
+    last = "UNTIL" if running else "LOADED"
+    click.echo(f"{'NAME':<{width}}  {'SIZE':>8}  {'PARAMS':>7}  {'QUANT':<8}  {last}")
     for m in listed:
-        until = (m.expires_at or "yes") if m.name in loaded else ""
+        if running:
+            until = m.expires_at or "kept loaded"
+        else:
+            expires = loaded.get(m.name)
+            until = "" if expires is None else f"until {expires}" if expires else "yes"
         click.echo(
             f"{m.name:<{width}}  {_size(m.size):>8}  {m.parameter_size:>7}  "
             f"{m.quantization_level:<8}  {until}"

@@ -73,6 +73,18 @@ def test_models_lists_pulled_models_as_a_table_or_json(url: str) -> None:
     assert [m["name"] for m in listed] == ["llama3.2:latest", "nomic-embed-text:latest"]
 
 
+def test_models_running_shows_when_each_loaded_model_unloads(url: str) -> None:
+    assert mcptool("ollama", "generate", "--url", url, "Hello").returncode == 0  # loads it
+    table = mcptool("ollama", "models", "--running", url=url).stdout.splitlines()
+    assert table[0].split() == ["NAME", "SIZE", "PARAMS", "QUANT", "UNTIL"]
+    [row] = [line for line in table[1:] if line.startswith("llama3.2")]
+    expires = row.split()[-1]
+    assert expires[:2] == "20" and "T" in expires  # a time (RFC 3339), not "yes"
+    pulled = mcptool("ollama", "models", url=url).stdout.splitlines()
+    [row] = [line for line in pulled if line.startswith("llama3.2")]
+    assert row.split()[-2:] == ["until", expires]
+
+
 def test_generate_prints_the_streamed_answer(url: str) -> None:
     result = mcptool("ollama", "generate", "--url", url, "Hello there")
     assert result.returncode == 0, result.stderr
