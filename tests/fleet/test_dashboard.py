@@ -114,9 +114,12 @@ async def _until_every_expression_has_data(port: int, hub_url: str) -> list[str]
             while pending and loop.time() < deadline:
                 for title, expr in sorted(pending):
                     try:
-                        answer = (await client.get("/api/v1/query", params={"query": expr})).json()
+                        reply = await client.get("/api/v1/query", params={"query": expr})
                     except httpx.HTTPError:
-                        break  # not up yet
+                        break  # not listening yet
+                    if reply.status_code == 503:
+                        break  # listening, not ready (reading its store) yet
+                    answer = reply.json()
                     assert answer["status"] == "success", (title, expr, answer)
                     if answer["data"]["result"]:
                         pending.discard((title, expr))
