@@ -25,6 +25,13 @@ from mcptool.modbus.functions import exception_name as exception_name
 from mcptool.modbus.functions import register as register
 from mcptool.modbus.timeouts import Timeouts as Timeouts
 
+# --- framings and links (mcptool.modbus.framing, .rtu, .serial_line) ---
+# isort: split
+from mcptool.modbus.framing import FramingName as FramingName
+from mcptool.modbus.serial_line import SerialBus as SerialBus
+from mcptool.modbus.serial_line import SerialPortError as SerialPortError
+from mcptool.modbus.serial_line import SerialSettings as SerialSettings
+
 # --- probe and scan (mcptool.modbus.probe, mcptool.modbus.scan) ---
 # isort: split
 from mcptool.modbus.connection import ModbusConnection as ModbusConnection
@@ -75,6 +82,7 @@ __all__ = [
     "DeviceSpec",
     "DeviceStatus",
     "ErrorKind",
+    "FramingName",
     "Function",
     "Identity",
     "MalformedField",
@@ -94,6 +102,9 @@ __all__ = [
     "ScanOptions",
     "ScanSummary",
     "Scanner",
+    "SerialBus",
+    "SerialPortError",
+    "SerialSettings",
     "Table",
     "Target",
     "TargetError",

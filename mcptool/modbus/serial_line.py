@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import termios
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -40,6 +39,14 @@ __all__ = [
     "parse_serial",
     "serial_options",
 ]
+
+try:
+    import termios
+
+    #: What pyserial lets through when the OS refuses a setting (parity on a pty).
+    TERMIOS_ERRORS: tuple[type[Exception], ...] = (termios.error,)
+except ImportError:  # Windows: no termios, pyserial raises SerialException there
+    TERMIOS_ERRORS = ()
 
 PARITIES: Final = {"N": "none", "E": "even", "O": "odd"}
 #: The silence after which a half-received frame is given up. USB serial adapters hand
@@ -223,7 +230,7 @@ class SerialBus:
             )
             # A reply that waited in the port's buffer answers nobody alive.
             transport.serial.reset_input_buffer()  # type: ignore[attr-defined]
-        except (serial.SerialException, OSError, ValueError, termios.error) as exc:
+        except (serial.SerialException, OSError, ValueError, *TERMIOS_ERRORS) as exc:
             raise SerialPortError(_open_error(settings.port, exc)) from None
         bus._transport = transport
         bus.connect_ms = (time.perf_counter() - started) * 1000.0

@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import termios
-import tty
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +21,7 @@ from mcptool.errors import McptoolError
 from mcptool.modbus.rtu import RequestDecoder, inter_frame_delay
 from mcptool.modbus.serial_line import (
     SILENCE_FLOOR,
+    TERMIOS_ERRORS,
     SerialPortError,
     SerialSettings,
     serial_options,
@@ -69,6 +68,8 @@ class SerialLine(asyncio.Protocol):
     ) -> SerialLine:
         loop = asyncio.get_running_loop()
         if serial == PTY or (isinstance(serial, SerialSettings) and serial.port == PTY):
+            import tty  # POSIX only, as pseudo-terminals are
+
             base = serial if isinstance(serial, SerialSettings) else SerialSettings(PTY)
             master, slave = os.openpty()
             tty.setraw(slave)  # bytes as they are: no echo, no CR/LF translation
@@ -93,7 +94,7 @@ class SerialLine(asyncio.Protocol):
                 serial.port,
                 **serial_options(serial),
             )
-        except (pyserial.SerialException, OSError, ValueError, termios.error) as exc:
+        except (pyserial.SerialException, OSError, ValueError, *TERMIOS_ERRORS) as exc:
             raise SerialPortError(f"cannot open serial port {serial.port}: {exc}") from None
         return line
 
