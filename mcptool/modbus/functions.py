@@ -213,14 +213,8 @@ class Function:
 
 
 @dataclass(frozen=True, slots=True)
-class ReadBits(Function):
-    """0x01 read coils, 0x02 read discrete inputs."""
-
-    reads: bool = True
-    byte_counted: bool = True
-    max_count: int = 2000
-    #: The register-map table this function reads ("coil", "discrete").
-    table: str = ""
+class _ReadAddressCount(Function):
+    """The request all four plain reads share: address and count, 5 bytes."""
 
     def request(self, address: int, count: int) -> bytes:
         _count(count, self.max_count)
@@ -236,6 +230,17 @@ class ReadBits(Function):
         _count(count, self.max_count)
         _range(address, count)
         return address, count
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBits(_ReadAddressCount):
+    """0x01 read coils, 0x02 read discrete inputs."""
+
+    reads: bool = True
+    byte_counted: bool = True
+    max_count: int = 2000
+    #: The register-map table this function reads ("coil", "discrete").
+    table: str = ""
 
     def response_size(self, request: bytes) -> int:
         return 2 + ((request[3] << 8 | request[4]) + 7) // 8
@@ -255,7 +260,7 @@ class ReadBits(Function):
 
 
 @dataclass(frozen=True, slots=True)
-class ReadRegisters(Function):
+class ReadRegisters(_ReadAddressCount):
     """0x03 read holding registers, 0x04 read input registers."""
 
     reads: bool = True
@@ -263,21 +268,6 @@ class ReadRegisters(Function):
     max_count: int = 125
     #: The register-map table this function reads ("holding", "input").
     table: str = ""
-
-    def request(self, address: int, count: int) -> bytes:
-        _count(count, self.max_count)
-        _range(address, count)
-        return bytes((self.code,)) + _ADDR_COUNT.pack(address, count)
-
-    def request_size(self, head: bytes) -> int:
-        return 5
-
-    def parse_request(self, pdu: bytes) -> tuple[int, int]:
-        _exact(pdu, 5, "the PDU")
-        address, count = _ADDR_COUNT.unpack_from(pdu, 1)
-        _count(count, self.max_count)
-        _range(address, count)
-        return address, count
 
     def response_size(self, request: bytes) -> int:
         return 2 + 2 * (request[3] << 8 | request[4])
