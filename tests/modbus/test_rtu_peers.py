@@ -325,3 +325,24 @@ async def test_a_corrupt_reply_over_rtu_breaks_the_crc_and_the_client_says_what_
         result = await probe(host, port, framing=FramingName.RTU, timeout=0.3)
     assert result.outcome is Outcome.TIMEOUT
     assert "heard 1 frame(s) with a bad CRC" in result.reason
+
+
+async def test_one_request_at_a_time_on_a_bus_whoever_sends_it(tmp_path: Path) -> None:
+    # Two users of one port send at once (the gateway's devices, a scan's lanes): each
+    # gets its own unit's reply, because the second request waits for the first reply.
+    with pty_pair(tmp_path) as (device_end, master_end):
+        async with ModbusSimulator(
+            load_profile("gateway"), serial=SerialSettings(device_end, parity="N")
+        ):
+            settings = SerialSettings(master_end, parity="N")
+            first, second = await SerialBus.open(settings), await SerialBus.open(settings)
+            assert first is second  # one bus, shared
+            pdu = ProbeRequest(3, 0, 1).pdu
+            try:
+                replies = await asyncio.gather(
+                    *(first.exchange(unit, pdu, timeout=2.0) for unit in (1, 2, 10, 1, 2))
+                )
+            finally:
+                first.close()
+                second.close()
+    assert all(isinstance(reply, Answer) for reply, _ in replies), replies
