@@ -151,7 +151,13 @@ def serve(
     default=None,
     help="Ollama server (default $OLLAMA_HOST or http://127.0.0.1:11434).",
 )
-@click.option("--model", type=ModelName(), default="llama3.2", show_default=True)
+@click.option(
+    "--model",
+    type=ModelName(),
+    default="llama3.2",
+    show_default=True,
+    help="A tool-capable Ollama model (llama3.2, qwen2.5, ...).",
+)
 @click.option(
     "--max-steps",
     type=Int(1, 50),
