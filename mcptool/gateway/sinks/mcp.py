@@ -62,7 +62,8 @@ class UplinkTransport:
     ) -> None:
         self.name = "uplink"
         self.hint = (
-            f"is a hub listening at {config.url}? check [uplink] url, node_id and the key file"
+            f"is a hub listening at {' or '.join(config.url)}? check [uplink] url, node_id and"
+            " the key file"
         )
         self.config = config
         self.node_id = config.node_id or node
@@ -72,6 +73,7 @@ class UplinkTransport:
         self.body_limit = body_limit(config.max_frame)
         self._link: LinkClient | None = None
         self._lost: asyncio.Future[None] | None = None
+        self._hub = 0  # index into config.url: the next hub tried after a failure
 
     def _key(self) -> bytes:
         if self.config.key is not None:
@@ -83,7 +85,7 @@ class UplinkTransport:
             raise SinkError(f"uplink: {exc}") from None
 
     def _ssl(self) -> ssl.SSLContext | None:
-        if not self.config.url.startswith("mcps://"):
+        if not self.url.startswith("mcps://"):
             return None
         ca = self.base_dir / self.config.ca_file if self.config.ca_file else None
         context = ssl.create_default_context(cafile=ca)
@@ -92,11 +94,16 @@ class UplinkTransport:
             context.verify_mode = ssl.CERT_NONE
         return context
 
+    @property
+    def url(self) -> str:
+        """The hub this connection goes to (the next one after each failure)."""
+        return self.config.url[self._hub % len(self.config.url)]
+
     async def connect(self) -> None:
         loop = asyncio.get_running_loop()
         self._lost = loop.create_future()
         link = LinkClient(
-            self.config.url,
+            self.url,
             self.node_id,
             self._key(),
             ssl=self._ssl(),
@@ -108,7 +115,9 @@ class UplinkTransport:
         try:
             await link.start(timeout=self.config.connect_timeout)
         except LinkError as exc:
-            raise SinkError(f"uplink {self.config.url}: {exc}") from None
+            url = self.url
+            self._hub += 1  # fail over: hubs with a shared store resume where this one was
+            raise SinkError(f"uplink {url}: {exc}") from None
         self._link = link
 
     def _state_changed(self, event: StateChanged) -> None:
@@ -119,6 +128,7 @@ class UplinkTransport:
             and lost is not None
             and not lost.done()
         ):
+            self._hub += 1
             lost.set_exception(SinkError(f"uplink session lost: {event.reason}"))
 
     async def send(self, record: Record) -> None:

@@ -46,8 +46,26 @@ class MqttConfig(SettingsModel):
     max_packet_size: int | None = Field(default=None, ge=256, le=268_435_455)
 
 
+def _hub_urls(value: object) -> object:
+    """One hub URL, or a list of them (hubs that share a store: the uplink fails over)."""
+    urls = [value] if isinstance(value, str) else value
+    if not isinstance(urls, list) or not urls:
+        return value  # pydantic names the type that was expected
+    schemes = set()
+    for url in urls:
+        if not isinstance(url, str) or not url.startswith(("mcp://", "mcps://")):
+            raise ValueError(f"{url!r}: give mcp://HOST:PORT or mcps://HOST:PORT")
+        schemes.add(url.split("://", 1)[0])
+    if len(schemes) > 1:
+        raise ValueError("every hub URL needs the same scheme (all mcp:// or all mcps://)")
+    return urls
+
+
 class UplinkConfig(SettingsModel):
-    url: str = Field(pattern=r"^mcps?://", description="mcp://HOST:PORT or mcps://HOST:PORT")
+    # one hub, or several that share a store (`mcptool hub --nats`): tried in turn
+    url: Annotated[list[str], BeforeValidator(_hub_urls)] = Field(
+        min_length=1, description="mcp://HOST:PORT or mcps://HOST:PORT, or a list of them"
+    )
     node_id: str | None = None  # default: the gateway's node
     key: str | None = Field(default=None, min_length=16)
     key_file: str | None = None

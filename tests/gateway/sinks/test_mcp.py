@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,32 @@ async def test_a_small_frame_limit_sends_the_rest_of_a_poll_and_reports_the_read
     assert drop.reason.startswith("uplink: a reading of ")
     assert transport.dropped == {"d": 1}
     assert hub.sessions == 1
+
+
+async def test_the_uplink_fails_over_to_the_next_hub_of_its_list(
+    devices: ModbusSimulator, hub: Hub, tmp_path: Path
+) -> None:
+    """Hubs sharing a store (`mcptool hub --nats`) are listed; a hub that does not answer
+    costs one attempt, then the next one gets the readings (issue 18)."""
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        dead = f"mcp://127.0.0.1:{closed.getsockname()[1]}"
+    config = uplink_config(devices, tmp_path, hub)
+    config["uplink"]["url"] = [dead, f"mcp://127.0.0.1:{hub.port}"]  # type: ignore[index]
+    async with Gateway(parse_config(config)) as gw:
+        await until(lambda: hub.log.count() >= 100, what="readings at the second hub")
+        [forwarder] = gw.forwarders
+        assert forwarder.connects == 1 and dead in forwarder.transport.hint
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ([], "url"),
+        (["mcp://127.0.0.1:1", "mcps://127.0.0.1:2"], "same scheme"),
+        (["http://127.0.0.1:1"], "mcp://HOST:PORT"),
+    ],
+)
+def test_hub_lists_are_checked(url: list[str], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        UplinkConfig(url=url, key=KEY)
