@@ -158,8 +158,12 @@ def _describe(s: PointStats | None, unit: str, usual: Usual | None) -> str:
             f"n={s.count}, min {_num(s.min)}, max {_num(s.max)}, mean {_num(s.mean)}, "
             f"sd {_num(s.std)}, last {_num(s.last)}{u}"
         )
-        if s.rate_per_s is not None:
+        if s.rate_per_s is not None and s.trend_significant:
             text += f", trend {_num(s.rate_per_s * 60, signed=True)}{u}/min"
+        elif s.rate_per_s is not None:
+            # a slope fitted to a few seconds of noise, shown per minute, reads as a real
+            # drift to a model (and to a technician): within two standard errors it is none
+            text += ", no significant trend"
     if s.gaps:
         text += f", {s.gaps} gaps"
     if s.missing:

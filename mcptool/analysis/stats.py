@@ -39,10 +39,25 @@ class PointStats:
     unit: str = ""
     discrete: bool = False
     missing: int = 0
+    # readings that differed from the one before (a live analog signal: nearly all; a
+    # slow register quantised to 0.1: a few); what "stuck" must be judged against
+    changes: int = 0
+    # spread of the readings about the trend line: the noise, without the slope (a smooth
+    # sine has a large spread on its flanks and none at its crest, but no noise anywhere)
+    noise: float | None = None
+    # the trend's standard error: a slope within two of it is noise, not a trend
+    rate_se: float | None = None
 
     @property
     def varied(self) -> bool:
         return self.count > 1 and self.max is not None and self.max != self.min
+
+    @property
+    def trend_significant(self) -> bool:
+        """The slope is at least twice its standard error (about 95 % that it is real)."""
+        if self.rate_per_s is None or self.rate_se is None:
+            return False
+        return abs(self.rate_per_s) >= 2 * self.rate_se
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +96,7 @@ class _Point:
     """Running sums of one point in the open window (mutable, slots: this is the hot path)."""
 
     __slots__ = (
+        "changes",
         "discrete",
         "gaps",
         "hi",
@@ -115,6 +131,7 @@ class _Point:
         self.stv = 0.0
         self.gaps = 0
         self.missing = 0
+        self.changes = 0
 
     def snapshot(self, unit: str) -> PointStats:
         n = self.n
@@ -135,9 +152,14 @@ class _Point:
             )
         std = math.sqrt(self.m2 / (n - 1)) if n > 1 else 0.0
         denominator = n * self.stt - self.st * self.st
-        rate = None
+        rate = noise = rate_se = None
         if n > 1 and denominator > 1e-12:
             rate = (n * self.stv - self.st * self.mean * n) / denominator
+            spread_t = denominator / n  # sum of squared time offsets from their mean
+            if n > 2:
+                residual = max(0.0, self.m2 - rate * rate * spread_t)
+                noise = math.sqrt(residual / (n - 2))
+                rate_se = noise / math.sqrt(spread_t)
         return PointStats(
             self.name,
             n,
@@ -151,6 +173,9 @@ class _Point:
             unit,
             self.discrete,
             self.missing,
+            self.changes,
+            noise,
+            rate_se,
         )
 
 
@@ -239,6 +264,8 @@ class DeviceWindow:
             if tl is not None and t - tl > gap:
                 p.gaps += 1
             p.tl = t
+            if v != p.last:
+                p.changes += 1
             p.last = v
             p.st += rel
             p.stt += rel * rel

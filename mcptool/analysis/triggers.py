@@ -64,6 +64,8 @@ class _History:
     means: deque[float]
     stds: deque[float]
     varied: deque[bool]
+    noises: deque[float]  # spread about the trend line (PointStats.noise)
+    change_rates: deque[float]  # share of readings that differed from the one before
 
 
 class Baseline:
@@ -88,11 +90,13 @@ class Baseline:
             history = self._points.get((window.device, name))
             if history is None:
                 size = self.size
-                history = _History(deque(maxlen=size), deque(maxlen=size), deque(maxlen=size))
+                history = _History(*(deque(maxlen=size) for _ in range(5)))  # type: ignore[arg-type]
                 self._points[(window.device, name)] = history
             history.means.append(stats.mean)
             history.stds.append(stats.std or 0.0)
             history.varied.append(stats.varied)
+            history.noises.append(stats.noise if stats.noise is not None else stats.std or 0.0)
+            history.change_rates.append(stats.changes / stats.count)
 
 
 class TriggerEngine:
@@ -194,7 +198,18 @@ class TriggerEngine:
                 )
         # "used to move": it varied in most past windows (a live analog signal does)
         used_to_move = 2 * sum(history.varied) >= len(history.varied)
-        if config.stuck and used_to_move and s.count >= config.stuck_min_count and not s.varied:
+        # and a window without a change is unlikely for it: a register quantised to 0.1
+        # that creeps by a step every few seconds changes once or twice a window, so a
+        # window with no change is ordinary; a noisy sensor changes at every reading.
+        # Changes as a Poisson count: P(none) = exp(-expected) <= 5 % from 3 expected
+        expected_changes = statistics.median(history.change_rates) * s.count
+        if (
+            config.stuck
+            and used_to_move
+            and s.count >= config.stuck_min_count
+            and not s.varied
+            and expected_changes >= _STUCK_EXPECTED_CHANGES
+        ):
             yield self._event(
                 window,
                 "stuck",
@@ -208,17 +223,24 @@ class TriggerEngine:
             config.flatline_ratio is not None
             and used_to_move
             and s.count >= 3
-            and s.std is not None
+            and s.noise is not None
         ):
-            usual = statistics.median(history.stds)
-            if usual > 0 and s.std < config.flatline_ratio * usual:
+            # the noise about the trend line, not the spread: a smooth sine spreads on its
+            # flanks and hardly at its crest, yet its noise is the same throughout. Against
+            # the least noise of the past windows, not their median: a curve without noise
+            # leaves a residual that comes and goes with its curvature, and a real collapse
+            # of the noise falls far below even the quietest window
+            usual = min(history.noises)
+            floor = max(config.zscore_min_std, 1e-9 * abs(s.mean))  # float rounding, not noise
+            if usual > floor and s.noise < config.flatline_ratio * usual:
                 yield self._event(
                     window,
                     "flatline",
                     [s.name],
-                    f"{s.name} flat: spread {s.std:.3g}{unit} against a usual {usual:.3g}{unit}",
+                    f"{s.name} flat: noise {s.noise:.3g}{unit}, against at least "
+                    f"{usual:.3g}{unit} before",
                     "warning",
-                    {s.name: s.std},
+                    {s.name: s.noise},
                 )
 
     @staticmethod
@@ -240,6 +262,9 @@ class TriggerEngine:
             window.end,
             values or {},
         )
+
+
+_STUCK_EXPECTED_CHANGES = 3.0
 
 
 def _level(history: _History) -> tuple[float, float]:

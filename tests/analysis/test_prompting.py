@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 
 from mcptool.analysis import AnalysisConfig, AnalysisConfigError, Analyzer, Prompts
+from mcptool.analysis.analyzer import PointInfo
+from mcptool.analysis.prompting import render_points
+from mcptool.analysis.stats import DeviceWindow
 from mcptool.modbus.registermap import DataType, Point, Table
-from tests.analysis.conftest import feed
+from tests.analysis.conftest import T0, feed
 
 
 def boiler_report(config: AnalysisConfig):
@@ -61,3 +64,14 @@ def test_an_unknown_placeholder_is_a_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "window.txt").write_text("Device $devce", encoding="utf-8")
     with pytest.raises(AnalysisConfigError, match=r"window.txt: unknown placeholder \$devce"):
         Prompts.load(tmp_path)
+
+
+def test_a_trend_within_its_noise_is_not_shown_as_one() -> None:
+    noisy = DeviceWindow("boiler", 10.0, 5.0, units={"t": "°C"})
+    rising = DeviceWindow("boiler", 10.0, 5.0, units={"t": "°C"})
+    for i in range(4):  # four seconds of noise, and four of a real rise
+        noisy.add(T0 + i, {"t": 60.0 + (0.3, -0.2, 0.25, -0.1)[i]})
+        rising.add(T0 + i, {"t": 60.0 + 2.0 * i + (0.1, -0.1, 0.1, -0.1)[i]})
+    quiet = render_points(noisy.close(), {"t": PointInfo("t", "°C")})
+    assert "no significant trend" in quiet and "/min" not in quiet
+    assert "trend +117.6 °C/min" in render_points(rising.close(), {"t": PointInfo("t", "°C")})

@@ -73,6 +73,38 @@ def test_flatline_fires_when_the_noise_collapses(config: AnalysisConfig) -> None
     assert rules(feed(analyzer, "boiler", 9, flat)) == [(8, "flatline")]
 
 
+def test_flatline_does_not_fire_at_the_crest_of_a_smooth_sine(config: AnalysisConfig) -> None:
+    """Spread is large on the flanks and small at the crests; the noise is the same."""
+    analyzer = Analyzer(dataclasses.replace(config, zscore=None))
+    for noise in (0.0, 0.01):  # a 10-minute period: each crest is nearly flat for 10 s
+
+        def sine(w: int, i: int, noise: float = noise) -> float:
+            t = w * 10 + i
+            return 60.0 + 10 * math.sin(2 * math.pi * t / 600) + noise * math.sin(i * 2.3 + w)
+
+        assert rules(feed(analyzer, f"tank-{noise}", 90, sine)) == []
+
+
+def test_flatline_still_fires_on_a_sine_whose_noise_vanished(config: AnalysisConfig) -> None:
+    analyzer = Analyzer(dataclasses.replace(config, zscore=None))
+
+    def sine(w: int, i: int) -> float:
+        level = 60.0 + 10 * math.sin(2 * math.pi * (w * 10 + i) / 600)
+        return level + (0.0 if w >= 12 else 0.2 * math.sin(i * 2.3 + w * 0.7))
+
+    assert (12, "flatline") in rules(feed(analyzer, "tank", 13, sine))
+
+
+def test_stuck_does_not_fire_on_a_slowly_changing_quantised_register(
+    config: AnalysisConfig,
+) -> None:
+    """A scaled int16 (0.1 °C a count) creeping 0.005 °C/s: a step every 20 s, so a
+    window with no change is ordinary for it."""
+    analyzer = Analyzer(dataclasses.replace(config, zscore=None))
+    creeping = lambda w, i: round(50.0 + 0.005 * (w * 10 + i), 1)  # noqa: E731
+    assert rules(feed(analyzer, "tank", 40, creeping)) == []
+
+
 def test_discrete_points_never_fire_statistical_rules(config: AnalysisConfig) -> None:
     analyzer = Analyzer(config)
     toggling = lambda w, i: w >= 8  # noqa: E731 - off for 8 windows, then on
