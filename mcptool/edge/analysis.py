@@ -74,7 +74,7 @@ def _build(
         points = [
             _described(p, config.info(device.name, p.name).description) for p in device.points
         ]
-        pipeline.add_device(device.name, points)
+        pipeline.add_device(device.name, points, config.descriptions.get(device.name, ""))
     context.metrics.register(AnalysisCollector(pipeline))
 
     async def finish() -> None:

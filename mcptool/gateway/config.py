@@ -164,6 +164,8 @@ class TemplateConfig(DeviceSettings):
 class DeviceConfig(DeviceSettings):
     name: str = Field(min_length=1)
     host: str = Field(min_length=1)
+    # for people and the analysis' prompt ("gas boiler, 24 kW"); changes nothing in polling
+    description: str = ""
     template: str | None = None
     count: int = Field(default=1, ge=1, le=10000)
     unit_step: int = 0
@@ -214,6 +216,8 @@ class GatewayConfig:
     sink_types: SinkRegistry = SINKS  # the registry the config was read with
     # per device, per point: description and write permission (points not in it: none)
     point_info: Mapping[str, Mapping[str, PointInfo]] = field(default_factory=dict)
+    # per device: its description, when the config gives one
+    descriptions: Mapping[str, str] = field(default_factory=dict)
 
     def info(self, device: str, point: str) -> PointInfo:
         """The description and write permission of ``device``'s ``point``."""
@@ -295,7 +299,8 @@ def parse_config(
     except ValidationError as exc:
         raise ConfigError(source, problems_of(exc.errors()) + problems) from None
     infos: dict[str, dict[str, PointInfo]] = {}
-    devices = _expand(raw, problems, infos)
+    descriptions: dict[str, str] = {}
+    devices = _expand(raw, problems, infos, descriptions)
     outward = [sink.name for sink in sinks if sink.delivers]
     if not any(name in data for name in outward):
         names = ", ".join(f"[{name}]" for name in outward)
@@ -311,6 +316,7 @@ def parse_config(
         base_dir=base_dir,
         sink_types=sinks,
         point_info=infos,
+        descriptions=descriptions,
     )
 
 
@@ -341,7 +347,10 @@ _NO_INFO = PointInfo()
 
 
 def _expand(
-    raw: RawConfig, problems: list[Problem], infos: dict[str, dict[str, PointInfo]]
+    raw: RawConfig,
+    problems: list[Problem],
+    infos: dict[str, dict[str, PointInfo]],
+    descriptions: dict[str, str],
 ) -> list[DeviceSpec]:
     templates: dict[str, tuple[TemplateConfig, list[Point | None]]] = {}
     for name, template in raw.templates.items():
@@ -447,6 +456,8 @@ def _expand(
             specs.append(spec)
             if info:
                 infos[name] = info
+            if device.description:
+                descriptions[name] = device.description
     problems.extend(Problem("devices", line) for line in shared_connection_problems(specs))
     return specs
 

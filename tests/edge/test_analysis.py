@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mcptool.analysis.stats import DeviceWindow
 from mcptool.edge import edge_gateway, parse_config
 from mcptool.edge.analysis import RECORD_LIMIT, record_limit
 from mcptool.edge.analysis_sink import fit
@@ -159,3 +160,30 @@ async def test_a_gateway_that_cannot_start_still_closes_its_analysis(tmp_path: P
                 pytest.fail("started although the metrics port is taken")
     with pytest.raises(sqlite3.ProgrammingError):  # closed
         len(pipeline.backlog)
+
+
+async def test_the_configs_descriptions_reach_the_analysis_prompt(tmp_path: Path) -> None:
+    """`gateway check` accepts a description on devices and points; the model reads it."""
+    point = {"name": "current", "address": 0, "unit": "A", "description": "rated 170 A"}
+    device = {"name": "motor", "host": "127.0.0.1", "description": "conveyor drive, 75 kW"}
+    config = parse_config(
+        {
+            "spool": {"path": str(tmp_path / "spool.db")},
+            "jsonl": {"path": str(tmp_path / "out.jsonl")},
+            "analysis": {"ollama": "http://127.0.0.1:9"},
+            "devices": [{**device, "points": [point]}],
+        }
+    )
+    gateway = edge_gateway(config)
+    pipeline = gateway.sink("analysis").pipeline  # type: ignore[attr-defined]
+    try:
+        window = DeviceWindow("motor", 10.0, 5.0)
+        window.add(1_700_000_000.0, {"current": 150.0})
+        prompt = pipeline.prompts.window_prompt(
+            window.close(), [], pipeline.analyzer.point_info("motor"), None,
+            pipeline.analyzer.description("motor"),
+        )  # fmt: skip
+    finally:
+        await pipeline.close()
+    assert "About it: conveyor drive, 75 kW" in prompt
+    assert "- current (A) [rated 170 A]:" in prompt
