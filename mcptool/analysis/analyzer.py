@@ -7,6 +7,7 @@ noticed. The async pipeline (``pipeline.py``) and the benchmark drive the same o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -164,6 +165,17 @@ class Analyzer:
                     self.windows_triggered += 1
             if report is not None:
                 reports.append(report)
+        return reports
+
+    def flush(self) -> list[WindowReport]:
+        """Close every open window now, short as it is: the analysis is stopping, and the
+        readings in it were already taken from the spool, so a breach in them would
+        otherwise never be judged. No offline check: stopping is not silence."""
+        reports = []
+        for window in self._windows.values():
+            closed = window.close_if_due(math.inf, 0.0)
+            if closed is not None:
+                reports.append(self._judge(closed))
         return reports
 
     def _offline_event(self, device: str, window: DeviceWindow, now: float) -> TriggerEvent | None:

@@ -122,13 +122,21 @@ class AnalysisPipeline:
         return self
 
     async def close(self) -> None:
-        """Stop the tasks; pending jobs stay in the backlog for the next start."""
+        """Stop: open windows are judged as they are, flagged ones join the backlog for
+        the next start, and each gets its statistics finding now, saying so."""
+        reports = self.analyzer.flush()
+        if reports:
+            self._handle(reports)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.model is not None:
+            for job in self.backlog.pending():
+                if not job.statistics_sent:
+                    self._statistics_for(job, self._stopped_reason())
         while not self._outbox.empty():  # hand over what was already decided
             await self._send(self._outbox.get_nowait())
         self._backlog_at_close = len(self.backlog)  # for stats() once the file is closed
@@ -279,6 +287,17 @@ class AnalysisPipeline:
                 if not pending.statistics_sent:
                     self._statistics_for(pending, self._queued_reason())
         self._wake.set()
+
+    def _stopped_reason(self) -> str:
+        if self.backlog.path is None:
+            return (
+                "analysis stopped before the model answered; the backlog is in memory, so "
+                "no model finding will follow: set analysis.queue_path"
+            )
+        return (
+            "analysis stopped before the model answered; the window is kept in "
+            f"{self.backlog.path} and the model's finding follows at the next start"
+        )
 
     def _queued_reason(self) -> str:
         return f"model unavailable: {self._down_reason}; window queued for analysis"

@@ -331,5 +331,42 @@ async def test_every_window_honours_the_cooldown(
         await sink.wait_for("trigger", 4)
         await pipeline.wait_idle()
     await model.aclose()
-    assert [t["model_call"] for t in sink.of("trigger")] == [True, False, False, False]
+    # windows 0-3, and window 4 judged as it was when the pipeline stopped
+    assert [t["model_call"] for t in sink.of("trigger")] == [True, False, False, False, False]
     assert chat_calls(ollama) == 1
+
+
+async def test_a_window_open_at_a_stop_is_judged_and_explained_after_the_restart(
+    tmp_path: Path, pipeline_config: AnalysisConfig
+) -> None:
+    """Its readings left the spool already: at the stop the open window is judged as it
+    is, a breach in it waits in the backlog, and its statistics finding says why."""
+    critical = ThresholdRule(point="p", above=70.0, severity="critical")
+    config = dataclasses.replace(pipeline_config, thresholds=(critical,))
+    path = tmp_path / "analysis.db"
+    async with OllamaSimulator(models=["llama3.2"], port=0) as gone:
+        dead_url = gone.url
+    sink, clock = Collector(), Clock()
+    model = fast_model(dead_url, config)
+    pipeline = AnalysisPipeline(
+        config, sink=sink, model=model, clock=clock, backlog=Backlog(path, 9)
+    )
+    async with pipeline:
+        for i in range(3):  # window 0, still open: 80 is past the critical 70
+            pipeline.observe("boiler", T0 + i, {"p": 80.0})
+    await model.aclose()
+    [stopped] = sink.of("finding", source="statistics")
+    assert stopped["severity"] == "critical" and "follows at the next start" in stopped["reason"]
+
+    async with OllamaSimulator(models=["llama3.2"], port=0) as ollama:
+        sink2 = Collector()
+        model = fast_model(ollama.url, config)
+        restarted = AnalysisPipeline(
+            config, sink=sink2, model=model, clock=clock, backlog=Backlog(path, 9)
+        )
+        async with restarted:
+            [found] = await sink2.wait_for("finding", source="model")
+            await restarted.wait_idle()
+        await model.aclose()
+    assert found["window"] == {**stopped["window"], "seconds": 10.0}
+    assert found["severity"] == "critical"
