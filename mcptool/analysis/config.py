@@ -34,7 +34,7 @@ from mcptool.errors import UsageError
 from mcptool.numbers import config_number
 from mcptool.problems import Problem, problems_of
 
-__all__ = ["AnalysisConfig", "AnalysisConfigError", "ThresholdRule"]
+__all__ = ["AnalysisConfig", "AnalysisConfigError", "RouteConfig", "ThresholdRule"]
 
 
 class AnalysisConfigError(UsageError):
@@ -110,6 +110,16 @@ class ThresholdRule:
 
 
 @dataclass(frozen=True, slots=True, config=_SETTINGS)
+class RouteConfig:
+    """One model the analysis may ask: ``[[analysis.routes]]`` (see routing.py)."""
+
+    model: Annotated[str, Strict(), Field(pattern=r"\S")]
+    ollama: OffText = None  # None: as [analysis] ollama; "embedded": the local-model extra
+    weight: Annotated[float, Strict(), config_number(ge=0)] = 1.0
+    fallback: Switch = False
+
+
+@dataclass(frozen=True, slots=True, config=_SETTINGS)
 class AnalysisConfig:
     """Windowing, triggers, model and queue settings (see docs/ANALYSIS.md for each key)."""
 
@@ -142,6 +152,8 @@ class AnalysisConfig:
     # answer tokens at most: a finding within the schema's bounds takes 100-300; without a
     # limit a small model that loops runs on until the context is full
     num_predict: OffCount = 512
+    # several models: weighted first choice, then the rest as a fallback chain
+    routes: tuple[RouteConfig, ...] = ()
     keep_alive: OffText = "30m"
     prompts_dir: OffPath = None
     # durable backlog of windows waiting for the model

@@ -28,6 +28,7 @@ __all__ = [
     "finding_schema",
     "parse_answer",
     "rank",
+    "severity_ceiling",
     "severity_floor",
     "statistics_finding",
 ]
@@ -202,13 +203,28 @@ def rank(severity: str) -> int:
 def severity_floor(triggers: Iterable[Mapping[str, Any]]) -> str:
     """The least severity a finding on these triggers may have.
 
-    The statistics stay the source of truth and the model explains: a critical threshold
-    crossed or a device gone offline (critical) is critical whatever the model rates it.
-    Warning triggers set no floor: the window may well be harmless (a z-score on a start-up)
-    and saying so is the model's job.
+    The statistics stay the source of truth and the model explains: a device gone
+    offline is critical, and a configured threshold crossed is at least the severity its
+    rule gives (a limit someone set on purpose), whatever the model rates it. The
+    statistical rules (z-score, stuck, flat-line) set no floor: the window may well be
+    harmless (a z-score at a start-up), and saying so is the model's job.
     """
-    critical = any(str(t.get("severity")) == "critical" for t in triggers)
-    return "critical" if critical else "normal"
+    floor = "normal"
+    for t in triggers:
+        if t.get("rule") in ("threshold", "offline"):
+            floor = worst((floor, str(t.get("severity", "warning"))))
+    return floor
+
+
+def severity_ceiling(triggers: Iterable[Mapping[str, Any]]) -> str:
+    """The most a finding may say: "warning" when no rule fired (``every_window`` only).
+
+    A critical finding wakes someone at 3 a.m.; with nothing in the statistics behind it,
+    it is the model's guess (measured: the 0.5B model rated healthy windows critical), so
+    it is kept as a warning and the model's rating as ``model_severity``.
+    """
+    rules = {str(t.get("rule")) for t in triggers}
+    return "warning" if rules <= {"every_window"} else "critical"
 
 
 def worst(severities: Iterable[str]) -> str:

@@ -37,7 +37,8 @@ _COUNTERS = {
     "backlog_dropped": "Flagged windows dropped because the backlog was full",
     "sink_errors": "Records the sink did not take",
     "ungrounded": "Model findings that quote numbers their window does not hold (flagged)",
-    "severity_raised": "Model findings raised to the severity of a critical trigger",
+    "severity_raised": "Model findings raised to their offline or threshold trigger's severity",
+    "severity_lowered": "Model findings kept at warning: critical with no rule fired",
 }
 
 
@@ -79,6 +80,14 @@ class AnalysisCollector:
         findings.add_metric(["model"], stats["findings_model"])
         findings.add_metric(["statistics"], stats["findings_statistics"])
         yield findings
+        answered = CounterMetricFamily(
+            "mcptool_analysis_model_findings",
+            "Model findings by the model that answered (routing: which route served)",
+            labels=["model"],
+        )
+        for model, count in sorted(self.pipeline.findings_by_model.items()):
+            answered.add_metric([model], count)
+        yield answered
         yield GaugeMetricFamily(
             "mcptool_analysis_backlog", "Flagged windows waiting for the model", stats["backlog"]
         )

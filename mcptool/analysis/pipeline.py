@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -33,6 +34,7 @@ from mcptool.analysis.findings import (
     involved,
     parse_answer,
     rank,
+    severity_ceiling,
     severity_floor,
     statistics_finding,
     window_statistics,
@@ -80,7 +82,7 @@ class AnalysisPipeline:
             ("windows", "windows_triggered", "trigger_events", "model_calls", "repairs",
              "findings_model", "findings_statistics", "invalid_answers", "suppressed",
              "backlog_dropped", "sink_errors", "model_unavailable", "model_rejected",
-             "ungrounded", "severity_raised"),
+             "ungrounded", "severity_raised", "severity_lowered"),
             0,
         )  # fmt: skip
         self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -97,6 +99,7 @@ class AnalysisPipeline:
         self._recent: dict[str, tuple[frozenset[tuple[str, str]], float]] = {}
         self._data_now = 0.0
         self.latency = LatencyHistogram()
+        self.findings_by_model: Counter[str] = Counter()
         self._arrival: float | None = None
 
     # -- set-up and life cycle -------------------------------------------------------
@@ -398,6 +401,7 @@ class AnalysisPipeline:
         if await self._send(record):
             if record.get("source") == "model":
                 self.counters["findings_model"] += 1
+                self.findings_by_model[str(record.get("model"))] += 1
             self.backlog.remove(job.id)
         else:
             self._pause(self.config.retry_after_s)
@@ -466,14 +470,20 @@ class AnalysisPipeline:
         if invented:
             self.counters["ungrounded"] += 1
         floor = severity_floor(data["triggers"])
-        raised = rank(floor) > rank(result["severity"])
-        if raised:
+        ceiling = severity_ceiling(data["triggers"])
+        severity = result["severity"]
+        if rank(severity) < rank(floor):
+            severity = floor
             self.counters["severity_raised"] += 1
+        elif rank(severity) > rank(ceiling):
+            severity = ceiling
+            self.counters["severity_lowered"] += 1
+        changed = severity != result["severity"]
         return Finding(
             device=data["device"],
             window_start=window["start"],
             window_end=window["end"],
-            severity=floor if raised else result["severity"],
+            severity=severity,
             summary=result["summary"],
             suspected_causes=tuple(result["suspected_causes"]),
             recommended_actions=tuple(result["recommended_actions"]),
@@ -488,7 +498,7 @@ class AnalysisPipeline:
                 (p for t in data["triggers"] for p in t.get("points", ())),
             ),
             repaired=repaired,
-            model_severity=result["severity"] if raised else None,
+            model_severity=result["severity"] if changed else None,
             ungrounded=tuple(invented),
         )
 

@@ -129,7 +129,8 @@ class TriggerEngine:
                     window,
                     "every_window",
                     [p for p in window.points],
-                    "analysis runs on every window",
+                    # said plainly: a small model read "flagged ... every window" as a fault
+                    "no rule fired; a routine look at every window",
                     "normal",
                 )
             )

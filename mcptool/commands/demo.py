@@ -458,7 +458,7 @@ def _source(record: dict[str, Any]) -> str:
         label = f"{model}, a small local model{took}"
     notes = []
     if record.get("model_severity"):
-        notes.append(f"it rated {record['model_severity']}; the critical trigger decides")
+        notes.append(f"it rated {record['model_severity']}; the rules set the severity")
     if record.get("ungrounded"):
         notes.append(f"numbers not in the window: {', '.join(record['ungrounded'])}")
     return label + (f"; {'; '.join(notes)}" if notes else "")

@@ -58,7 +58,9 @@ def _build(
         queue = spool_path.with_name(spool_path.name + ".analysis")
         settings = dataclasses.replace(settings, queue_path=queue)
     own: AnalysisModel | None = None
-    if model is None and settings.ollama == "embedded":
+    if model is None and settings.routes:
+        model = own = _router(settings)
+    elif model is None and settings.ollama == "embedded":
         # the local-model extra's model served in this process (analysis.embedded)
         from mcptool.analysis.embedded import EmbeddedModel
 
@@ -86,6 +88,23 @@ def _build(
 
     context.at_stop(finish)
     return AnalysisSink(pipeline)
+
+
+def _router(settings: AnalysisConfig) -> AnalysisModel:
+    from mcptool.analysis.embedded import EmbeddedModel
+    from mcptool.analysis.ollama_model import OllamaModel
+    from mcptool.analysis.routing import Route, RoutedModel
+
+    routes = []
+    for r in settings.routes:
+        url = r.ollama or settings.ollama
+        each = dataclasses.replace(settings, model=r.model, ollama=url, routes=())
+        if url == "embedded":
+            routes.append(Route(f"{r.model}@embedded", EmbeddedModel(each), r.weight, r.fallback))
+        else:
+            client = OllamaModel.connect(url, each)
+            routes.append(Route(f"{r.model}@{client.client.url}", client, r.weight, r.fallback))
+    return RoutedModel(routes)
 
 
 def _described(point: object, description: str) -> object:

@@ -14,7 +14,7 @@ from mcptool.analysis import (
     parse_answer,
     statistics_finding,
 )
-from mcptool.analysis.findings import severity_floor
+from mcptool.analysis.findings import severity_ceiling, severity_floor
 
 GOOD = {
     "severity": "warning",
@@ -71,17 +71,24 @@ def test_a_device_schema_asks_for_at_most_its_points_each_once() -> None:
 
 
 @pytest.mark.parametrize(
-    ("severities", "floor"),
+    ("triggers", "floor"),
     [
-        (["warning", "warning"], "normal"),  # the model may say a warning is harmless
-        (["warning", "critical"], "critical"),  # a critical threshold or an offline device
+        ([("zscore", "warning"), ("stuck", "warning")], "normal"),  # the model may say harmless
+        ([("threshold", "warning")], "warning"),  # a limit someone set, crossed
+        ([("zscore", "warning"), ("threshold", "critical")], "critical"),
+        ([("offline", "critical")], "critical"),
         ([], "normal"),
     ],
 )
-def test_the_severity_floor_is_critical_only_for_critical_triggers(
-    severities: list[str], floor: str
+def test_the_severity_floor_comes_from_thresholds_and_offline_only(
+    triggers: list[tuple[str, str]], floor: str
 ) -> None:
-    assert severity_floor([{"severity": s} for s in severities]) == floor
+    assert severity_floor([{"rule": r, "severity": s} for r, s in triggers]) == floor
+
+
+def test_with_no_rule_fired_a_finding_is_at_most_a_warning() -> None:
+    assert severity_ceiling([{"rule": "every_window", "severity": "normal"}]) == "warning"
+    assert severity_ceiling([{"rule": "zscore"}, {"rule": "every_window"}]) == "critical"
 
 
 def test_a_statistics_finding_is_marked_and_carries_window_triggers_and_reason() -> None:

@@ -370,3 +370,18 @@ async def test_a_window_open_at_a_stop_is_judged_and_explained_after_the_restart
         await model.aclose()
     assert found["window"] == {**stopped["window"], "seconds": 10.0}
     assert found["severity"] == "critical"
+
+
+async def test_a_critical_rating_with_no_rule_fired_is_kept_a_warning(
+    ollama: OllamaSimulator, pipeline_config: AnalysisConfig
+) -> None:
+    config = dataclasses.replace(pipeline_config, every_window=True)
+    ollama.inject("invalid_output", output=answer("p looks odd.", "critical"), paths=CHAT)
+    sink, clock = Collector(), Clock()
+    model = fast_model(ollama.url, config)
+    async with AnalysisPipeline(config, sink=sink, model=model, clock=clock) as pipeline:
+        drive(pipeline, clock, "boiler", range(2), shifted(set()))  # window 0 closes
+        [finding, *_] = await sink.wait_for("finding", source="model")
+        await pipeline.wait_idle()
+    await model.aclose()
+    assert finding["severity"] == "warning" and finding["model_severity"] == "critical"

@@ -36,7 +36,7 @@ def test_a_small_model_is_labelled_as_one_with_what_the_checks_changed() -> None
         finding(model="qwen2.5-coder:0.5b", model_severity="normal", ungrounded=["0.8"])
     )
     assert label.startswith("qwen2.5-coder:0.5b, a small local model, 14.2 s")
-    assert "it rated normal; the critical trigger decides" in label
+    assert "it rated normal; the rules set the severity" in label
     assert "numbers not in the window: 0.8" in label
     assert _source(finding(model="llama3.1:70b")) == "llama3.1:70b, 14.2 s"
 

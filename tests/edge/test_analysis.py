@@ -85,6 +85,7 @@ async def test_the_gateway_analyses_its_polls_and_forwards_findings_with_telemet
     assert (tmp_path / "spool.db.analysis").exists()  # the backlog sits next to the spool
     metrics = scrape.text  # the analysis shows on the gateway's own /metrics
     assert 'mcptool_analysis_findings_total{source="model"} 1.0' in metrics
+    assert f'mcptool_analysis_model_findings_total{{model="{finding["model"]}"}} 1.0' in metrics
     assert "mcptool_analysis_model_up 1.0" in metrics
     assert "mcptool_analysis_model_call_seconds_count 1.0" in metrics
 
