@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import ssl
 import time
 from collections.abc import Callable
@@ -248,3 +250,53 @@ def send(
 
     asyncio.run(run())
     return 0
+
+
+@link.command("request")
+@common
+@click.option("--action", required=True, help="The REQUEST's action, e.g. echo, status, analyze.")
+@click.option(
+    "--data",
+    "data",
+    default="null",
+    show_default=True,
+    help="The request's data as JSON (a string needs its quotes: '\"hi\"').",
+)
+def request(
+    url: str,
+    node_id: str,
+    key_file: str,
+    ca: str | None,
+    insecure: bool,
+    timeout: float,
+    action: str,
+    data: str,
+) -> int:
+    """Send one REQUEST and print the hub's RESPONSE envelope as JSON (exit 1 unless OK)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.:/-]{1,64}", action):
+        shown = action[:40].encode("utf-8", "backslashreplace").decode()
+        raise UsageError(
+            f"--action {shown!r}: a name of 1-64 letters, digits or _.:/-, e.g. --action status"
+        )
+    try:
+        payload = json.loads(data)
+        body = json.dumps(payload).encode()
+    except ValueError as exc:
+        shown = data[:40].encode("utf-8", "backslashreplace").decode()
+        raise UsageError(f"--data {shown!r}: not JSON ({exc}); e.g. --data '{{}}'") from None
+    if len(body) > 15_000:  # a REQUEST is one frame (16 KiB with its envelope)
+        raise UsageError(f"--data: {len(body)} bytes of JSON; a request takes at most 15000")
+    open_link = link_opener(url, node_id, key_file, ca, insecure)
+
+    async def run() -> dict[str, Any]:
+        client = open_link()
+        await client.start(timeout)
+        try:
+            response = await client.request(action, payload, timeout=timeout)
+        finally:
+            await client.close()
+        return dict(response.to_dict())
+
+    envelope = asyncio.run(run())
+    click.echo(json.dumps(envelope, ensure_ascii=False))
+    return 0 if envelope["code"] == 200 else 1

@@ -199,3 +199,20 @@ def test_handshake_limits_that_cannot_work_are_one_line_errors(keys: Path) -> No
         "error: --reserved-handshakes 8: give fewer than --max-handshakes (8),"
         " or no new connection could ever start a handshake\n"
     )
+
+
+def test_link_request_sends_any_request_and_prints_the_response_envelope(
+    hub: Hub, keys: Path
+) -> None:
+    base = ["link", "request", hub.url, "--node-id", "node-1", "--key-file", str(keys)]
+    echoed = mcptool(*base, "--action", "echo", "--data", '{"x": [1, "two"]}')
+    assert echoed.returncode == 0, echoed.stderr
+    envelope = json.loads(echoed.stdout)
+    assert envelope["code"] == 200 and envelope["data"] == {"x": [1, "two"]}
+    assert envelope["traceId"] and envelope["message"] == "OK"
+    status = json.loads(mcptool(*base, "--action", "status").stdout)
+    assert status["data"] == {"nodes": ["node-1"]}
+    unknown = mcptool(*base, "--action", "no-such-action")
+    assert unknown.returncode == 1 and json.loads(unknown.stdout)["code"] != 200
+    bad = mcptool(*base, "--action", "echo", "--data", "{nope")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --data '{nope': not JSON")
