@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from mcptool.commands.line_options import line_options, serial_defaults
 from mcptool.commands.options import Float, Int, Text
 from mcptool.errors import UsageError
 from mcptool.modbus.capture import (
@@ -92,6 +93,7 @@ async def _capture(
               show_default=True, help="Seconds to wait for each reply.")  # fmt: skip
 @click.option("--connect-timeout", type=Float(0, 86400, min_open=True), default=PROBE.connect,
               show_default=True, help="Seconds to wait for the connection.")  # fmt: skip
+@line_options
 def capture(
     target: str,
     output: Path | None,
@@ -103,8 +105,14 @@ def capture(
     name: str | None,
     timeout: float,
     connect_timeout: float,
+    framing: str,
+    baudrate: int,
+    parity: str,
+    stopbits: str,
 ) -> int:
     """Read a live device and write a simulator profile that reproduces it.
+
+    TARGET as in `mcptool read`: host:port, rtu-tcp://host:port or a serial port.
 
     Every address of the ranges that answers becomes a point with its raw register (or
     bit), constant, or with --duration the series recorded every --interval seconds;
@@ -116,7 +124,7 @@ def capture(
     if output is not None and not output.parent.is_dir():
         raise UsageError(f"--output {output}: folder {str(output.parent)!r} does not exist")
     spans = tuple(parse_range(r) for r in ranges) or DEFAULT_RANGES
-    endpoint = parse_endpoint(target, port)
+    endpoint = parse_endpoint(target, port, framing, serial_defaults(baudrate, parity, stopbits))
     timeouts = Timeouts(connect=connect_timeout, response=timeout)
     started = time.monotonic()
     result = asyncio.run(_capture(endpoint, unit, spans, timeouts, duration, interval))

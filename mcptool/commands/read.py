@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import click
 
+from mcptool.commands.line_options import line_options, serial_defaults
 from mcptool.commands.options import Float, Int
-from mcptool.modbus.client import DeviceError, Endpoint, open_endpoint, parse_endpoint
-from mcptool.modbus.connection import ModbusConnection
+from mcptool.modbus.client import DeviceError, Endpoint, Link, open_endpoint, parse_endpoint
 from mcptool.modbus.datatypes import ORDERS, TYPES, Value
 from mcptool.modbus.modicon import parse_address
 from mcptool.modbus.timeouts import PROBE, Timeouts
@@ -123,7 +123,7 @@ async def _poll(
     stats: ResponseStats,
 ) -> None:
     loop = asyncio.get_running_loop()
-    connection: ModbusConnection | None = None
+    connection: Link | None = None
     taken = 0
     next_at = loop.time()
     try:
@@ -189,6 +189,7 @@ async def _poll(
               show_default=True, help="Seconds to wait for the connection.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, one object per read.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
+@line_options
 def read(
     target: str,
     address: str,
@@ -206,8 +207,14 @@ def read(
     connect_timeout: float,
     as_json: bool,
     as_csv: bool,
+    framing: str,
+    baudrate: int,
+    parity: str,
+    stopbits: str,
 ) -> int:
-    """Read typed values at ADDRESS from the device at TARGET (host, host:port, [v6]:port).
+    """Read typed values at ADDRESS from the device at TARGET: host, host:port, [v6]:port,
+    rtu-tcp://host:port (RTU over TCP) or a serial port (/dev/ttyUSB0, rtu:///dev/ttyUSB0?
+    baudrate=9600&parity=N).
 
     ADDRESS is a Modicon number (40001 holding, 30001 input, 10001 discrete, 00001 coil;
     400001 six-digit forms), TABLE:N (holding:0, input:0, coil:0, discrete:0) or a plain
@@ -219,7 +226,7 @@ def read(
     if samples is not None and interval is None and samples > 1:
         raise click.UsageError("--samples needs --interval SECONDS between the reads")
     spec = ReadSpec(parse_address(address, base), type_, order, scale, count, length)
-    endpoint = parse_endpoint(target, port)
+    endpoint = parse_endpoint(target, port, framing, serial_defaults(baudrate, parity, stopbits))
     timeouts = Timeouts(connect=connect_timeout, response=timeout)
     many = interval is not None
     emit = _Printer(spec, endpoint, unit, "json" if as_json else "csv" if as_csv else "table", many)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from mcptool.commands.line_options import line_options, serial_defaults
 from mcptool.commands.options import Float, Int
 from mcptool.errors import UsageError
 from mcptool.modbus.client import Endpoint, open_endpoint, parse_endpoint
@@ -16,7 +17,13 @@ from mcptool.modbus.datatypes import ORDERS, TYPES
 from mcptool.modbus.modicon import Address, parse_address
 from mcptool.modbus.timeouts import PROBE, Timeouts
 from mcptool.modbus.typed_read import ReadSpec
-from mcptool.modbus.write import WRITE_FUNCTIONS, WriteConnection, WritePlan, plan_write
+from mcptool.modbus.write import (
+    WRITE_FUNCTIONS,
+    WriteBus,
+    WriteConnection,
+    WritePlan,
+    plan_write,
+)
 
 
 class Refused(UsageError):
@@ -49,7 +56,7 @@ async def _write(
     ask: bool,
 ) -> WriteResult:
     connection = await open_endpoint(endpoint, timeouts, writes=True)
-    assert isinstance(connection, WriteConnection)
+    assert isinstance(connection, WriteConnection | WriteBus)
     try:
         old = await read_before(connection, unit, plan, timeout=timeouts.response)
         if ask:
@@ -92,6 +99,7 @@ async def _write(
 @click.option("--json", "as_json", is_flag=True, help="The audit record as one JSON object.")
 @click.option("--audit", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also append the audit record (JSON, one line) to this file.")  # fmt: skip
+@line_options
 def write(
     target: str,
     address: str,
@@ -109,8 +117,14 @@ def write(
     connect_timeout: float,
     as_json: bool,
     audit: Path | None,
+    framing: str,
+    baudrate: int,
+    parity: str,
+    stopbits: str,
 ) -> int:
     """Write VALUE... at ADDRESS of the device at TARGET, then read it back.
+
+    TARGET as in `mcptool read`: host:port, rtu-tcp://host:port or a serial port.
 
     ADDRESS as in `mcptool read` (00001 coils, 40001 holding registers, TABLE:N, N).
     Coils take 0/1, true/false or on/off. Nothing is sent without --yes, or a "yes"
@@ -125,7 +139,7 @@ def write(
     )  # fmt: skip
     count = len(values) if type_ != "string" else 1
     spec = _audit_spec(where, plan, type_, order, scale, count)
-    endpoint = parse_endpoint(target, port)
+    endpoint = parse_endpoint(target, port, framing, serial_defaults(baudrate, parity, stopbits))
     timeouts = Timeouts(connect=connect_timeout, response=timeout)
     if audit is not None and not audit.parent.is_dir():
         raise UsageError(f"--audit {audit}: folder {str(audit.parent)!r} does not exist")

@@ -18,13 +18,13 @@ from mcptool.modbus.connection import Failure
 from mcptool.modbus.datatypes import Value
 from mcptool.modbus.functions import READ_WRITE_REGISTERS, exception_name
 from mcptool.modbus.typed_read import ReadSpec
-from mcptool.modbus.write import WriteConnection, WritePlan, masked
+from mcptool.modbus.write import WriteBus, WriteConnection, WritePlan, masked
 
 __all__ = ["WriteResult", "apply", "read_before"]
 
 
 async def read_before(
-    connection: WriteConnection, unit: int, plan: WritePlan, *, timeout: float
+    connection: WriteConnection | WriteBus, unit: int, plan: WritePlan, *, timeout: float
 ) -> BlockRead:
     """The span ``plan`` will change, as it is now (a mask write reads its one register)."""
     return await read_block(
@@ -115,7 +115,7 @@ class WriteResult:
 
 
 async def apply(
-    connection: WriteConnection,
+    connection: WriteConnection | WriteBus,
     target: str,
     unit: int,
     spec: ReadSpec,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
-from typing import Final
+from typing import ClassVar, Final
 
 from mcptool.errors import UsageError
 from mcptool.modbus.connection import ModbusConnection
@@ -35,9 +35,11 @@ from mcptool.modbus.functions import (
 )
 from mcptool.modbus.modicon import Address
 from mcptool.modbus.registermap import Table
+from mcptool.modbus.serial_line import SerialBus
 
 __all__ = [
     "WRITE_FUNCTIONS",
+    "WriteBus",
     "WriteConnection",
     "WriteError",
     "WritePlan",
@@ -77,6 +79,26 @@ class WriteConnection(ModbusConnection):
     __slots__ = ()
 
     guard = staticmethod(check_write_pdu)
+
+
+class WriteBus(SerialBus):
+    """A serial bus that may send writes: ``SerialBus`` with ``WriteConnection``'s guard.
+
+    Only ``mcptool write`` opens one, for a device on a serial line. It keeps its own
+    registry of open ports: a read-only user of a port is never handed a bus that writes,
+    and a write never borrows a read-only bus whose guard would refuse it.
+    """
+
+    _open: ClassVar[dict[tuple[int, str], SerialBus]] = {}
+
+    guard = staticmethod(check_write_pdu)
+
+    def close(self) -> None:
+        super().close()
+        # ``SerialBus.close`` forgets the port in ``SerialBus``'s registry, not this one.
+        for key, bus in list(WriteBus._open.items()):
+            if bus is self and not self.usable:
+                del WriteBus._open[key]
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,6 +69,24 @@ def test_a_captured_profile_serves_the_same_values_and_identity(
     assert (profile.identity.vendor_name, profile.identity.model_name) == ("Voltex", "PM-3000-TCP")
 
 
+def test_a_capture_over_rtu_over_tcp_replays_what_the_device_serves(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    captured = tmp_path / "converter.toml"
+    with simulator_thread(
+        load_profile("power_meter"), clock=lambda: 1000.0, framing="rtu"
+    ) as behind_converter:
+        target = f"rtu-tcp://127.0.0.1:{behind_converter.address[1]}"
+        code, _, err = run_cli(capsys, "capture", target, "-o", str(captured))
+    assert code == 0
+    assert err.startswith(f"{captured}: 24 addresses of unit 1 at {target}")
+    with simulator_thread(load_profile("power_meter"), clock=lambda: 1000.0) as original:
+        expected = _reads(capsys, original.address[1])
+    with simulator_thread(load_profile(str(captured))) as replica:
+        assert _reads(capsys, replica.address[1]) == expected
+    assert load_profile(str(captured)).identity.model_name == "PM-3000-TCP"
+
+
 def test_report_server_id_is_captured_too(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -9,13 +9,16 @@ import math
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from mcptool.cli import main
+from mcptool.modbus.serial_line import SerialSettings
 from simulators.modbus.profile import DeviceProfile, Point
 from tests.modbus.peers import refusing_port
 from tests.modbus.simulator_thread import simulator_thread
+from tests.modbus.test_rtu_peers import pty_pair
 
 needs_mbpoll = pytest.mark.skipif(shutil.which("mbpoll") is None, reason="mbpoll not installed")
 
@@ -149,6 +152,45 @@ def test_a_nan_in_a_register_is_null_in_json_with_its_registers(
     assert record["values"][0]["value"] is None
     assert record["raw"] == [0x7FC0, 0]
     assert "NaN" not in out
+
+
+@pytest.mark.parametrize("target", ["rtu-tcp://127.0.0.1:{port}", "127.0.0.1:{port} --framing rtu"])
+def test_rtu_over_tcp_reads_the_same_values_as_modbus_tcp(
+    capsys: pytest.CaptureFixture[str], target: str
+) -> None:
+    with simulator_thread(_meter(), framing="rtu") as sim:
+        port = sim.address[1]
+        code, out, _ = run_cli(
+            capsys, "read", *target.format(port=port).split(), "40001", "-t", "float32",
+            "-c", "2", "--json",
+        )  # fmt: skip
+        assert sim.counters.total(function=3) == 1
+    record = json.loads(out)
+    assert code == 0
+    assert [v["value"] for v in record["values"]] == [230.125, -17.75]
+    assert record["target"] == f"rtu-tcp://127.0.0.1:{port}"
+
+
+def test_a_serial_line_reads_typed_values_with_the_line_settings_given(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with (
+        pty_pair(tmp_path) as (device_end, master_end),
+        simulator_thread(_meter(), serial=SerialSettings(device_end, 9600, "N")),
+    ):
+        code, out, _ = run_cli(
+            capsys, "read", master_end, "40005", "-t", "float32", "-o", "CDAB", "-c", "2",
+            "--baudrate", "9600", "--parity", "N", "--json",
+        )  # fmt: skip
+        code_url, out_url, _ = run_cli(
+            capsys, "read", f"rtu://{master_end}?baudrate=9600&parity=N", "30001",
+            "-t", "float32", "-o", "CDAB", "--json",
+        )  # fmt: skip
+    record = json.loads(out)
+    assert (code, code_url) == (0, 0)
+    assert [v["value"] for v in record["values"]] == pytest.approx([49.98, 1234.5])
+    assert record["target"] == master_end
+    assert [v["value"] for v in json.loads(out_url)["values"]] == [21.5]
 
 
 def test_a_poll_of_a_device_that_is_away_keeps_going_and_counts_the_failures(

@@ -20,9 +20,11 @@ import pytest
 from pyModbusTCP.client import ModbusClient
 
 from mcptool.cli import main
+from mcptool.modbus.serial_line import SerialSettings
 from simulators.modbus.profile import DeviceProfile, Point
 from tests.modbus.peers import pymodbustcp_server
 from tests.modbus.simulator_thread import simulator_thread
+from tests.modbus.test_rtu_peers import pty_pair
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -87,6 +89,61 @@ def test_with_yes_the_registers_change_and_the_read_back_confirms(
         f"write 127.0.0.1:{port} unit 1 40001 (holding 0) fc 16 float32 ABCD: "
         "old 21.5 -> new 30.25: confirmed\n"
     )
+
+
+def _read_float(capsys: pytest.CaptureFixture[str], *target: str) -> float:
+    code, out, _ = run_cli(capsys, "read", *target, "40001", "-t", "float32", "--json")
+    assert code == 0
+    value = json.loads(out)["values"][0]["value"]
+    assert isinstance(value, float)
+    return value
+
+
+def test_a_serial_line_without_yes_sends_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with (
+        pty_pair(tmp_path) as (device_end, master_end),
+        simulator_thread(_device(), serial=SerialSettings(device_end, parity="N")) as sim,
+    ):
+        code, out, err = run_cli(
+            capsys, "write", master_end, "40001", "30", "-t", "float32", "--parity", "N"
+        )
+        assert sim.counters.total() == 0
+        assert _read_float(capsys, master_end, "--parity", "N") == 21.5
+    assert (code, out) == (2, "")
+    assert err.startswith(f"error: refusing to write 40001 on {master_end} unit 1 without --yes")
+
+
+def test_with_yes_a_serial_line_writes_and_the_read_back_confirms(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with (
+        pty_pair(tmp_path) as (device_end, master_end),
+        simulator_thread(_device(), serial=SerialSettings(device_end, parity="N")) as sim,
+    ):
+        target = f"rtu://{master_end}?parity=N"
+        code, out, _ = run_cli(capsys, "write", target, "40001", "30.25", "-t", "float32", "-y")
+        assert sim.counters.total(function=16) == 1
+        assert _read_float(capsys, target) == 30.25
+    assert code == 0
+    assert out == (
+        f"write {master_end} unit 1 40001 (holding 0) fc 16 float32 ABCD: "
+        "old 21.5 -> new 30.25: confirmed\n"
+    )
+
+
+def test_with_yes_rtu_over_tcp_writes_and_the_read_back_confirms(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with simulator_thread(_device(), framing="rtu") as sim:
+        target = f"rtu-tcp://127.0.0.1:{sim.address[1]}"
+        code, out, _ = run_cli(capsys, "write", target, "holding:2", "9", "-y", "--json")
+        assert sim.counters.total(function=6) == 1
+    record = json.loads(out)
+    assert code == 0
+    assert (record["target"], record["old"], record["read_back"]) == (target, [7], [9])
+    assert record["confirmed"] is True
 
 
 def test_one_register_goes_as_function_6_and_json_carries_old_and_new(

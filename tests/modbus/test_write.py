@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,9 @@ from mcptool.modbus.functions import (
 )
 from mcptool.modbus.modicon import parse_address
 from mcptool.modbus.pdu import ReadOnlyError
+from mcptool.modbus.serial_line import SerialBus, SerialSettings
 from mcptool.modbus.write import (
+    WriteBus,
     WriteConnection,
     WriteError,
     check_write_pdu,
@@ -28,6 +31,7 @@ from mcptool.modbus.write import (
 )
 from simulators.modbus.profile import DeviceProfile, Point
 from simulators.modbus.server import ModbusSimulator
+from tests.modbus.test_rtu_peers import pty_pair
 
 WRITES = [
     WRITE_SINGLE_COIL.request(0, True),
@@ -76,6 +80,44 @@ async def test_the_write_connection_sends_a_write_and_the_device_keeps_it() -> N
             connection.close()
     assert not isinstance(reply, type(None))
     assert getattr(back, "pdu", None) == b"\x03\x02\x00\x2a"
+
+
+async def test_on_a_serial_line_only_the_write_bus_sends_a_write(tmp_path: Path) -> None:
+    with pty_pair(tmp_path) as (device_end, master_end):
+        line = SerialSettings(master_end, parity="N")
+        device = SerialSettings(device_end, parity="N")
+        async with ModbusSimulator(_profile(), serial=device) as sim:
+            bus = await SerialBus.open(line)
+            try:
+                for pdu in WRITES:
+                    with pytest.raises(ReadOnlyError):
+                        await bus.exchange(1, pdu, timeout=5)
+            finally:
+                bus.close()
+            assert sim.counters.total() == 0
+            writer = await WriteBus.open(line)
+            try:
+                await writer.exchange(1, WRITE_SINGLE_REGISTER.request(0, 42), timeout=5)
+                back, _ = await writer.exchange(1, b"\x03\x00\x00\x00\x01", timeout=5)
+            finally:
+                writer.close()
+    assert getattr(back, "pdu", None) == b"\x03\x02\x00\x2a"
+
+
+async def test_a_write_bus_and_a_read_only_bus_of_one_port_are_never_shared(
+    tmp_path: Path,
+) -> None:
+    with pty_pair(tmp_path) as (_, master_end):
+        line = SerialSettings(master_end, parity="N")
+        bus, writer = await SerialBus.open(line), await WriteBus.open(line)
+        try:
+            assert (type(bus), type(writer)) == (SerialBus, WriteBus)
+            assert await SerialBus.open(line) is bus  # read-only users share theirs
+            bus.close()
+        finally:
+            bus.close()
+            writer.close()
+    assert not SerialBus._open and not WriteBus._open
 
 
 @pytest.mark.parametrize(
