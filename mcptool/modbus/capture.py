@@ -17,8 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from mcptool.errors import UsageError
-from mcptool.modbus.client import DeviceError, read_block
-from mcptool.modbus.connection import ModbusConnection
+from mcptool.modbus.client import DeviceError, Link, read_block
 from mcptool.modbus.functions import ExceptionCode
 from mcptool.modbus.registermap import MAX_READ_BITS, MAX_READ_REGISTERS, TABLE_ALIASES, Table
 
@@ -84,7 +83,7 @@ class Capture:
 
 
 async def discover(
-    connection: ModbusConnection,
+    connection: Link,
     unit: int,
     span: TableRange,
     capture: Capture,
@@ -130,9 +129,7 @@ def _runs(addresses: Iterable[int], limit: int) -> list[tuple[int, int]]:
     return runs
 
 
-async def sample(
-    connection: ModbusConnection, unit: int, capture: Capture, *, timeout: float
-) -> None:
+async def sample(connection: Link, unit: int, capture: Capture, *, timeout: float) -> None:
     """Read every found address once more and append the values to its series."""
     for table, addresses in capture.series.items():
         limit = MAX_READ_BITS if table.is_bits else MAX_READ_REGISTERS

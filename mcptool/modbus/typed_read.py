@@ -13,8 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from mcptool.errors import UsageError
-from mcptool.modbus.client import read_block
-from mcptool.modbus.connection import ModbusConnection
+from mcptool.modbus.client import Link, read_block
 from mcptool.modbus.datatypes import Value, codec, normalize_order, normalize_type
 from mcptool.modbus.modicon import Address
 from mcptool.modbus.registermap import MAX_READ_BITS, MAX_READ_REGISTERS
@@ -101,9 +100,7 @@ class Sample:
     exception_code: int | None = None
 
 
-async def read_sample(
-    connection: ModbusConnection, unit: int, spec: ReadSpec, *, timeout: float
-) -> Sample:
+async def read_sample(connection: Link, unit: int, spec: ReadSpec, *, timeout: float) -> Sample:
     """Read ``spec`` once from ``unit``."""
     at = time.time()
     block = await read_block(
