@@ -29,21 +29,26 @@ class Backoff:
         if self.multiplier < 1 or not 0 <= self.jitter < 1:
             raise ValueError("backoff needs multiplier >= 1 and 0 <= jitter < 1")
 
-    def base(self) -> float:
-        """The un-jittered delay of the next attempt."""
+    def base(self, attempts: int | None = None) -> float:
+        """The un-jittered delay after ``attempts`` failures (default: those counted)."""
         # Past the cap the exponent no longer matters, and a huge one would overflow a float.
-        exponent = min(self.attempts, 1000)
+        exponent = min(self.attempts if attempts is None else attempts, 1000)
         try:
             return min(self.initial * self.multiplier**exponent, self.maximum)
         except OverflowError:
             return self.maximum
 
+    def delay(self, attempts: int) -> float:
+        """The jittered delay after ``attempts`` failures, for callers that count their own
+        (the poller counts per unit); changes nothing here."""
+        delay = self.base(attempts) * (1 + self.rng.uniform(-self.jitter, self.jitter))
+        return min(delay, self.maximum)
+
     def next_delay(self) -> float:
         """The delay before the next attempt; each call counts one more failure."""
-        base = self.base()
+        delay = self.delay(self.attempts)
         self.attempts += 1
-        delay = base * (1 + self.rng.uniform(-self.jitter, self.jitter))
-        return min(delay, self.maximum)
+        return delay
 
     def reset(self) -> None:
         self.attempts = 0

@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from mcptool.backoff import Backoff
 from mcptool.errors import McptoolError, UsageError
 from mcptool.modbus.connection import ModbusConnection
 from mcptool.modbus.framing import FramingName
@@ -240,6 +240,10 @@ class DevicePoller:
         self.status = DeviceStatus(spec.name, False, "not polled yet", time.time())
         self.polls = 0
         self.failures = 0  # in a row, for this unit's backoff
+        initial = max(spec.backoff_initial, 0.01)
+        self._retry = Backoff(
+            initial=initial, multiplier=1.6, jitter=0.2, maximum=max(spec.backoff_max, initial)
+        )
         self.next_due = 0.0  # loop time of the next poll (the scheduler's)
 
     async def connect(self) -> None:
@@ -337,9 +341,8 @@ class DevicePoller:
         self._slots = {id(r): tuple(self._index[id(p)] for p in r.points) for r in plan}
 
     def _backoff(self, failures: int) -> float:
-        # exponential with +-20 % jitter (gRPC connection backoff), from the poll interval
-        base = max(self.spec.backoff_initial, 0.01) * 1.6 ** (failures - 1)
-        return min(self.spec.backoff_max, base) * random.uniform(0.8, 1.2)
+        # the project's one backoff (x1.6, +-20 %), from the unit's own settings
+        return self._retry.delay(failures - 1)
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None

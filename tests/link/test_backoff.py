@@ -61,3 +61,12 @@ def test_thousands_of_failures_do_not_overflow() -> None:
 def test_nonsense_settings_are_refused(options: dict) -> None:
     with pytest.raises(ValueError):
         Backoff(**options)
+
+
+def test_a_caller_that_counts_its_own_failures_gets_the_same_delays() -> None:
+    """The poller counts failures per unit and asks ``delay(n)``: the same curve as
+    ``next_delay`` after n failures, and nothing counted in the backoff itself."""
+    counted, asked = Backoff(jitter=0.0), Backoff(jitter=0.0)
+    expected = [counted.next_delay() for _ in range(12)]
+    assert [asked.delay(n) for n in range(12)] == expected
+    assert asked.attempts == 0
