@@ -181,6 +181,13 @@ class Gateway:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.drain_timeout):
                 await self.wait_delivered()
+        # before the spool closes: what a sink does at stop may still store records (the
+        # analysis judges its open windows and says so); they go out now if there is time,
+        # else with the next start
+        await self._finish_sinks()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.drain_timeout):
+                await self.wait_delivered()
         if self._drop_publish is not None:
             self._drop_publish.cancel()  # the offline status is the last word
             self._drop_publish = None
@@ -209,7 +216,7 @@ class Gateway:
             if self.run_dropped:
                 summary = _drop_summary(self.run_dropped)
                 log.warning("readings dropped while running: %s", summary)
-            await self._finish_sinks()
+            await self._finish_sinks()  # if a step above failed before they ran
 
     async def _finish_sinks(self) -> None:
         """Run what the sinks asked to run once the gateway stopped (once)."""

@@ -188,3 +188,45 @@ async def test_the_configs_descriptions_reach_the_analysis_prompt(tmp_path: Path
         await pipeline.close()
     assert "About it: conveyor drive, 75 kW" in prompt
     assert "- current (A) [rated 170 A]:" in prompt
+
+
+async def test_what_the_analysis_decides_at_a_stop_is_stored_and_delivered(
+    tmp_path: Path, ollama: OllamaSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At a stop the analysis judges its open window; those records used to reach the
+    spool after it had closed ("analysis sink failed ...: spool is closed"): lost."""
+    counter = SimPoint("holding", 0, "float32", value={"kind": "counter", "rate": 50}, name="p0")
+    async with ModbusSimulator([DeviceProfile(name="tank", points=[counter])]) as sim:
+        host, port = sim.address
+        jsonl = tmp_path / "out.jsonl"
+        config = parse_config(
+            {
+                "node": "test",
+                "spool": {"path": str(tmp_path / "spool.db"), "commit_interval": 0.02},
+                "jsonl": {"path": str(jsonl)},
+                "analysis": {
+                    "ollama": ollama.url,
+                    "window_s": 3600.0,  # the only window is still open at the stop
+                    "zscore": False,
+                    "thresholds": [{"point": "level", "above": 5.0}],
+                    "offline_after_s": False,
+                },
+                "devices": [
+                    {
+                        "name": "tank",
+                        "host": host,
+                        "port": port,
+                        "interval": 0.05,
+                        "points": [{"name": "level", "address": 0, "type": "float32"}],
+                    }
+                ],
+            }
+        )
+        async with edge_gateway(config), asyncio.timeout(15):
+            while not any(r["kind"] == "telemetry" and r["readings"][0]["value"] > 5
+                          for r in lines(jsonl)):  # fmt: skip
+                await asyncio.sleep(0.05)
+    assert "analysis sink failed" not in caplog.text
+    decided = [r for r in lines(jsonl) if r["kind"] == "finding"]
+    assert {r["type"] for r in decided} >= {"trigger"}
+    assert all(r["device"] == "tank" for r in decided)
