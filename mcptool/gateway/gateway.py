@@ -184,7 +184,10 @@ class Gateway:
         # before the spool closes: what a sink does at stop may still store records (the
         # analysis judges its open windows and says so); they go out now if there is time,
         # else with the next start
-        await self._finish_sinks()
+        try:
+            await self._finish_sinks()
+        except Exception:  # a sink's bug must not keep the spool from its last commit
+            log.exception("a sink's work at stop failed; stopping the rest")
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.drain_timeout):
                 await self.wait_delivered()
