@@ -25,7 +25,7 @@ import enum
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 __all__ = [
     "EXCEPTION_NAMES",
@@ -292,15 +292,32 @@ class ReadRegisters(_ReadAddressCount):
 
 
 @dataclass(frozen=True, slots=True)
-class WriteSingleCoil(Function):
+class _WriteSingle(Function):
+    """0x05 / 0x06: address and value, 5 bytes; the response echoes the request."""
+
+    def request_size(self, head: bytes) -> int:
+        return 5
+
+    def response_size(self, request: bytes) -> int:
+        return 5
+
+    def response(self, address: int, value: Any) -> bytes:
+        return self.request(address, value)
+
+    def parse_response(self, pdu: bytes) -> tuple[int, Any]:
+        return self.parse_request(pdu)
+
+    def span(self, pdu: bytes) -> tuple[int, int]:
+        return _single_span(pdu)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteSingleCoil(_WriteSingle):
     """0x05: the response echoes the request."""
 
     def request(self, address: int, value: bool) -> bytes:
         _u16(address, "address")
         return bytes((self.code,)) + _ADDR_COUNT.pack(address, 0xFF00 if value else 0)
-
-    def request_size(self, head: bytes) -> int:
-        return 5
 
     def parse_request(self, pdu: bytes) -> tuple[int, bool]:
         _exact(pdu, 5, "the PDU")
@@ -309,21 +326,9 @@ class WriteSingleCoil(Function):
             raise PduError(f"coil value {value:#06x}: must be 0xFF00 (on) or 0x0000 (off)")
         return address, value == 0xFF00
 
-    def response_size(self, request: bytes) -> int:
-        return 5
-
-    def response(self, address: int, value: bool) -> bytes:
-        return self.request(address, value)
-
-    def parse_response(self, pdu: bytes) -> tuple[int, bool]:
-        return self.parse_request(pdu)
-
-    def span(self, pdu: bytes) -> tuple[int, int]:
-        return _single_span(pdu)
-
 
 @dataclass(frozen=True, slots=True)
-class WriteSingleRegister(Function):
+class WriteSingleRegister(_WriteSingle):
     """0x06: the response echoes the request."""
 
     def request(self, address: int, value: int) -> bytes:
@@ -331,25 +336,10 @@ class WriteSingleRegister(Function):
         _u16(value, "value")
         return bytes((self.code,)) + _ADDR_COUNT.pack(address, value)
 
-    def request_size(self, head: bytes) -> int:
-        return 5
-
     def parse_request(self, pdu: bytes) -> tuple[int, int]:
         _exact(pdu, 5, "the PDU")
         address, value = _ADDR_COUNT.unpack_from(pdu, 1)
         return address, value
-
-    def response_size(self, request: bytes) -> int:
-        return 5
-
-    def response(self, address: int, value: int) -> bytes:
-        return self.request(address, value)
-
-    def parse_response(self, pdu: bytes) -> tuple[int, int]:
-        return self.parse_request(pdu)
-
-    def span(self, pdu: bytes) -> tuple[int, int]:
-        return _single_span(pdu)
 
 
 @dataclass(frozen=True, slots=True)
