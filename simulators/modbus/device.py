@@ -109,6 +109,8 @@ class UnitState:
             6: self._write_register,
             15: self._write_coils,
             16: self._write_registers,
+            0x16: self._mask_write_register,
+            0x17: self._read_write_registers,
             0x11: self._report_server_id,
             0x2B: self._encapsulated,
         }
@@ -294,6 +296,49 @@ class UnitState:
         self._freeze("holding", address, count)
         self.tables["holding"][2 * address : 2 * (address + count)] = pdu[6:]
         return entry.response(address, count)
+
+    def _mask_write_register(self, pdu: bytes) -> bytes:
+        entry = functions.MASK_WRITE_REGISTER
+        try:
+            address, and_mask, or_mask = entry.parse_request(pdu)
+        except PduError as exc:
+            return exception_pdu(0x16, exc.code)
+        # A read-modify-write: the register must be readable as well as writable.
+        if not (
+            self._check("holding", address, 1, self.writable)
+            and self._check("holding", address, 1, self.readable)
+        ):
+            return exception_pdu(0x16, ILLEGAL_ADDRESS)
+        if "holding" in self._dynamic:
+            self._refresh("holding", address, 1)
+        table = self.tables["holding"]
+        current = int.from_bytes(table[2 * address : 2 * address + 2], "big")
+        # Modbus spec 6.16: (current AND and_mask) OR (or_mask AND NOT and_mask).
+        result = (current & and_mask) | (or_mask & ~and_mask & 0xFFFF)
+        self._freeze("holding", address, 1)
+        table[2 * address : 2 * address + 2] = result.to_bytes(2, "big")
+        return entry.response(address, and_mask, or_mask)
+
+    def _read_write_registers(self, pdu: bytes) -> bytes:
+        entry = functions.READ_WRITE_REGISTERS
+        try:
+            read_address, read_count, write_address, registers = entry.parse_request(pdu)
+        except PduError as exc:
+            return exception_pdu(0x17, exc.code)
+        count = len(registers)
+        if not (
+            self._check("holding", write_address, count, self.writable)
+            and self._check("holding", read_address, read_count, self.readable)
+        ):
+            return exception_pdu(0x17, ILLEGAL_ADDRESS)
+        # The write happens before the read (spec 6.17), so a read of the written range
+        # returns the new values.
+        self._freeze("holding", write_address, count)
+        self.tables["holding"][2 * write_address : 2 * (write_address + count)] = pdu[10:]
+        if "holding" in self._dynamic:
+            self._refresh("holding", read_address, read_count)
+        data = self.tables["holding"][2 * read_address : 2 * (read_address + read_count)]
+        return bytes((0x17, len(data))) + bytes(data)
 
     # -- identification ------------------------------------------------------------------
 

@@ -327,6 +327,25 @@ def test_a_mask_write_is_confirmed_against_the_masks_on_pymodbus(
     assert out.endswith("fc 22 uint16 ABCD: old 18 -> new 23: confirmed\n")
 
 
+def test_functions_22_and_23_on_the_simulator_match_what_pymodbus_answers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with simulator_thread(_device()) as sim:
+        port = sim.address[1]
+        code22, out22, _ = run_cli(
+            capsys, "write", f"127.0.0.1:{port}", "40003", "0x00F0", "0x000F", "-f", "22", "-y"
+        )
+        code23, out23, _ = run_cli(
+            capsys, "write", f"127.0.0.1:{port}", "40004", "9", "-f", "23", "-y"
+        )
+        assert sim.counters.total(function=22) == 1
+        assert sim.counters.total(function=23) == 1
+        assert _holding(port, 2, 2) == [0x000F, 9]  # (7 AND 0xF0) OR (0x0F AND NOT 0xF0)
+    assert (code22, code23) == (0, 0)
+    assert out22.endswith("fc 22 uint16 ABCD: old 7 -> new 15: confirmed\n")
+    assert out23.endswith("fc 23 uint16 ABCD: old 0 -> new 9: confirmed\n")
+
+
 def test_function_23_on_pymodbus_too(capsys: pytest.CaptureFixture[str]) -> None:
     with pymodbus_server([0x0012, 5, 6]) as port:
         code, out, _ = run_cli(

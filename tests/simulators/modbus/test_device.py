@@ -124,6 +124,31 @@ def test_writes_are_echoed_and_read_back(plain: DeviceState) -> None:
     assert plain.unit(1).value("holding2") == pytest.approx(3.14159, rel=1e-6)  # type: ignore[union-attr]
 
 
+def test_mask_write_applies_the_spec_formula_and_echoes(plain: DeviceState) -> None:
+    # Spec 6.16's own example: current 0x12, AND 0xF2, OR 0x25 -> 0x17.
+    plain.handle(1, bytes([6, 0, 0, 0, 0x12]))
+    request = functions.MASK_WRITE_REGISTER.request(0, 0x00F2, 0x0025)
+    assert plain.handle(1, request) == request
+    assert _regs(plain.handle(1, read(3, 0, 1))) == [0x17]
+
+
+def test_read_write_registers_writes_before_it_reads(plain: DeviceState) -> None:
+    request = functions.READ_WRITE_REGISTERS.request(0, 1, 0, [0xBEEF])
+    assert plain.handle(1, request) == bytes([0x17, 2, 0xBE, 0xEF])
+    assert _regs(plain.handle(1, read(3, 0, 1))) == [0xBEEF]
+
+
+def test_mask_and_read_write_refuse_read_only_registers(plain: DeviceState) -> None:
+    assert plain.handle(1, functions.MASK_WRITE_REGISTER.request(1, 0, 0xFF)) == bytes([0x96, 2])
+    refused = functions.READ_WRITE_REGISTERS.request(0, 1, 1, [9])
+    assert plain.handle(1, refused) == bytes([0x97, 2])
+    assert plain.handle(1, functions.READ_WRITE_REGISTERS.request(50, 1, 0, [9])) == bytes(
+        [0x97, 2]
+    )
+    # Nothing was written by the refused requests.
+    assert _regs(plain.handle(1, read(3, 0, 2))) == [1, 2]
+
+
 def test_read_only_points_and_input_tables_refuse_writes(plain: DeviceState) -> None:
     assert plain.handle(1, bytes([6, 0, 1, 0, 9])) == bytes([0x86, 2])
     assert plain.handle(1, bytes([16, 0, 0, 0, 2, 4, 0, 1, 0, 2])) == bytes([0x90, 2])

@@ -67,6 +67,26 @@ async def test_pymodbus_client_reads_floats_coils_and_identification() -> None:
     assert info.information[1] == b"BX-200"
 
 
+async def test_pymodbus_client_mask_writes_and_reads_writes() -> None:
+    async with ModbusSimulator([_const_profile()]) as sim:
+        host, port = sim.address
+        client = AsyncModbusTcpClient(host, port=port, timeout=2, retries=0)
+        await client.connect()
+        try:
+            # 100 = 0x64: AND 0x00F0 keeps 0x60, OR 0x000F sets the low nibble -> 0x6F.
+            masked = await client.mask_write_register(
+                address=0, and_mask=0x00F0, or_mask=0x000F, device_id=1
+            )
+            both = await client.readwrite_registers(
+                read_address=0, read_count=3, write_address=2, values=[7], device_id=1
+            )
+        finally:
+            client.close()
+    assert not masked.isError(), masked
+    assert not both.isError(), both
+    assert both.registers == [0x6F, 101, 7]
+
+
 async def test_pymodbustcp_client_reads_and_writes() -> None:
     async with ModbusSimulator([_const_profile()]) as sim:
         host, port = sim.address
