@@ -13,6 +13,9 @@ import time
 from collections.abc import Callable
 
 import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
 
 from mcptool.commands.line_options import line_options, serial_defaults
 from mcptool.commands.options import Float, Int
@@ -112,6 +115,74 @@ class _Printer:
         click.echo(f"{clock:<12}  {cells}  {sample.response_ms:8.3f}")
 
 
+class _LiveTable:
+    """On a terminal, a poll redraws one table in place (``watch``-style): each value with
+    its minimum, maximum and the reads it changed in, and the last reply's time and error.
+    Rows per read (``_Printer``) stay for pipes, files and ``--rows``, where a log is wanted.
+    """
+
+    def __init__(self, spec: ReadSpec, endpoint: Endpoint, unit: int, console: Console) -> None:
+        self.title = f"{endpoint.label} unit {unit} {spec.type} {spec.order}"
+        self.labels = spec.labels()
+        self.last: list[Value] | None = None
+        self.low: list[Value | None] = [None] * len(self.labels)
+        self.high: list[Value | None] = [None] * len(self.labels)
+        self.changes = [0] * len(self.labels)
+        self.reads = self.failed = 0
+        self.sample: Sample | None = None
+        self.live = Live(self.render(), console=console, auto_refresh=False, transient=False)
+
+    def __enter__(self) -> _LiveTable:
+        self.live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.stop()  # the last table stays on the screen
+
+    def __call__(self, sample: Sample) -> None:
+        self.reads += 1
+        self.sample = sample
+        if sample.values is None:
+            self.failed += 1
+        else:
+            for i, value in enumerate(sample.values):
+                if self.last is not None and value != self.last[i]:
+                    self.changes[i] += 1
+                self.low[i] = _extreme(min, self.low[i], value)
+                self.high[i] = _extreme(max, self.high[i], value)
+            self.last = list(sample.values)
+        self.live.update(self.render(), refresh=True)
+
+    def render(self) -> Table:
+        sample = self.sample
+        when = (
+            datetime.datetime.fromtimestamp(sample.time).strftime("%H:%M:%S.%f")[:12]
+            if sample
+            else "waiting"
+        )
+        caption = f"{self.reads} reads, {self.failed} failed; last at {when}"
+        if sample is not None and sample.values is not None:
+            caption += f" in {sample.response_ms:.3f} ms"
+        elif sample is not None:
+            caption += f": {sample.error}"
+        table = Table(title=self.title, caption=caption)
+        for name in ("address", "value", "min", "max", "changes"):
+            table.add_column(name, justify="left" if name == "address" else "right")
+        for i, label in enumerate(self.labels):
+            cells = [self.last[i] if self.last else None, self.low[i], self.high[i]]
+            table.add_row(
+                label, *("" if c is None else _shown(c) for c in cells), str(self.changes[i])
+            )
+        return table
+
+
+def _extreme(pick: Callable[..., Value], old: Value | None, new: Value) -> Value | None:
+    """min/max over the numbers a point took (strings and NaN have no order: blank)."""
+    if isinstance(new, str) or (isinstance(new, float) and math.isnan(new)):
+        return old
+    return new if old is None else pick(old, new)
+
+
 async def _poll(
     endpoint: Endpoint,
     unit: int,
@@ -189,6 +260,9 @@ async def _poll(
               show_default=True, help="Seconds to wait for the connection.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, one object per read.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
+@click.option("--rows", is_flag=True,
+              help="With --interval on a terminal: a row per read instead of one table "
+                   "redrawn in place.")  # fmt: skip
 @line_options
 def read(
     target: str,
@@ -207,6 +281,7 @@ def read(
     connect_timeout: float,
     as_json: bool,
     as_csv: bool,
+    rows: bool,
     framing: str,
     baudrate: int,
     parity: str,
@@ -229,10 +304,16 @@ def read(
     endpoint = parse_endpoint(target, port, framing, serial_defaults(baudrate, parity, stopbits))
     timeouts = Timeouts(connect=connect_timeout, response=timeout)
     many = interval is not None
-    emit = _Printer(spec, endpoint, unit, "json" if as_json else "csv" if as_csv else "table", many)
+    fmt = "json" if as_json else "csv" if as_csv else "table"
     stats = ResponseStats()
+    emit: Callable[[Sample], None]
+    view: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+    if many and fmt == "table" and not rows and sys.stdout.isatty():
+        emit = view = _LiveTable(spec, endpoint, unit, Console())
+    else:
+        emit = _Printer(spec, endpoint, unit, fmt, many)
     # Ctrl-C ends a continuous poll; the statistics still follow.
-    with contextlib.suppress(KeyboardInterrupt):
+    with view, contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_poll(endpoint, unit, spec, timeouts, interval, samples, emit, stats))
     if many:
         click.echo(stats.line(), err=True)

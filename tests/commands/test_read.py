@@ -6,9 +6,12 @@ import csv
 import io
 import json
 import math
+import os
+import pty
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,6 +140,61 @@ def test_polling_gives_one_csv_row_per_sample_and_statistics_at_the_end(
     assert re.fullmatch(
         r"3 reads, 0 failed; response ms min [\d.]+ mean [\d.]+ p95 [\d.]+ max [\d.]+\n", err
     )
+
+
+def _on_a_terminal(*args: str) -> tuple[int, str]:
+    """Run the CLI with its stdout on a pseudo-terminal, as in a user's shell."""
+    parent, child = pty.openpty()
+    env = {**os.environ, "COLUMNS": "100", "LINES": "40", "TERM": "xterm"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mcptool", *args],
+        stdout=child, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(parent, 65536)
+        except OSError:  # EIO: the child closed its side
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(parent)
+    return proc.wait(timeout=30), b"".join(chunks).decode(errors="replace")
+
+
+def test_polling_on_a_terminal_redraws_one_table_with_min_max_and_changes() -> None:
+    profile = DeviceProfile(
+        name="ramp", points=[Point("holding", 0, "uint16", {"kind": "counter", "rate": 1000})]
+    )
+    with simulator_thread(profile) as sim:
+        code, out = _on_a_terminal(
+            "read", f"127.0.0.1:{sim.address[1]}", "40001", "--interval", "0.02", "--samples", "6"
+        )
+    assert code == 0
+    # One table, redrawn: the cursor goes back up over it, and the title is drawn each
+    # time, but no row-per-read header ("time ... ms") is printed.
+    assert "\x1b[1A" in out or "\x1b[2K" in out
+    assert out.count("unit 1 uint16 ABCD") >= 2
+    assert not re.search(r"^time\s", out, re.MULTILINE)
+    final = out[out.rindex("unit 1 uint16 ABCD") :]
+    row = re.search(r"40001\D+(\d+)\D+(\d+)\D+(\d+)\D+(\d+)", final)
+    assert row is not None, final
+    value, low, high, changes = map(int, row.groups())
+    assert low < high and low <= value <= high and changes >= 1
+    assert "6 reads, 0 failed" in final
+
+
+def test_rows_keeps_a_row_per_read_on_a_terminal() -> None:
+    with simulator_thread(_meter()) as sim:
+        code, out = _on_a_terminal(
+            "read", f"127.0.0.1:{sim.address[1]}", "40011", "-t", "int16",
+            "--interval", "0.01", "--samples", "3", "--rows",
+        )  # fmt: skip
+    assert code == 0
+    assert re.search(r"^time\s+40011\s+ms", out, re.MULTILINE)
+    assert len(re.findall(r"^\d\d:\d\d:\d\d\.\d+\s+-5\s", out, re.MULTILINE)) == 3
 
 
 def test_a_nan_in_a_register_is_null_in_json_with_its_registers(
