@@ -15,7 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mcptool.analysis.analyzer import Analyzer, PointInfo, WindowReport
+    from mcptool.analysis.analyzer import STATE_VERSION, Analyzer, PointInfo, WindowReport
     from mcptool.analysis.backlog import Backlog, BacklogError, Job
     from mcptool.analysis.config import AnalysisConfig, AnalysisConfigError, ThresholdRule
     from mcptool.analysis.findings import (
@@ -32,12 +32,13 @@ if TYPE_CHECKING:
     from mcptool.analysis.model import AnalysisModel, ModelAnswer, ModelRejected, ModelUnavailable
     from mcptool.analysis.ollama_model import OllamaModel
     from mcptool.analysis.pipeline import AnalysisPipeline, Sink
-    from mcptool.analysis.polls import analyse_poll, fan_out
+    from mcptool.analysis.polls import analyse_poll, fan_out, points_of
     from mcptool.analysis.prompting import Prompts
     from mcptool.analysis.stats import DeviceWindow, PointStats, WindowStats
     from mcptool.analysis.triggers import RULES, TriggerEngine, TriggerEvent, Usual
 
 _WHERE = {
+    "STATE_VERSION": "mcptool.analysis.analyzer",
     "Analyzer": "mcptool.analysis.analyzer",
     "PointInfo": "mcptool.analysis.analyzer",
     "WindowReport": "mcptool.analysis.analyzer",
@@ -65,6 +66,7 @@ _WHERE = {
     "Sink": "mcptool.analysis.pipeline",
     "analyse_poll": "mcptool.analysis.polls",
     "fan_out": "mcptool.analysis.polls",
+    "points_of": "mcptool.analysis.polls",
     "Prompts": "mcptool.analysis.prompting",
     "DeviceWindow": "mcptool.analysis.stats",
     "PointStats": "mcptool.analysis.stats",
@@ -89,6 +91,7 @@ __all__ = [
     "FINDING_SCHEMA",
     "RULES",
     "SEVERITIES",
+    "STATE_VERSION",
     "AnalysisCollector",
     "AnalysisConfig",
     "AnalysisConfigError",
@@ -120,5 +123,6 @@ __all__ = [
     "fan_out",
     "finding_schema",
     "parse_answer",
+    "points_of",
     "statistics_finding",
 ]

@@ -16,7 +16,10 @@ from mcptool.analysis.config import AnalysisConfig
 from mcptool.analysis.stats import DeviceWindow, PointStats, WindowStats
 from mcptool.analysis.triggers import TriggerEngine, TriggerEvent, Usual
 
-__all__ = ["Analyzer", "PointInfo", "WindowReport"]
+__all__ = ["STATE_VERSION", "Analyzer", "PointInfo", "WindowReport"]
+
+# the form of Analyzer.state: a reader refuses any other (a new form gets a new number)
+STATE_VERSION = 1
 
 
 class _PointLike(Protocol):
@@ -113,6 +116,46 @@ class Analyzer:
 
     def is_offline(self, device: str) -> bool:
         return device in self._offline
+
+    # -- state carried between windows -----------------------------------------------
+    def state(self, device: str, windows: int | None = None) -> dict[str, Any]:
+        """What the analysis of ``device`` carries into its next window, as JSON: each
+        point's baseline (what z-score, stuck and flat-line judge against) and last
+        reading. ``windows`` keeps only the newest that many windows of the baseline (to
+        bound the size). Between windows only: ValueError while a window is open. The
+        offline rule's memory is not in it (it is the clock's, not the data's)."""
+        window = self._windows.get(device)
+        return {
+            "version": STATE_VERSION,
+            "points": window.to_json() if window is not None else {},
+            "baseline": self.triggers.baseline.to_json(device, windows),
+        }
+
+    def restore(self, device: str, state: Any) -> None:
+        """Continue ``device`` from ``state`` (of :meth:`state`, maybe of another process):
+        its next window is judged as if this analyzer had seen the windows before.
+        Declare the device first (:meth:`add_device` starts it afresh). ValueError, and
+        nothing changed, for an unknown version or a malformed state."""
+        if not isinstance(state, Mapping):
+            raise ValueError("the analysis state is not an object")
+        version = state.get("version")
+        if version != STATE_VERSION:
+            raise ValueError(f"analysis state version {version!r}, this one reads {STATE_VERSION}")
+        if device not in self._windows:
+            self.add_device(device)
+        declared = self._windows[device]
+        if declared.is_open:
+            raise ValueError(f"{device}: a window is open; restore before reading")
+        window = DeviceWindow(
+            device,
+            self.config.window_s,
+            self.config.gap_s,
+            units=declared.units,
+            discrete={name: p.discrete for name, p in declared.points.items()},
+        )
+        window.load_json(state.get("points"))
+        self.triggers.baseline.load_json(device, state.get("baseline"))
+        self._windows[device] = window  # both checked: nothing changed before this
 
     # -- the hot path ----------------------------------------------------------------
     def observe(self, device: str, t: float, values: Mapping[str, Any]) -> tuple[WindowReport, ...]:

@@ -15,7 +15,7 @@ from typing import Any
 from mcptool.analysis.analyzer import PointInfo
 from mcptool.analysis.pipeline import AnalysisPipeline, Sink
 
-__all__ = ["TELEMETRY", "analyse_poll", "fan_out"]
+__all__ = ["TELEMETRY", "analyse_poll", "fan_out", "points_of"]
 
 TELEMETRY = "telemetry"  # the ``kind`` of a poll message (mcptool.gateway.spool.Kind)
 
@@ -48,13 +48,23 @@ def analyse_poll(pipeline: AnalysisPipeline, message: Mapping[str, Any]) -> bool
         good += value is not None
     analyzer = pipeline.analyzer
     if not analyzer.point_info(device):
-        units = {r["point"]: r.get("unit", "") for r in readings if "point" in r}
-        analyzer.add_device(device, [PointInfo(n, u) for n, u in units.items()])
+        analyzer.add_device(device, points_of(message))
     if good:
         pipeline.observe(device, t, values)
     else:
         pipeline.observe_failure(device, t)
     return True
+
+
+def points_of(message: Mapping[str, Any]) -> list[PointInfo]:
+    """The points a poll message reads, with the units its readings give."""
+    readings = message.get("readings")
+    if not isinstance(readings, list):
+        return []
+    units = {
+        r["point"]: r.get("unit", "") for r in readings if isinstance(r, dict) and "point" in r
+    }
+    return [PointInfo(name, unit) for name, unit in units.items()]
 
 
 def fan_out(*sinks: Sink) -> Sink:

@@ -274,6 +274,44 @@ class DeviceWindow:
         self.last_seen = t
         return closed
 
+    def to_json(self) -> dict[str, Any]:
+        """What the device carries from one window to the next, as JSON: each point's last
+        reading and its time (the next window's first reading is a change, or after a
+        gap, against them) and whether it is discrete. Between windows only: an open
+        window's sums are not in it (ValueError)."""
+        if self.is_open:
+            raise ValueError(f"{self.device}: a window is open; close it first")
+        return {
+            name: {"last": p.last, "t": p.tl, "discrete": p.discrete}
+            for name, p in self.points.items()
+        }
+
+    def load_json(self, data: Any) -> None:
+        """Carry on from ``data`` (of :meth:`to_json`); a point declared already keeps its
+        own ``discrete``. ValueError, and nothing changed, for anything else."""
+        if self.is_open:
+            raise ValueError(f"{self.device}: a window is open; restore before reading")
+        if not isinstance(data, Mapping):
+            raise ValueError("the points are not an object")
+        carried = []
+        for name, point in data.items():
+            if not isinstance(point, Mapping):
+                raise ValueError(f"point {name!r} is not an object")
+            t, last, discrete = point.get("t"), point.get("last"), point.get("discrete")
+            if t is not None and (isinstance(t, bool) or not isinstance(t, int | float)):
+                raise ValueError(f"point {name!r}: 't' is not a time")
+            if not isinstance(discrete, bool):
+                raise ValueError(f"point {name!r}: 'discrete' is not true or false")
+            if isinstance(last, Mapping | list):
+                raise ValueError(f"point {name!r}: 'last' is not a reading")
+            carried.append((str(name), t, last, discrete))
+        for name, t, last, discrete in carried:
+            p = self.points.get(name)
+            if p is None:
+                p = self.points[name] = _Point(name, discrete)
+            p.tl = t
+            p.last = last
+
     def failed_poll(self, t: float) -> WindowStats | None:
         """A poll of the device failed at ``t`` (timeout, refused, exception)."""
         closed = None

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
 from mcptool.analysis.config import AnalysisConfig, ThresholdRule
@@ -67,6 +67,40 @@ class _History:
     noises: deque[float]  # spread about the trend line (PointStats.noise)
     change_rates: deque[float]  # share of readings that differed from the one before
 
+    def to_json(self, windows: int | None = None) -> dict[str, list[Any]]:
+        """Each series, oldest first; ``windows`` keeps only the newest that many."""
+        start = -windows if windows else 0
+        return {f.name: list(getattr(self, f.name))[start:] for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: Any, size: int) -> _History:
+        """The inverse of :meth:`to_json` (the newest ``size`` windows); ValueError for
+        anything else."""
+        if not isinstance(data, Mapping):
+            raise ValueError("a point's history is not an object")
+        series = []
+        for f in fields(cls):
+            values = data.get(f.name)
+            if not isinstance(values, list):
+                raise ValueError(f"a point's history has no list {f.name!r}")
+            kind = _flag if f.name == "varied" else _number
+            if not all(kind(v) for v in values):
+                raise ValueError(f"a point's {f.name!r} holds a value of the wrong type")
+            series.append(deque(values, maxlen=size))
+        if len({len(s) for s in series}) != 1:
+            raise ValueError("a point's history has series of different lengths")
+        return cls(*series)
+
+
+def _flag(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    # NaN and infinities included: a float register can read them, and a mean with one
+    # is what the analysis kept
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
 
 class Baseline:
     """The past ``size`` windows of each point: their means, spreads, and if they moved.
@@ -82,6 +116,28 @@ class Baseline:
 
     def get(self, device: str, point: str) -> _History | None:
         return self._points.get((device, point))
+
+    def to_json(self, device: str, windows: int | None = None) -> dict[str, Any]:
+        """What the baseline holds of ``device``, as JSON (point name -> its series);
+        ``windows`` keeps only the newest that many windows, to bound the size."""
+        return {
+            point: history.to_json(windows)
+            for (name, point), history in self._points.items()
+            if name == device
+        }
+
+    def load_json(self, device: str, data: Any) -> None:
+        """Replace what the baseline holds of ``device`` with ``data`` (of :meth:`to_json`;
+        a longer history keeps its newest ``size`` windows). ValueError, and nothing
+        changed, when ``data`` is not such a value."""
+        if not isinstance(data, Mapping):
+            raise ValueError("the baseline is not an object")
+        loaded = {point: _History.from_json(series, self.size) for point, series in data.items()}
+        for key in [key for key in self._points if key[0] == device]:
+            del self._points[key]
+        for point, history in loaded.items():
+            if history.means:
+                self._points[(device, point)] = history
 
     def add(self, window: WindowStats) -> None:
         for name, stats in window.points.items():
