@@ -26,6 +26,7 @@ class DeviceDescription(BaseModel):
     name: str
     address: str = Field(description="host:port of the device, and its Modbus unit id")
     interval_s: float = Field(description="how often the gateway polls it")
+    description: str = ""
     points: list[PointDescription]
 
 
@@ -59,6 +60,7 @@ def describe(config: GatewayConfig) -> PlantDescription:
                 name=spec.name,
                 address=f"{host}:{spec.port} unit {spec.unit}",
                 interval_s=spec.interval,
+                description=config.descriptions.get(spec.name, ""),
                 points=points,
             )
         )

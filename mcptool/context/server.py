@@ -39,6 +39,7 @@ TOOLS: tuple[tuple[str, bool], ...] = (
     ("read_history", True),
     ("list_findings", True),
     ("probe", True),
+    ("scan", True),
     ("explain_offline", True),
     ("write_point", False),
 )

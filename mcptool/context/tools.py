@@ -9,6 +9,7 @@ tool error (``isError``), which the agent can read and correct.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from datetime import datetime
@@ -24,10 +25,20 @@ from mcptool.context.writes import Refused, Writer
 from mcptool.gateway.config import GatewayConfig
 from mcptool.modbus.connection import Outcome
 from mcptool.modbus.functions import GATEWAY_ABSENT_CODES
+from mcptool.modbus.pdu import ProbeRequest
 from mcptool.modbus.poller import DeviceSpec
-from mcptool.modbus.probe import probe
+from mcptool.modbus.probe import ProbeResult, probe
+from mcptool.modbus.scan import Scanner, ScanOptions
+from mcptool.modbus.targets import TargetError, parse_target, parse_units, resolve_targets
 
-__all__ = ["PlantTools", "ToolProblem"]
+__all__ = ["MAX_SCAN_TARGETS", "MAX_SCAN_UNITS", "SCAN_SECONDS", "PlantTools", "ToolProblem"]
+
+# One scan call from an agent is a question, not a survey: at most this many targets and
+# unit ids (so at most 256 probes), each probe waiting at most 1 s, the whole call at most
+# SCAN_SECONDS (then it answers with what it has).
+MAX_SCAN_TARGETS = 16
+MAX_SCAN_UNITS = 16
+SCAN_SECONDS = 20.0
 
 
 class ToolProblem(ToolError):
@@ -91,6 +102,22 @@ class ProbeReport(BaseModel):
     values: list[int] | None = None
     connect_ms: float | None = None
     response_ms: float | None = None
+
+
+class ScanProbe(ProbeReport):
+    exception: str | None = Field(default=None, description="the Modbus exception's name")
+    identity: dict[str, Any] | None = Field(
+        default=None, description="what the device says about itself (identify=true)"
+    )
+
+
+class ScanReport(BaseModel):
+    targets: list[str] = Field(description="host:port of every target, ranges expanded")
+    units: list[int]
+    probes: list[ScanProbe] = Field(description="one per target and unit id, as they finished")
+    answered: int = Field(description="probes whose device answered Modbus")
+    complete: bool = Field(description="false: the time bound ended the scan early")
+    seconds: float
 
 
 class Diagnosis(BaseModel):
@@ -208,6 +235,13 @@ class PlantTools:
             )
         wanted = set(points or ())
         chosen = [v for v in current if not wanted or v.point in wanted]
+        if all(v.quality != "good" for v in chosen):
+            # nothing to read is the agent's cue to look elsewhere: say where
+            reasons = "; ".join(dict.fromkeys(v.error for v in chosen if v.error)) or "no value"
+            raise ToolProblem(
+                f"{device} gave no current value ({reasons}): read_history has its last"
+                " known values, list_findings what the analysis saw, explain_offline why"
+            )
         return Values(
             source=self.values.name,  # type: ignore[arg-type]
             device=device,
@@ -282,15 +316,71 @@ class PlantTools:
         result = await probe(
             host, port, unit=unit, address=address, connect_timeout=2.0, timeout=2.0
         )
-        return ProbeReport(
-            target=result.target,
-            unit=unit,
-            outcome=result.outcome.value,
-            answered=result.answered,
-            reason=result.reason,
-            values=None if result.values is None else [int(v) for v in result.values],
-            connect_ms=result.connect_ms,
-            response_ms=result.response_ms,
+        return _report(result, unit)
+
+    async def scan(
+        self, targets: list[str], units: str = "1", address: int = 0, identify: bool = False
+    ) -> ScanReport:
+        """Which of a few targets (host, host:port, a small loopback CIDR) and unit ids
+        (e.g. "1-5") answer Modbus: one holding-register read each, nothing else; at most
+        16 targets and 16 unit ids; only loopback, the configured devices' hosts and hosts
+        allowed at start. identify=true also asks answering devices who they are."""
+        try:
+            unit_ids = parse_units(units)
+        except TargetError as exc:
+            raise ToolProblem(str(exc)) from None
+        if len(unit_ids) > MAX_SCAN_UNITS:
+            raise ToolProblem(
+                f'units "{units}" is {len(unit_ids)} unit ids: scan at most {MAX_SCAN_UNITS}'
+                " a call (e.g. 1-16, then 17-32)"
+            )
+        if not targets:
+            raise ToolProblem('no targets: give hosts, e.g. ["127.0.0.1:502"]')
+        if not 0 <= address <= 65535:
+            raise ToolProblem(f"address {address}: use 0-65535")
+        for text in targets:
+            self._may_scan(text)
+        try:
+            found = await resolve_targets(targets)
+        except TargetError as exc:
+            raise ToolProblem(str(exc)) from None
+        if len(found) > MAX_SCAN_TARGETS:
+            raise ToolProblem(
+                f"{len(found)} targets: scan at most {MAX_SCAN_TARGETS} a call (a smaller"
+                " range, or fewer hosts)"
+            )
+        options = ScanOptions(
+            units=unit_ids,
+            request=ProbeRequest(3, address, 1),
+            connect_timeout=1.0,
+            timeout=1.0,
+            identify=identify,
+            concurrency=MAX_SCAN_TARGETS,
+        )
+        scanner = Scanner(found, options)
+        results: list[ProbeResult] = []
+        complete = True
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(SCAN_SECONDS):
+                async for result in scanner.results():
+                    results.append(result)
+        except TimeoutError:
+            complete = False
+        return ScanReport(
+            targets=[t.label for t in found],
+            units=unit_ids,
+            probes=[
+                ScanProbe(
+                    **_report(r, r.unit or 0).model_dump(),
+                    exception=r.exception_name,
+                    identity=None if r.identity is None else r.identity.as_dict(),
+                )
+                for r in results
+            ],
+            answered=sum(r.answered for r in results),
+            complete=complete,
+            seconds=round(time.perf_counter() - started, 3),
         )
 
     async def explain_offline(self, device: str) -> Diagnosis:
@@ -317,16 +407,7 @@ class PlantTools:
             status = next(
                 (d for d in self.gateway_status()["devices"] if d["device"] == device), None
             )
-        report = ProbeReport(
-            target=result.target,
-            unit=spec.unit,
-            outcome=result.outcome.value,
-            answered=result.answered,
-            reason=result.reason,
-            values=None if result.values is None else [int(v) for v in result.values],
-            connect_ms=result.connect_ms,
-            response_ms=result.response_ms,
-        )
+        report = _report(result, spec.unit)
         return Diagnosis(
             device=device,
             online=result.answered,
@@ -353,6 +434,34 @@ class PlantTools:
             response_ms=done.response_ms,
         )
 
+    def _may_scan(self, text: str) -> None:
+        """Refuse a target beyond loopback, the configured hosts and --allow-probe."""
+        try:
+            spec = parse_target(text)
+        except TargetError as exc:
+            raise ToolProblem(str(exc)) from None
+        if spec.serial is not None:
+            raise ToolProblem(f"{text}: the scan tool reaches TCP targets only, not serial lines")
+        if spec.network is not None:
+            loopback = spec.network.network_address.is_loopback and (
+                spec.network.broadcast_address.is_loopback
+            )
+            if not loopback:
+                raise ToolProblem(
+                    f"scanning {spec.host} is not allowed: a range only within loopback"
+                    " (127.0.0.0/8); name configured or --allow-probe hosts one by one"
+                )
+            if spec.network.num_addresses > MAX_SCAN_TARGETS + 2:
+                raise ToolProblem(
+                    f"{spec.host} has {spec.network.num_addresses} addresses: scan at most"
+                    f" {MAX_SCAN_TARGETS} a call (e.g. a /28)"
+                )
+        elif not self._may_probe(spec.host):
+            raise ToolProblem(
+                f"scanning {spec.host} is not allowed: only loopback, the configured devices'"
+                " hosts and hosts given with --allow-probe at start"
+            )
+
     def _may_probe(self, host: str) -> bool:
         if host in self.allow_probe or any(spec.host == host for spec in self.config.devices):
             return True
@@ -362,6 +471,19 @@ class PlantTools:
             return ipaddress.ip_address(host).is_loopback
         except ValueError:
             return False
+
+
+def _report(result: ProbeResult, unit: int) -> ProbeReport:
+    return ProbeReport(
+        target=result.target,
+        unit=unit,
+        outcome=result.outcome.value,
+        answered=result.answered,
+        reason=result.reason,
+        values=None if result.values is None else [int(v) for v in result.values],
+        connect_ms=result.connect_ms,
+        response_ms=result.response_ms,
+    )
 
 
 def _time(text: str) -> float:

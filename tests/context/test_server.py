@@ -248,6 +248,7 @@ async def test_stdio_with_the_gateway_in_the_server_process(
             "read_history": {"device": "boiler", "point": "supply_temperature"},
             "list_findings": {},
             "probe": {"host": host, "port": port},
+            "scan": {"targets": [f"{host}:{port}"], "units": "1-2"},
             "explain_offline": {"device": "boiler"},
             "write_point": {"device": "boiler", "point": "setpoint", "value": 44},
         }
