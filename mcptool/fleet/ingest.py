@@ -6,7 +6,8 @@ message id ``node:seq`` and acknowledged to the node only once JetStream confirm
 its last ACK to another hub, which asks the stream for the node's resume point (the seq
 of its last stored frame) before it lets the node in, and JetStream's duplicate window
 drops whatever both hubs stored. Readings (poll messages) also move the device's windows
-on (:mod:`mcptool.fleet.windows`); a closed window goes to the work queue of the workers.
+on (:mod:`mcptool.fleet.windower`); a closed window goes to the work queue of the workers,
+and a device silent past its window's deadline has that window closed by the hub's clock.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, NamedTuple, TypeVar
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import PubAck
+from nats.js.api import PubAck, RawStreamMsg
 from nats.js.errors import NotFoundError
 from opentelemetry.trace import SpanKind
 
@@ -37,10 +38,9 @@ from mcptool.fleet.subjects import (
     event_subject,
     node_data_filter,
     reading_id,
-    window_id,
-    window_subject,
 )
-from mcptool.fleet.windows import OpenWindow, WindowTracker
+from mcptool.fleet.windower import Windower
+from mcptool.fleet.windows import DEFAULT_GRACE_S, ClosedWindow, WindowTracker
 
 __all__ = ["FleetIngest", "StoreFailed", "poll_of"]
 
@@ -151,13 +151,22 @@ class FleetIngest:
         servers: Sequence[str],
         *,
         window_s: float = 10.0,
+        grace_s: float = DEFAULT_GRACE_S,
         settings: StreamSettings | None = None,
         publish_deadline_s: float = 10.0,
         name: str = "mcptool-hub",
     ) -> None:
         self.servers = list(servers)
         self.settings = settings or StreamSettings()
-        self.windows = WindowTracker(window_s)
+        self.windows = WindowTracker(window_s, grace_s)
+        self.windower = Windower(
+            self.windows,
+            lambda subject, body, headers, frame: self._publish(
+                subject, body, headers, frame=frame
+            ),
+            self._last,
+            on_closed=self._window_closed,
+        )
         self.publish_deadline_s = publish_deadline_s
         self.name = name
         self.nc: Client | None = None
@@ -167,14 +176,20 @@ class FleetIngest:
         self.duplicates = 0
         self.windows_closed = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._ticker: asyncio.Task[None] | None = None
 
     async def start(self) -> FleetIngest:
         self.nc = await connect(self.servers, self.name)
         self.js = self.nc.jetstream(timeout=2.0)
         await ensure_streams(self.js, self.settings)
+        self._ticker = asyncio.ensure_future(self._tick_forever())
         return self
 
     async def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+            self._ticker = None
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.nc is not None:
@@ -254,35 +269,35 @@ class FleetIngest:
                 await self._publish(data_subject(node, None), body, tracing.inject(headers))
                 return
             span.set_attribute("mcp.device", poll.device)
-            if not self.windows.known(node, poll.device):
-                self.windows.seed(node, poll.device, await self._last_window(node, poll.device))
-            placement = self.windows.place(node, poll.device, poll.ts)
             context = tracing.inject({})  # this span's traceparent, when tracing
             headers.update(context)
+            _, placement = await self.windower.store(
+                node, poll.device, poll.ts, body, headers, context
+            )
             if placement.closes is not None:
-                closed = placement.closes
-                span.set_attribute("fleet.window_closed", closed.index)
-                await self._publish(
-                    window_subject(node, poll.device),
-                    json.dumps(closed.to_json()).encode(),
-                    {**context, MSG_ID: window_id(node, poll.device, closed.index)},
-                    frame=False,
-                )
-                self.windows_closed += 1
-                self.metrics.windows.inc()
-            ack = await self._publish(
-                data_subject(node, poll.device), body, {**headers, **placement.headers}
-            )
-            self.windows.stored(node, poll.device, placement, ack.seq)
+                span.set_attribute("fleet.window_closed", placement.closes.index)
 
-    async def _last_window(self, node: str, device: str) -> OpenWindow | None:
+    # -- closing windows by time -------------------------------------------------------
+    async def _tick_forever(self) -> None:
+        """Close the windows of silent devices, about once a second (finer for a grace
+        shorter than a few seconds)."""
+        period = min(1.0, max(0.05, self.windows.grace_s / 4))
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.windower.tick()
+            except Exception as exc:  # the stream is moving: the next tick tries again
+                log.warning("closing silent devices' windows: %r", exc)
+
+    def _window_closed(self, window: ClosedWindow) -> None:
+        self.windows_closed += 1
+        self.metrics.windows.inc()
+
+    async def _last(self, stream: str, subject: str) -> RawStreamMsg | None:
         try:
-            message = await self._retry(
-                lambda: self._js.get_last_msg(DATA_STREAM, data_subject(node, device))
-            )
+            return await self._retry(lambda: self._js.get_last_msg(stream, subject))
         except NotFoundError:
             return None
-        return OpenWindow.from_headers(message.headers, message.seq)
 
     async def _publish(
         self, subject: str, body: bytes, headers: dict[str, str], *, frame: bool = True

@@ -13,6 +13,7 @@ import re
 __all__ = [
     "DATA_STREAM",
     "FINDINGS_STREAM",
+    "HEADER_CLOSED",
     "HEADER_FIRST",
     "HEADER_NODE",
     "HEADER_SEQ",
@@ -42,6 +43,9 @@ HEADER_NODE = "Mcp-Node"
 HEADER_SEQ = "Mcp-Seq"  # the link's DATA sequence number
 HEADER_WINDOW = "Mcp-Window"  # window index of a reading: floor(ts / window_s)
 HEADER_FIRST = "Mcp-Window-First"  # stream seq of the first reading of that window
+# on a late reading stored while no window was open (its device's last one closed by
+# time): the newest closed window index
+HEADER_CLOSED = "Mcp-Window-Closed"
 
 _SAFE = re.compile(r"[A-Za-z0-9_-]+")
 

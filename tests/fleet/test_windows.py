@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mcptool.fleet import ClosedWindow, OpenWindow, WindowTracker
-from mcptool.fleet.subjects import HEADER_FIRST, HEADER_WINDOW
+from mcptool.fleet.subjects import HEADER_CLOSED, HEADER_FIRST, HEADER_WINDOW
+from mcptool.fleet.windows import closed_index
 
 
 def test_first_reading_opens_a_window_and_closes_none() -> None:
@@ -63,3 +64,97 @@ def test_window_round_trips_through_json() -> None:
 def test_window_length_must_be_positive() -> None:
     with pytest.raises(ValueError):
         WindowTracker(0)
+
+
+# -- closing by time: a silent device's last window (fake clock: ``at`` and ``now``) ----
+
+
+def tracker_with_window(grace_s: float = 30) -> WindowTracker:
+    """Window 10 (100-110 s) of n/d holding stream seqs 5..7, the last stored at 108."""
+    tracker = WindowTracker(10, grace_s=grace_s)
+    tracker.seed("n", "d", None)
+    for seq, ts in ((5, 101.0), (6, 104.0), (7, 108.0)):
+        tracker.stored("n", "d", tracker.place("n", "d", ts), seq, at=ts)
+    return tracker
+
+
+def test_a_silent_devices_window_closes_grace_after_its_end_and_only_once() -> None:
+    tracker = tracker_with_window(grace_s=30)
+    assert tracker.tick(139.9) == []
+    assert tracker.tick(140.0) == [ClosedWindow("n", "d", 10, 10, first=5, last=7)]
+    assert tracker.tick(140.1) == []
+    assert tracker.tick(10_000) == []
+
+
+def test_readings_arriving_late_in_a_backlog_push_the_deadline_to_their_arrival() -> None:
+    # a gateway replays an hour-old backlog: window 10's readings arrive at 3600 s
+    tracker = WindowTracker(10, grace_s=30)
+    tracker.seed("n", "d", None)
+    for seq, ts in ((5, 101.0), (6, 104.0)):
+        tracker.stored("n", "d", tracker.place("n", "d", ts), seq, at=3600.0 + seq)
+    assert tracker.tick(3606 + 29.9) == []
+    assert [w.index for w in tracker.tick(3606 + 30)] == [10]
+
+
+def test_after_a_close_by_time_the_next_reading_opens_a_window_and_closes_nothing() -> None:
+    tracker = tracker_with_window()
+    tracker.tick(200)
+    placement = tracker.place("n", "d", 305.0)
+    assert placement.closes is None and not placement.late
+    assert placement.headers == {HEADER_WINDOW: "30"}
+    tracker.stored("n", "d", placement, 9, at=305)
+    assert tracker.place("n", "d", 311).closes == ClosedWindow("n", "d", 30, 10, 9, 9)
+
+
+def test_a_reading_of_a_window_closed_by_time_is_late_and_says_so_in_its_headers() -> None:
+    tracker = tracker_with_window()
+    tracker.tick(200)
+    late = tracker.place("n", "d", 109.0)
+    assert late.late and late.closes is None
+    assert late.headers == {HEADER_WINDOW: "10", HEADER_CLOSED: "10"}
+    tracker.stored("n", "d", late, 8, at=201)
+    assert tracker.tick(10_000) == []  # no second close: no second finding
+    # a hub seeding from that late reading knows no window is open
+    assert OpenWindow.from_headers(late.headers, 8) is None
+    assert closed_index(late.headers) == 10
+    assert closed_index({HEADER_WINDOW: "10"}) is None
+
+
+def test_a_hub_seeded_with_a_window_another_closed_by_time_does_not_close_it_again() -> None:
+    tracker = WindowTracker(10, grace_s=30)
+    tracker.seed("n", "d", OpenWindow(10, 5, 7, at=108), closed=10)
+    assert tracker.tick(10_000) == []
+    assert tracker.place("n", "d", 109).late
+    assert tracker.place("n", "d", 125).closes is None
+
+
+def test_a_window_closed_by_a_later_reading_is_not_closed_again_by_time() -> None:
+    tracker = tracker_with_window()
+    closing = tracker.place("n", "d", 112.0)
+    tracker.stored("n", "d", closing, 8, at=112)
+    assert [w.index for w in tracker.tick(10_000)] == [11]  # the new window, not 10
+
+
+def test_a_seed_without_a_storage_time_uses_the_window_end() -> None:
+    tracker = WindowTracker(10, grace_s=5)
+    tracker.seed("n", "d", OpenWindow(10, 5, 7))
+    assert tracker.tick(114.9) == [] and len(tracker.tick(115)) == 1
+
+
+def test_grace_must_not_be_negative() -> None:
+    with pytest.raises(ValueError):
+        WindowTracker(10, grace_s=-1)
+
+
+def test_a_duplicate_of_a_reading_the_window_holds_changes_nothing() -> None:
+    tracker = tracker_with_window()
+    tracker.stored("n", "d", tracker.place("n", "d", 104.0), 6, at=300)  # seq 6 again
+    assert tracker.place("n", "d", 112).closes == ClosedWindow("n", "d", 10, 10, 5, 7)
+    assert tracker.tick(139.9) == []  # its arrival did not move the deadline either
+
+
+def test_a_window_closed_by_time_but_not_published_is_due_again() -> None:
+    tracker = tracker_with_window()
+    [window] = tracker.tick(200)
+    tracker.reopen(window)
+    assert tracker.tick(201) == [window]
