@@ -117,6 +117,9 @@ class RouteConfig:
     ollama: OffText = None  # None: as [analysis] ollama; "embedded": the local-model extra
     weight: Annotated[float, Strict(), config_number(ge=0)] = 1.0
     fallback: Switch = False
+    # asked first about windows whose triggers reach this severity (the bigger model for
+    # critical windows), before the weighted draw; None: only by weight and order
+    first_for: Literal["warning", "critical"] | None = None
 
 
 @dataclass(frozen=True, slots=True, config=_SETTINGS)
@@ -154,6 +157,8 @@ class AnalysisConfig:
     num_predict: OffCount = 512
     # several models: weighted first choice, then the rest as a fallback chain
     routes: tuple[RouteConfig, ...] = ()
+    # seconds between health checks of each route's endpoint (false: no checks)
+    route_check_s: OffSeconds = 15.0
     keep_alive: OffText = "30m"
     prompts_dir: OffPath = None
     # durable backlog of windows waiting for the model

@@ -96,9 +96,45 @@ class AnalysisCollector:
             "1 while the model answers, 0 while it is busy, down or missing",
             0 if self.pipeline.model_down else 1,
         )
+        yield from _route_metrics(self.pipeline.model)
         latency = self.pipeline.latency
         histogram = HistogramMetricFamily(
             "mcptool_analysis_model_call_seconds", "Time of an answered model call"
         )
         histogram.add_metric([], latency.cumulative(), latency.sum)
         yield histogram
+
+
+def _route_metrics(model: object) -> Iterator[Metric]:
+    """Per route of a router (``[[analysis.routes]]``): health, breaker, answers, failures."""
+    from mcptool.analysis.routing import RoutedModel
+
+    if not isinstance(model, RoutedModel):
+        return
+    labels = ["model", "endpoint"]
+    healthy = GaugeMetricFamily(
+        "mcptool_analysis_route_healthy",
+        "1 while the route's endpoint answers with its model (or is not checked yet), 0 while"
+        " a health check found it down or without the model (the route is skipped)",
+        labels=labels,
+    )
+    breaker = GaugeMetricFamily(
+        "mcptool_analysis_route_breaker_open",
+        "1 while the route is skipped after failed calls (its breaker is open)",
+        labels=labels,
+    )
+    answered = CounterMetricFamily(
+        "mcptool_analysis_route_answers", "Calls the route answered", labels=labels
+    )
+    failed = CounterMetricFamily(
+        "mcptool_analysis_route_failures",
+        "Calls the route could not answer (busy, down, timed out, not pulled)",
+        labels=labels,
+    )
+    for route in model.status():
+        key = [route["model"], route["endpoint"]]
+        healthy.add_metric(key, 0 if route["health"] == "unhealthy" else 1)
+        breaker.add_metric(key, 1 if route["breaker"] == "open" else 0)
+        answered.add_metric(key, route["answered"])
+        failed.add_metric(key, route["failed"])
+    yield from (healthy, breaker, answered, failed)

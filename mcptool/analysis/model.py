@@ -4,15 +4,43 @@ The pipeline needs only ``ask``; ``OllamaModel`` puts it on mcptool's Ollama cli
 sorts Ollama's typed errors into two kinds the pipeline acts on: ``ModelUnavailable``
 (busy, down, timed out, not pulled: keep the window and try again later) and
 ``ModelRejected`` (the request itself is wrong: retrying the same call cannot help).
+
+The severity of the window being asked about travels beside the call, in the context
+variable ``WINDOW_SEVERITY`` (``asking_about``), not as an argument of ``ask``: a router
+sends critical windows to a bigger model first, and the wrappers between the pipeline and
+the router (a worker's tracing span, a test's fake) pass it on without knowing of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["AnalysisModel", "ModelAnswer", "ModelRejected", "ModelUnavailable"]
+__all__ = [
+    "WINDOW_SEVERITY",
+    "AnalysisModel",
+    "ModelAnswer",
+    "ModelRejected",
+    "ModelUnavailable",
+    "asking_about",
+]
+
+WINDOW_SEVERITY: ContextVar[str | None] = ContextVar("window_severity", default=None)
+"""The worst trigger severity of the window the current ``ask`` is about (None: unknown)."""
+
+
+@contextmanager
+def asking_about(severity: str | None) -> Iterator[None]:
+    """``with asking_about("critical"): await model.ask(...)``: the call is about a window
+    of that severity (a router reads it; a single model ignores it)."""
+    token = WINDOW_SEVERITY.set(severity)
+    try:
+        yield
+    finally:
+        WINDOW_SEVERITY.reset(token)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,13 @@ from mcptool.analysis.findings import (
 )
 from mcptool.analysis.grounding import ungrounded
 from mcptool.analysis.metrics import LatencyHistogram
-from mcptool.analysis.model import AnalysisModel, ModelAnswer, ModelRejected, ModelUnavailable
+from mcptool.analysis.model import (
+    AnalysisModel,
+    ModelAnswer,
+    ModelRejected,
+    ModelUnavailable,
+    asking_about,
+)
 from mcptool.analysis.prompting import Prompts
 from mcptool.analysis.triggers import signature
 
@@ -207,6 +213,11 @@ class AnalysisPipeline:
         reports = self.analyzer.tick(self.now() if now is None else now)
         if reports:
             self._handle(reports)
+
+    def take(self, reports: Iterable[WindowReport]) -> None:
+        """Windows judged elsewhere (an ``analyze`` request's window, given whole), handled
+        like the analyzer's own: triggers out, flagged ones to the model."""
+        self._handle(reports)
 
     # -- windows to jobs ---------------------------------------------------------------
     def _handle(self, reports: Iterable[WindowReport]) -> None:
@@ -406,7 +417,9 @@ class AnalysisPipeline:
         else:
             self._pause(self.config.retry_after_s)
 
-    async def _ask(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> ModelAnswer:
+    async def _ask(
+        self, messages: list[dict[str, str]], schema: dict[str, Any], severity: str
+    ) -> ModelAnswer:
         assert self.model is not None
         async with self._call_lock:  # spaces call starts; calls themselves may overlap
             loop = asyncio.get_running_loop()
@@ -416,8 +429,11 @@ class AnalysisPipeline:
             self._last_call = loop.time()
         self.counters["model_calls"] += 1
         try:
+            # the window's severity rides along: a router asks a bigger model first about
+            # critical windows (model.asking_about)
             async with asyncio.timeout(self.config.request_timeout_s):
-                return await self.model.ask(messages, schema)
+                with asking_about(severity):
+                    return await self.model.ask(messages, schema)
         except TimeoutError:
             raise ModelUnavailable(
                 f"no answer within analysis.request_timeout_s = {self.config.request_timeout_s:g}"
@@ -428,10 +444,11 @@ class AnalysisPipeline:
         data = job.data
         messages = list(data["messages"])
         schema = data["schema"]
+        severity = worst(str(t.get("severity")) for t in data["triggers"])
         self.backlog.mark_attempt(job.id)
         started = time.monotonic()
         try:
-            answer = await self._ask(messages, schema)
+            answer = await self._ask(messages, schema, severity)
             repaired = False
             try:
                 result = parse_answer(answer.text, schema)
@@ -449,7 +466,7 @@ class AnalysisPipeline:
                     {"role": "assistant", "content": answer.text},
                     {"role": "user", "content": repair},
                 ]
-                answer = await self._ask(messages, schema)
+                answer = await self._ask(messages, schema, severity)
                 repaired = True
                 result = parse_answer(answer.text, schema)
         except ModelUnavailable as exc:

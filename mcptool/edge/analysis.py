@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from mcptool.analysis.pipeline import Sink
     from mcptool.edge.analysis_sink import AnalysisSink
 
-__all__ = ["ANALYSIS", "RECORD_LIMIT", "analysis_sink", "record_limit"]
+__all__ = ["ANALYSIS", "RECORD_LIMIT", "analysis_model", "analysis_sink", "record_limit"]
 
 RECORD_LIMIT = 12_000  # bytes: well inside one MCP frame (16 KiB) with the DATA header
 
@@ -58,17 +58,8 @@ def _build(
         queue = spool_path.with_name(spool_path.name + ".analysis")
         settings = dataclasses.replace(settings, queue_path=queue)
     own: AnalysisModel | None = None
-    if model is None and settings.routes:
-        model = own = _router(settings)
-    elif model is None and settings.ollama == "embedded":
-        # the local-model extra's model served in this process (analysis.embedded)
-        from mcptool.analysis.embedded import EmbeddedModel
-
-        model = own = EmbeddedModel(settings)
-    elif model is None:
-        from mcptool.analysis.ollama_model import OllamaModel
-
-        model = own = OllamaModel.connect(settings.ollama, settings)
+    if model is None:
+        model = own = analysis_model(settings)
     findings = SpoolFindings(context.spool, config.node, record_limit(config))
     pipeline = AnalysisPipeline(settings, sink=fan_out(findings, *extra_sinks), model=model)
     for device in config.devices:
@@ -90,6 +81,21 @@ def _build(
     return AnalysisSink(pipeline)
 
 
+def analysis_model(settings: AnalysisConfig) -> AnalysisModel:
+    """The model of ``[analysis]`` (``aclose`` it when done): a router over its
+    ``routes``, the embedded model, or the Ollama at ``ollama``."""
+    if settings.routes:
+        return _router(settings)
+    if settings.ollama == "embedded":
+        # the local-model extra's model served in this process (analysis.embedded)
+        from mcptool.analysis.embedded import EmbeddedModel
+
+        return EmbeddedModel(settings)
+    from mcptool.analysis.ollama_model import OllamaModel
+
+    return OllamaModel.connect(settings.ollama, settings)
+
+
 def _router(settings: AnalysisConfig) -> AnalysisModel:
     from mcptool.analysis.embedded import EmbeddedModel
     from mcptool.analysis.ollama_model import OllamaModel
@@ -99,12 +105,15 @@ def _router(settings: AnalysisConfig) -> AnalysisModel:
     for r in settings.routes:
         url = r.ollama or settings.ollama
         each = dataclasses.replace(settings, model=r.model, ollama=url, routes=())
-        if url == "embedded":
-            routes.append(Route(f"{r.model}@embedded", EmbeddedModel(each), r.weight, r.fallback))
+        if url == "embedded":  # in-process: not checked, it runs when the gateway does
+            name, model, endpoint = f"{r.model}@embedded", EmbeddedModel(each), None
         else:
             client = OllamaModel.connect(url, each)
-            routes.append(Route(f"{r.model}@{client.client.url}", client, r.weight, r.fallback))
-    return RoutedModel(routes)
+            name, model, endpoint = f"{r.model}@{client.client.url}", client, client.client.url
+        routes.append(
+            Route(name, model, r.weight, r.fallback, first_for=r.first_for, endpoint=endpoint)
+        )
+    return RoutedModel(routes, check_s=settings.route_check_s)
 
 
 def _described(point: object, description: str) -> object:

@@ -149,3 +149,188 @@ async def test_the_config_s_routes_make_the_gateway_s_model(tmp_path: object) ->
 def test_a_route_needs_a_model() -> None:
     with pytest.raises(Exception, match=r"analysis.routes\[0\].model"):
         AnalysisConfig.from_dict({"routes": [{"ollama": "http://127.0.0.1:1"}]})
+
+
+# -- health checks -----------------------------------------------------------------------
+
+
+def checked(sim_url: str, model: str, weight: float = 1.0, **options: object) -> Route:
+    config = AnalysisConfig(model=model, request_timeout_s=1.0)
+    return Route(
+        f"{model}@{sim_url}",
+        fast_model(sim_url, config),
+        weight,
+        endpoint=sim_url,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+async def test_routes_down_or_without_their_model_are_skipped_before_a_window_waits(
+    sims: list[OllamaSimulator], caplog: pytest.LogCaptureFixture
+) -> None:
+    small, big, other = sims  # big serves big:7b; the route below asks other for "huge:14b"
+    async with OllamaSimulator(models=["gone:1b"], port=0) as gone:
+        down_url = gone.url
+    big.inject("status", status=503, message=BUSY_MESSAGE, times=None, paths=CHAT)
+    clock = Clock()
+    router = RoutedModel(
+        [
+            checked(down_url, "gone:1b"),
+            checked(other.url, "huge:14b"),
+            checked(big.url, "big:7b"),  # answers its checks, 503 to every chat
+            checked(small.url, "small:0.5b", fallback=True),
+        ],
+        check_s=60.0,
+        clock=clock,
+    )
+    with caplog.at_level("WARNING", logger="mcptool.analysis.health_checks"):
+        await router.preload()  # the first round of checks, then the timer
+    health = {r["route"]: (r["health"], r["health_reason"]) for r in router.status()}
+    assert health[f"gone:1b@{down_url}"][0] == "unhealthy"
+    assert health[f"huge:14b@{other.url}"] == (
+        "unhealthy",
+        f"model huge:14b is not pulled at {other.url}: run `ollama pull huge:14b` there",
+    )
+    assert health[f"big:7b@{big.url}"] == ("healthy", "")  # busy is per call: the breaker's
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2  # one line per route unhealthy at start: endpoint, model, fix
+    assert warnings[0].startswith(f"analysis route gone:1b at {down_url} is not healthy at start")
+    assert "is `ollama serve` running?" in warnings[0]
+    assert "ollama pull huge:14b" in warnings[1] and other.url in warnings[1]
+    for _ in range(10):
+        answer = await router.ask(MESSAGES, SCHEMA)
+        assert answer.model == "small:0.5b"
+    down, nomodel, busy, _ = router.routes
+    assert down.failed == 0 and nomodel.failed == 0  # skipped, never asked
+    assert other.counters.by_path["/api/chat"] == 0
+    assert busy.failed == 3 and router.status()[2]["breaker"] == "open"  # the breaker's work
+    other.add_model("huge:14b")  # pulled: the next check lets it rejoin
+    clock.now = 61.0
+    with caplog.at_level("INFO", logger="mcptool.analysis.health_checks"):
+        changes = await router.check_health()
+    assert [(c.model, c.healthy) for c in changes] == [("huge:14b", True)]
+    assert any("huge:14b" in r.getMessage() and "rejoins" in r.getMessage() for r in caplog.records)
+    answers = {(await router.ask(MESSAGES, SCHEMA)).model for _ in range(20)}
+    await router.aclose()
+    assert "huge:14b" in answers
+    assert other.counters.by_path["/api/tags"] == 2  # one check per round, off the calls
+
+
+async def test_when_every_route_is_unhealthy_the_window_waits_with_the_reasons(
+    sims: list[OllamaSimulator],
+) -> None:
+    small, _, _ = sims
+    router = RoutedModel([checked(small.url, "missing:1b")], check_s=60.0)
+    await router.preload()
+    with pytest.raises(ModelUnavailable, match=r"unhealthy \(model missing:1b is not pulled"):
+        await router.ask(MESSAGES, SCHEMA)
+    await router.aclose()
+    assert small.counters.by_path["/api/chat"] == 0
+
+
+async def test_route_health_is_in_the_metrics(sims: list[OllamaSimulator]) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from mcptool.analysis import AnalysisCollector, AnalysisPipeline
+
+    small, _, _ = sims
+    async with OllamaSimulator(models=["gone:1b"], port=0) as gone:
+        down_url = gone.url
+    router = RoutedModel(
+        [checked(small.url, "small:0.5b"), checked(down_url, "gone:1b")], check_s=60.0
+    )
+    await router.preload()
+    pipeline = AnalysisPipeline(AnalysisConfig(), sink=_ignore, model=router)
+    registry = CollectorRegistry()
+    registry.register(AnalysisCollector(pipeline))
+    text = generate_latest(registry).decode()
+    await router.aclose()
+    pipeline.backlog.close()
+    healthy = "mcptool_analysis_route_healthy"
+    assert f'{healthy}{{endpoint="{small.url}",model="small:0.5b"}} 1.0' in text
+    assert f'{healthy}{{endpoint="{down_url}",model="gone:1b"}} 0.0' in text
+    assert "mcptool_analysis_route_breaker_open{" in text
+
+
+async def _ignore(record: dict[str, object]) -> None:
+    return None
+
+
+# -- critical windows to the bigger model first -------------------------------------------
+
+
+async def test_critical_windows_go_to_the_big_route_first_and_the_rest_by_weight(
+    sims: list[OllamaSimulator],
+) -> None:
+    from mcptool.analysis.model import asking_about
+
+    small, big, other = sims
+    router = RoutedModel(
+        [
+            route(small, weight=9),
+            route(other, weight=1),
+            Route("big", route(big).model, fallback=True, first_for="critical"),
+        ],
+        rng=random.Random(3),
+    )
+    critical, warning = [], []
+    for i in range(200):
+        severity = "critical" if i % 4 == 0 else "warning"
+        with asking_about(severity):
+            model = (await router.ask(MESSAGES, SCHEMA)).model
+        (critical if severity == "critical" else warning).append(model)
+    await router.aclose()
+    assert set(critical) == {"big:7b"}  # every one of the 50
+    assert "big:7b" not in warning  # a fallback: only when the others cannot answer
+    assert 0.04 <= warning.count("other:1b") / len(warning) <= 0.17  # the 9:1 split holds
+
+
+def test_a_route_s_first_for_is_a_severity() -> None:
+    with pytest.raises(Exception) as failed:
+        AnalysisConfig.from_dict({"routes": [{"model": "big", "first_for": "urgent"}]})
+    assert str(failed.value) == (
+        "analysis.routes[0].first_for: should be 'warning' or 'critical', got 'urgent'"
+    )
+
+
+async def test_the_pipeline_tells_the_router_each_window_s_severity(
+    sims: list[OllamaSimulator], pipeline_config: AnalysisConfig
+) -> None:
+    """Threshold windows through the whole pipeline: the critical one is explained by the
+    big model, the warning by the small one; with the big model down, the critical window
+    still gets a model finding, from the next route in the chain."""
+    import dataclasses
+
+    from mcptool.analysis import AnalysisPipeline, ThresholdRule
+    from tests.analysis.conftest import Clock as WallClock
+    from tests.analysis.conftest import Collector, drive
+
+    small, big, _ = sims
+    config = dataclasses.replace(
+        pipeline_config,
+        thresholds=(
+            ThresholdRule(point="p", above=90.0, severity="critical"),
+            ThresholdRule(point="p", above=70.0),
+        ),
+    )
+    big_route = Route("big", route(big).model, fallback=True, first_for="critical")
+    router = RoutedModel([route(small), big_route])
+    sink = Collector()
+    clock = WallClock()
+    pipeline = AnalysisPipeline(config, sink=sink, model=router, clock=clock)
+    async with pipeline:
+        drive(pipeline, clock, "boiler", [0], lambda w, i: 95.0)  # critical
+        drive(pipeline, clock, "boiler", [1], lambda w, i: 75.0)  # warning
+        drive(pipeline, clock, "boiler", [2], lambda w, i: 60.0)  # closes window 1
+        await sink.wait_for("finding", 2, source="model")
+        await big.stop()  # the big box goes away
+        drive(pipeline, clock, "boiler", [3], lambda w, i: 96.0)  # critical again
+        drive(pipeline, clock, "boiler", [4], lambda w, i: 60.0)
+        findings = await sink.wait_for("finding", 3, source="model")
+    await router.aclose()
+    assert [(f["severity"], f["model"]) for f in findings] == [
+        ("critical", "big:7b"),
+        ("warning", "small:0.5b"),
+        ("critical", "small:0.5b"),  # the big route cannot answer: the chain goes on
+    ]
+    assert big_route.failed == 1
