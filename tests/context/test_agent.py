@@ -49,6 +49,24 @@ async def test_two_calls_in_order_and_an_answer_that_quotes_them(
     assert answer.steps == 3 and not answer.stopped
 
 
+async def test_a_question_in_plain_words_gets_the_calls_a_model_would_make(
+    config: GatewayConfig, model: OllamaSimulator, boiler: ModbusSimulator
+) -> None:
+    async with open_context(config) as (_tools, server), OllamaClient(model.url) as client:
+        answer = await ask("why is the boiler running hot?", server, client, MODEL)
+    assert [(c.name, c.arguments) for c in answer.calls] == [
+        ("list_devices", {}),
+        ("read_values", {"device": "boiler"}),
+        ("list_findings", {"device": "boiler"}),
+    ]
+    assert [c.error for c in answer.calls] == [False, False, True]
+    assert "start the gateway" in answer.calls[2].result  # no spool here: a tool error
+    read = answer.calls[1].result
+    assert json.loads(read)["values"]["setpoint"] == boiler.value("setpoint")
+    assert f"read_values returned: {read}" in answer.text
+    assert answer.text.startswith("list_devices returned 1 devices: boiler.")
+
+
 async def test_an_unknown_tool_and_bad_arguments_are_tool_errors(
     config: GatewayConfig, model: OllamaSimulator
 ) -> None:
