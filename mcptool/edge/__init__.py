@@ -5,7 +5,7 @@ findings) do not know each other; this package puts them together. It owns the w
 TOML config (``load_config``: the gateway's tables and every sink's, ``[analysis]``
 included), declares the ``analysis`` sink (``edge.analysis``), and gives the commands
 one entry point each: ``edge_gateway`` for ``gateway run`` and ``demo``,
-``hub_analysis`` for ``hub``. See docs/ARCHITECTURE.md.
+``hub_analysis`` and ``analyze_handler`` for ``hub``. See docs/ARCHITECTURE.md.
 """
 
 from __future__ import annotations
@@ -23,11 +23,13 @@ if TYPE_CHECKING:
     from mcptool.analysis.hub import HubAnalysis
     from mcptool.analysis.model import AnalysisModel
     from mcptool.analysis.pipeline import Sink
+    from mcptool.link import Handler
 
 __all__ = [
     "ANALYSIS",
     "EDGE_SINKS",
     "analysis_config",
+    "analyze_handler",
     "edge_gateway",
     "hub_analysis",
     "load_config",
@@ -59,7 +61,7 @@ def hub_analysis(
     ollama_url: str | None,
     mqtt_url: str | None,
     *,
-    model: str = "llama3.2",
+    model: str | None = "llama3.2",
     config: AnalysisConfig | None = None,
     sinks: Iterable[Sink] = (),
 ) -> HubAnalysis:
@@ -67,3 +69,11 @@ def hub_analysis(
     from mcptool.edge import hub
 
     return hub.hub_analysis(ollama_url, mqtt_url, model=model, config=config, sinks=sinks)
+
+
+def analyze_handler(analysis: HubAnalysis | None, *, timeout_s: float = 25.0) -> Handler:
+    """The hub's ``analyze`` action through the model of ``analysis``; see
+    ``mcptool.edge.hub``."""
+    from mcptool.edge import hub
+
+    return hub.analyze_handler(analysis, timeout_s=timeout_s)

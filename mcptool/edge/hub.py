@@ -4,6 +4,10 @@ one MQTT publisher (the gateway's MQTT sink: TLS, flow control, PUBACK reason co
 ``hub_analysis(ollama_url, mqtt_url)`` is what ``mcptool hub --ollama/--mqtt`` runs;
 each finding goes to ``analysis_topic`` of an ``[mqtt]`` table (``MqttConfig``, by
 default ``mcptool/{node}/{device}/analysis``) with the node it came from.
+
+``analyze_handler(analysis)`` answers the ``analyze`` REQUEST with the same model (or
+router) as the relayed polls: a window in the request's data, its finding in the
+RESPONSE (docs/LINK.md, "The analyze action").
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from mcptool.analysis.config import AnalysisConfig
@@ -23,8 +27,20 @@ from mcptool.gateway.sinks.forwarder import SinkError
 from mcptool.gateway.sinks.mqtt import MqttTransport
 from mcptool.gateway.sinks.settings import MqttConfig
 from mcptool.gateway.spool import Kind
+from mcptool.link import Handler, HandlerError
 
-__all__ = ["MqttFindings", "SinkUnavailable", "hub_analysis", "mqtt_settings"]
+if TYPE_CHECKING:
+    from mcptool.frame import RequestEnvelope
+
+__all__ = [
+    "NO_MODEL",
+    "MqttFindings",
+    "SinkUnavailable",
+    "analyze_handler",
+    "hub_analysis",
+    "load_analysis",
+    "mqtt_settings",
+]
 
 
 class SinkUnavailable(McptoolError):
@@ -85,12 +101,21 @@ def hub_analysis(
     ollama_url: str | None,
     mqtt_url: str | None,
     *,
-    model: str = "llama3.2",
+    model: str | None = "llama3.2",
     config: AnalysisConfig | None = None,
     sinks: Iterable[Sink] = (),
 ) -> HubAnalysis:
-    """The hub's analysis from its command-line options (either URL may be None)."""
-    config = dataclasses.replace(config or AnalysisConfig(), model=model)
+    """The hub's analysis from its command-line options (either URL may be None).
+
+    ``config`` (an ``[analysis]`` table) may name the model itself: its ``ollama``, or
+    its ``routes`` (several models, checked, critical windows to the bigger one first);
+    ``ollama_url`` and ``model``, when given, take the place of its ``ollama`` and
+    ``model``."""
+    config = config or AnalysisConfig()
+    if model is not None:
+        config = dataclasses.replace(config, model=model)
+    if ollama_url:
+        config = dataclasses.replace(config, ollama=ollama_url)
     every: list[Sink] = list(sinks)
     closers: list[Any] = []
     if mqtt_url:
@@ -98,9 +123,78 @@ def hub_analysis(
         every.append(mqtt)
         closers.append(mqtt)
     llm: AnalysisModel | None = None
-    if ollama_url:
-        from mcptool.analysis.ollama_model import OllamaModel
+    if config.ollama or config.routes:
+        from mcptool.edge.analysis import analysis_model
 
-        llm = OllamaModel.connect(ollama_url, config)
+        llm = analysis_model(config)
         closers.append(llm)
     return HubAnalysis(config, model=llm, sinks=every, closers=closers)
+
+
+def load_analysis(path: str) -> AnalysisConfig:
+    """The ``[analysis]`` table of the TOML file at ``path`` (``mcptool hub
+    --analysis-config``; a gateway's config file will do: its other tables are not
+    read). Every problem is a ``UsageError`` naming the file and the key."""
+    import tomllib
+    from pathlib import Path
+
+    from mcptool.analysis.config import AnalysisConfigError
+
+    file = Path(path)
+    try:
+        table = tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"--analysis-config {path}: cannot read it: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--analysis-config {path}: not TOML: {exc}") from None
+    if "analysis" not in table:
+        raise UsageError(f"--analysis-config {path}: no [analysis] table in it")
+    try:
+        return AnalysisConfig.from_dict(table["analysis"], base_dir=file.parent)
+    except AnalysisConfigError as exc:
+        raise UsageError(f"--analysis-config {path}: {exc}") from None
+
+
+NO_MODEL = (
+    "this hub has no model to analyse with: start it with --ollama URL (or"
+    " --analysis-config FILE with [analysis] routes)"
+)
+
+
+def analyze_handler(analysis: HubAnalysis | None, *, timeout_s: float = 25.0) -> Handler:
+    """The ``analyze`` action: the request's window through the hub's model; the RESPONSE
+    carries the finding and the model that answered (``{"model", "finding"}``), or a
+    code that says why not: 400 a bad window (every problem with its path), 502 an
+    answer that stayed invalid, 503 no model could answer (with the statistics
+    finding), 504 none within ``timeout_s``."""
+    from mcptool.analysis.analyze import analyze, parse_window
+    from mcptool.edge.analysis import RECORD_LIMIT
+    from mcptool.edge.analysis_sink import fit
+
+    async def handle(data: Any, request: RequestEnvelope) -> Any:
+        window, problems = parse_window(data)
+        if window is None:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise HandlerError(
+                400,
+                f"bad analyze request: {problems[0]}{more}",
+                {"problems": [{"path": p.path, "message": p.message} for p in problems]},
+            )
+        pipeline = analysis.pipeline if analysis is not None else None
+        if pipeline is None or pipeline.model is None:
+            raise HandlerError(503, NO_MODEL)
+        outcome = await analyze(
+            window,
+            config=pipeline.config,
+            model=pipeline.model,
+            prompts=pipeline.prompts,
+            timeout_s=timeout_s,
+        )
+        # one RESPONSE is one frame: a finding is cut as the uplink cuts it
+        body = {k: json.loads(fit(v, RECORD_LIMIT)) if isinstance(v, dict) else v
+                for k, v in outcome.data.items()}  # fmt: skip
+        if outcome.code != 200:
+            raise HandlerError(outcome.code, outcome.message, body)
+        return body
+
+    return handle
