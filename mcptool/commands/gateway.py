@@ -151,13 +151,28 @@ def run(config_path: str, status: bool | None, verbose: bool) -> int:
     config = _load(config_path)
     if isinstance(config, int):
         return config
+    traced = config.tracing is not None
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(message)s",
+        # traced: a line written while a reading is handled ends with its trace id
+        format="%(asctime)s %(levelname)s %(message)s" + ("%(trace)s" if traced else ""),
         stream=sys.stderr,
     )
     live = sys.stderr.isatty() if status is None else status
-    asyncio.run(_run(config, live))
+    if config.tracing is None:
+        asyncio.run(_run(config, live))
+        return 0
+    from mcptool import tracing
+    from mcptool.commands.nats_options import flush_traces
+
+    tracing.log_trace_ids()
+    if config.tracing.endpoint is None:
+        # no collector in the config: the standard OTEL_EXPORTER_OTLP_* variables say where
+        tracing.configure(None, config.tracing.service, sample_ratio=config.tracing.sample_ratio)
+    try:
+        asyncio.run(_run(config, live))
+    finally:
+        flush_traces()  # with an endpoint, the gateway's own provider flushed at its stop
     return 0
 
 

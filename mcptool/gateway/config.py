@@ -14,6 +14,7 @@ previous one.
 
 from __future__ import annotations
 
+import importlib.util
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ __all__ = [
     "PointInfo",
     "Problem",
     "SpoolConfig",
+    "TracingConfig",
     "UplinkConfig",
     "load_config",
     "parse_config",
@@ -192,10 +194,34 @@ class MetricsConfig(SettingsModel):
     port: int = Field(default=9108, ge=0, le=65535)
 
 
+def _otlp_endpoint(value: object) -> object:
+    """``http(s)://HOST[:PORT][/PATH]``: the collector's base URL (spans go to /v1/traces)."""
+    if not isinstance(value, str):
+        return value  # pydantic names the type that was expected
+    scheme, sep, rest = value.partition("://")
+    host = rest.split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+    if not sep or scheme not in ("http", "https") or not host or " " in value:
+        raise ValueError("give http://HOST:PORT (OTLP/HTTP, e.g. http://127.0.0.1:4318)")
+    return value
+
+
+class TracingConfig(SettingsModel):
+    """``[tracing]``: OpenTelemetry spans of every poll, spool commit and uplink send."""
+
+    enabled: bool = True  # false: keep the table, trace nothing
+    # the OTLP/HTTP collector's base URL; none: the spans go to the process's own tracer
+    # provider (`gateway run` makes one from the standard OTEL_EXPORTER_OTLP_* variables)
+    endpoint: Annotated[str | None, BeforeValidator(_otlp_endpoint)] = None
+    service: str = Field(default="mcptool-gateway", min_length=1)
+    # share of polls that start a recorded trace (the rest cost a few microseconds each)
+    sample_ratio: Annotated[float, config_number(gt=0, le=1)] = 1.0
+
+
 class RawConfig(SettingsModel):
     node: str = Field(default="edge", min_length=1, pattern=r"^[^/#+\s]+$")
     spool: SpoolConfig = SpoolConfig()
     metrics: MetricsConfig | None = None
+    tracing: TracingConfig | None = None
     defaults: DeviceSettings = DeviceSettings()
     templates: dict[str, TemplateConfig] = Field(default_factory=dict)
     devices: list[DeviceConfig] = Field(min_length=1)
@@ -212,6 +238,7 @@ class GatewayConfig:
     # the settings of each sink configured, by name, in the order of ``sink_types``
     sinks: Mapping[str, Any] = field(default_factory=dict)
     metrics: MetricsConfig | None = None
+    tracing: TracingConfig | None = None
     base_dir: Path = Path()
     sink_types: SinkRegistry = SINKS  # the registry the config was read with
     # per device, per point: description and write permission (points not in it: none)
@@ -305,6 +332,10 @@ def parse_config(
     if not any(name in data for name in outward):
         names = ", ".join(f"[{name}]" for name in outward)
         problems.append(Problem("", f"no destination: add one of {names}"))
+    if raw.tracing is not None and raw.tracing.enabled and not _tracing_installed():
+        problems.append(
+            Problem("tracing", "needs the OpenTelemetry SDK: pip install 'mcptool[tracing]'")
+        )
     if problems:
         raise ConfigError(source, problems)
     return GatewayConfig(
@@ -313,11 +344,23 @@ def parse_config(
         spool=raw.spool,
         sinks=settings,
         metrics=raw.metrics,
+        tracing=raw.tracing if raw.tracing is not None and raw.tracing.enabled else None,
         base_dir=base_dir,
         sink_types=sinks,
         point_info=infos,
         descriptions=descriptions,
     )
+
+
+def _tracing_installed() -> bool:
+    """The SDK and its OTLP/HTTP exporter (the ``tracing`` extra) can be imported."""
+    try:
+        return all(
+            importlib.util.find_spec(name) is not None
+            for name in ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")
+        )
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
 
 
 _SETTINGS = tuple(DeviceSettings.model_fields)

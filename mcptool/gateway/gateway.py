@@ -17,6 +17,10 @@ gives up on readings for good (a transport's ``on_drop``, which the gateway poin
 ``Spool.report_drop``) reach ``Gateway._on_drop``, which logs them; the spool counts them
 per place, device and kind (kept across restarts), and ``/metrics``, the published gateway
 status, ``status()`` and the summary logged at stop all read those counts.
+
+With ``[tracing]`` each poll is a trace (``tracing``): its message carries the trace
+context, the spool ends each poll's spool span at the commit that holds it, and the
+uplink sends under a span of its own; without it the poll path makes no span at all.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcptool.gateway.config import GatewayConfig
 from mcptool.gateway.current import CurrentValues
@@ -37,6 +41,9 @@ from mcptool.gateway.sinks.registry import SinkContext
 from mcptool.gateway.spool import Dropped, Spool
 from mcptool.gateway.status import StatusPublisher
 from mcptool.modbus.poller import DeviceStatus, ErrorKind, Poller, PollerHooks, PollResult
+
+if TYPE_CHECKING:
+    from mcptool.gateway.tracing import GatewayTracing, TracedPoll
 
 __all__ = ["Gateway"]
 
@@ -78,8 +85,18 @@ class Gateway:
         self.statuses: StatusPublisher | None = None
         self.transports: list[Transport] = []
         self._at_stop: list[Callable[[], Awaitable[None]]] = []
+        self.tracing: GatewayTracing | None = None
+        if config.tracing is not None:
+            # imported on use: a gateway without [tracing] never loads OpenTelemetry
+            from mcptool.gateway.tracing import GatewayTracing
+
+            self.tracing = GatewayTracing(config.tracing, config.node)
         context = SinkContext(
-            config, lambda: self.spool, self.metrics.registry, self._at_stop.append
+            config,
+            lambda: self.spool,
+            self.metrics.registry,
+            self._at_stop.append,
+            tracing=self.tracing,
         )
         self._status_sink: Transport | None = None
         windows: dict[str, int] = {}
@@ -113,6 +130,7 @@ class Gateway:
             keep=spool.keep,
             on_drop=self._on_drop,
             on_health=self._on_spool_health,
+            on_commit=self.tracing.committed if self.tracing is not None else None,
         )
         for transport in self.transports:
             # a sink that can give up on records reports them into the spool's ledger,
@@ -216,6 +234,8 @@ class Gateway:
             await self.spool.close()  # its last commit may still drop (drop_oldest)
         finally:
             self.metrics.close()
+            if self.tracing is not None:
+                self.tracing.close()
             if self.run_dropped:
                 summary = _drop_summary(self.run_dropped)
                 log.warning("readings dropped while running: %s", summary)
@@ -239,15 +259,33 @@ class Gateway:
     # -- poller events ------------------------------------------------------------------
 
     def _on_result(self, result: PollResult) -> None:
+        first = self.spool.reserve(result.device, len(result.points))
+        tracing = self.tracing
+        traced = tracing.poll(result, first) if tracing is not None else None
+        if tracing is None or traced is None:
+            self._store(result, first, None)
+            return
+        # its spool span current: what is logged meanwhile (a spool drop) names the trace
+        with tracing.current(traced):
+            self._store(result, first, traced)
+
+    def _store(self, result: PollResult, first: int, traced: TracedPoll | None) -> None:
+        """Spool and count one poll; a traced one's message carries its trace context and
+        its metrics its trace id (an exemplar)."""
         count = len(result.points)
-        first = self.spool.reserve(result.device, count)
-        payload = self._encoders[result.device].encode(result, first)
+        encoder = self._encoders[result.device]
+        exemplar = None
+        if traced is None:
+            payload = encoder.encode(result, first)
+        else:
+            payload = encoder.encode(result, first, traced.traceparent)
+            exemplar = traced.exemplar
         self.spool.append(result.device, first, count, result.timestamp, payload)
         self.current.update(result, first)
         self.produced += count
         metrics = self.metrics
-        metrics.polls.labels(result.device).inc()
-        metrics.latency.observe(result.duration)
+        metrics.polls.labels(result.device).inc(exemplar=exemplar)
+        metrics.latency.observe(result.duration, exemplar)
         bad = len(result.errors)
         metrics.readings.labels("good").inc(count - bad)
         if bad:
@@ -263,6 +301,8 @@ class Gateway:
 
     def _on_drop(self, dropped: Dropped) -> None:
         log.warning("%s", dropped)
+        if self.tracing is not None:
+            self.tracing.dropped(dropped)
         key = (dropped.where, dropped.device)
         self.run_dropped[key] = self.run_dropped.get(key, 0) + dropped.count
         if self.statuses is None or self._drop_publish is not None:

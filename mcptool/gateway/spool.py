@@ -220,6 +220,7 @@ class Spool:
         keep: float = 0.0,
         on_drop: Callable[[Dropped], None] | None = None,
         on_health: Callable[[bool, str], None] | None = None,
+        on_commit: Callable[[list[Record]], None] | None = None,
         retry: Backoff | None = None,
     ) -> None:
         self.path = Path(path)
@@ -235,6 +236,7 @@ class Spool:
         self.keep = keep
         self.on_drop = on_drop
         self.on_health = on_health
+        self.on_commit = on_commit  # each batch of records, once its transaction committed
         self._retry = retry or Backoff(initial=0.25, multiplier=2.0, maximum=5.0)
         self.healthy = True  # the last write succeeded
         self.write_errors = 0  # failed commits, ever (this process)
@@ -736,6 +738,8 @@ class Spool:
         if batch:
             self._committed_id = batch[-1].id
             self._visible_id = max(self._visible_id, self._committed_id)
+            if self.on_commit is not None:
+                self.on_commit(batch)
         self._wake()
 
     def _write(

@@ -1,5 +1,6 @@
-"""One trace from a gateway's poll to its window's finding: the hub's store, the
-worker's window, the model call and the finding, every span present and parented."""
+"""One trace from a gateway's poll to its window's finding: the gateway's poll, spool
+commit and uplink send, the hub's store, the worker's window, the model call and the
+finding, every span present and parented."""
 
 from __future__ import annotations
 
@@ -10,35 +11,34 @@ import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from mcptool.fleet import FleetIngest, FleetWorker, tracing
+from mcptool.gateway import Gateway, parse_config
 from mcptool.link import LinkClient, LinkServer
+from simulators.modbus import DeviceProfile, ModbusSimulator
+from simulators.modbus import Point as SimPoint
 from simulators.nats import NatsCluster
 from simulators.ollama import OllamaSimulator
 from tests.fleet.conftest import KEYS
 from tests.fleet.stream_reader import finding_records, messages
+from tests.spans import Spans, recording
 
 BASE_MS = 1_700_000_000_000
-_EXPORTER = InMemorySpanExporter()
 
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    # The global provider can be set once per process: the first test sets it.
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-        trace.set_tracer_provider(provider)
-    _EXPORTER.clear()
-    yield _EXPORTER
-    _EXPORTER.clear()
+    exporter = recording()
+    yield exporter
+    exporter.clear()
 
 
 def poll(ts_ms: int, traceparent: str) -> bytes:
@@ -108,6 +108,76 @@ async def test_a_reading_is_traced_from_poll_to_finding(
     assert record["trace_id"] == format(polls[0].context.trace_id, "032x")
     assert stored_finding.headers["traceparent"].split("-")[1] == record["trace_id"]
     assert format(finding.context.span_id, "016x") in stored_finding.headers["traceparent"]
+
+
+async def test_a_gateways_reading_is_traced_through_spool_link_hub_and_worker_to_its_finding(
+    nats_cluster: NatsCluster, spans: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    boiler = DeviceProfile(
+        name="boiler",
+        points=[SimPoint("holding", 0, "float32", value={"kind": "counter", "rate": 10})],
+    )
+    async with (
+        ModbusSimulator([boiler]) as devices,
+        OllamaSimulator() as ollama,
+        FleetIngest(nats_cluster.urls, window_s=1) as ingest,
+        LinkServer(
+            "127.0.0.1", 0, KEYS, commit=ingest.commit, resume_point=ingest.resume_point
+        ) as hub,
+        FleetWorker(nats_cluster.urls, ollama.url) as worker,
+    ):
+        host, port = devices.addresses[0]
+        config = parse_config(
+            {
+                "node": "node-1",
+                "spool": {"path": str(tmp_path / "spool.db")},
+                "uplink": {"url": hub.url, "key": KEYS["node-1"].decode()},
+                "tracing": {},
+                "devices": [
+                    {"name": "boiler", "host": host, "port": port, "interval": 0.2,
+                     "points": [{"name": "temperature", "address": 0, "type": "float32"}]},
+                ],
+            }
+        )  # fmt: skip
+        async with Gateway(config):
+            stop = asyncio.Event()
+            running = asyncio.ensure_future(worker.run(stop))
+            while worker.analysed < 1:
+                await asyncio.sleep(0.05)
+            stop.set()
+            await running
+        records = await finding_records(ingest._js)
+
+    found = Spans(spans)
+    finding = found.named("fleet.finding")[0]
+    window = found.parent(finding)
+    store = found.parent(window)
+    link = found.parent(store)
+    spool = found.parent(link)
+    poll = found.parent(spool)
+    chain = [poll, spool, link, store, window, finding]
+    assert [span.name for span in chain] == [
+        "gateway.poll", "gateway.spool", "gateway.link", "fleet.store", "fleet.window",
+        "fleet.finding",
+    ]  # fmt: skip
+    assert [span.kind for span in (poll, link, store, window)] == [
+        SpanKind.CLIENT, SpanKind.PRODUCER, SpanKind.PRODUCER, SpanKind.CONSUMER,
+    ]  # fmt: skip
+    assert poll.parent is None  # the trace starts at the poll
+    (model_call,) = [s for s in found.named("analysis.model_call") if found.parent(s) is window]
+    trace_ids = {span.context.trace_id for span in (*chain, model_call)}
+    assert trace_ids == {poll.context.trace_id}
+    assert poll.attributes is not None and store.attributes is not None
+    assert (poll.attributes["mcp.device"], store.attributes["mcp.device"]) == ("boiler", "boiler")
+    assert store.attributes["mcp.node"] == "node-1"
+    # the window's other readings: linked, each the store of its own gateway trace
+    for linked in window.links:
+        other = found.by_id[linked.context.span_id]
+        assert other.name == "fleet.store"
+        assert found.parent(found.parent(found.parent(other))).name == "gateway.poll"
+    # the finding's record names the poll's trace
+    (record,) = [r for r in records if r["id"] == finding.attributes["fleet.finding"]]  # type: ignore[index]
+    assert record["trace_id"] == format(poll.context.trace_id, "032x")
 
 
 class _Collector(BaseHTTPRequestHandler):

@@ -336,3 +336,34 @@ def test_every_float_key_of_every_section_refuses_non_finite_numbers(
     (problem,) = problems(config)
     assert problem.startswith(f"{path}: should be ") and problem.endswith(f", got {value!r}")
     assert "finite number" in problem or " from " in problem or " above " in problem
+
+
+def test_tracing_is_off_without_its_table_and_checked_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert parse_config(base()).tracing is None
+    assert parse_config(base(tracing={"enabled": False})).tracing is None
+    tracing = parse_config(base(tracing={"endpoint": "http://127.0.0.1:4318"})).tracing
+    assert tracing is not None
+    assert (tracing.endpoint, tracing.service, tracing.sample_ratio) == (
+        "http://127.0.0.1:4318", "mcptool-gateway", 1.0,
+    )  # fmt: skip
+    found = problems(base(tracing={"endpoint": "127.0.0.1:4318", "sample_ratio": 0, "sampel": 1}))
+    assert found == [
+        "tracing.endpoint: give http://HOST:PORT (OTLP/HTTP, e.g. http://127.0.0.1:4318),"
+        " got '127.0.0.1:4318'",
+        "tracing.sample_ratio: should be a number above 0 and at most 1, got 0",
+        "tracing.sampel: unknown setting (check its spelling)",
+    ]
+    # without the SDK, one line says what to install (and `gateway check` says it first)
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name.startswith("opentelemetry") else find_spec(name, *a),
+    )
+    assert problems(base(tracing={})) == [
+        "tracing: needs the OpenTelemetry SDK: pip install 'mcptool[tracing]'"
+    ]

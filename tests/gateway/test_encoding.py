@@ -66,3 +66,20 @@ def test_floats_round_trip_exactly(values: list[float]) -> None:
     encoder = PollEncoder("n", "d", points)
     readings = json.loads(encoder.encode(PollResult("d", 0.0, points, list(values)), 1))["readings"]
     assert [r["value"] for r in readings] == values
+
+
+def test_a_traced_poll_carries_its_traceparent_after_ts_and_nowhere_else() -> None:
+    traceparent = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+    floats = tuple(Point(f"p{i}", Table.HOLDING, i * 2, DataType.FLOAT32) for i in range(3))
+    # the all-floats path and the general one
+    for points, values in ((floats, [1.5, 2.5, 3.5]), (POINTS, [21.5, 7, "x", True, 1.0])):
+        encoder = PollEncoder("edge-1", "boiler", points)
+        result = PollResult("boiler", 1764061200.1234, points, values)  # type: ignore[arg-type]
+        plain = encoder.encode(result, 1)
+        traced = encoder.encode(result, 1, traceparent)
+        assert traced == plain.replace(
+            b',"readings"', b',"traceparent":"' + traceparent.encode() + b'","readings"', 1
+        )
+        message = json.loads(traced)
+        assert message["traceparent"] == traceparent
+        assert all("traceparent" not in reading for reading in message["readings"])

@@ -15,6 +15,10 @@ a fresh ``LinkClient`` and resends from the spool position, the same way for eve
 destination, so the spool stays the only copy that matters. A fresh client numbers its
 frames after the hub's resume point (docs/LINK.md), so resends are never mistaken for
 duplicates by the hub; the readings' own sequence numbers identify them downstream.
+
+With the gateway's ``tracing``, each record is sent under a ``gateway.link`` span (child of
+the trace its message carries) until the hub's ACK, and each frame carries that span's
+``traceparent`` instead, so that the hub's spans continue from the send.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import logging
 import ssl
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mcptool.errors import McptoolError
 from mcptool.frame import MAX_LENGTH_DEFAULT
@@ -33,6 +38,11 @@ from mcptool.gateway.sinks.split import Unsplittable, split
 from mcptool.gateway.spool import Dropped, Record
 from mcptool.link import ClientState, LinkClient, LinkError, load_secret
 from mcptool.link.events import StateChanged
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+    from mcptool.gateway.tracing import GatewayTracing
 
 __all__ = ["UplinkTransport"]
 
@@ -59,6 +69,7 @@ class UplinkTransport:
         base_dir: Path = Path(),
         *,
         on_drop: Callable[[Dropped], None] | None = None,
+        tracing: GatewayTracing | None = None,
     ) -> None:
         self.name = "uplink"
         self.hint = (
@@ -69,6 +80,7 @@ class UplinkTransport:
         self.node_id = config.node_id or node
         self.base_dir = base_dir
         self.on_drop = on_drop
+        self.tracing = tracing
         self.dropped: dict[str, int] = {}  # readings per device never sent: over one frame
         self.body_limit = body_limit(config.max_frame)
         self._link: LinkClient | None = None
@@ -132,6 +144,15 @@ class UplinkTransport:
             lost.set_exception(SinkError(f"uplink session lost: {event.reason}"))
 
     async def send(self, record: Record) -> None:
+        if self.tracing is None:
+            await self._send(record, None)
+            return
+        with self.tracing.link(record, self.url) as span:
+            await self._send(record, span)
+
+    async def _send(self, record: Record, span: Span | None) -> None:
+        """Send ``record`` (cut to frames if need be); with ``span``, each piece carries
+        its ``traceparent`` (the hub's spans are its children)."""
         link = self._link
         if link is None:
             raise SinkError("uplink: not connected")
@@ -144,7 +165,10 @@ class UplinkTransport:
             self._drop(record.stream, record.seq_first, record.seq_last, why)
             return
         try:
-            acks = [await link.submit(piece.body) for piece in cut.pieces]
+            bodies = [piece.body for piece in cut.pieces]
+            if span is not None and self.tracing is not None:
+                bodies = [self.tracing.relabel(body, span) for body in bodies]
+            acks = [await link.submit(body) for body in bodies]
             await asyncio.gather(*acks)
         except LinkError as exc:
             raise SinkError(f"uplink: {exc}") from None

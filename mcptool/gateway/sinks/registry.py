@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from mcptool.gateway.config import GatewayConfig
     from mcptool.gateway.sinks.forwarder import Transport
     from mcptool.gateway.spool import Spool
+    from mcptool.gateway.tracing import GatewayTracing
 
 __all__ = ["SINKS", "SinkContext", "SinkRegistry", "SinkType"]
 
@@ -43,6 +44,7 @@ class SinkContext:
     spool: Callable[[], Spool]  # the gateway's spool (made after the sinks)
     metrics: CollectorRegistry  # the gateway's /metrics
     at_stop: Callable[[Callable[[], Awaitable[None]]], None]  # run after the gateway stopped
+    tracing: GatewayTracing | None = None  # the gateway's spans ([tracing]); None: off
 
 
 def _no_problems(settings: Any) -> list[Problem]:
@@ -166,7 +168,7 @@ def _uplink(settings: UplinkConfig, context: SinkContext) -> Transport:
     from mcptool.gateway.sinks.mcp import UplinkTransport
 
     config = context.config
-    return UplinkTransport(settings, config.node, config.base_dir)
+    return UplinkTransport(settings, config.node, config.base_dir, tracing=context.tracing)
 
 
 def _uplink_problems(settings: UplinkConfig) -> list[Problem]:
