@@ -4,6 +4,7 @@ simulators), and the RESPONSE carries the finding and the model that answered.""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from mcptool.analysis import AnalysisConfig
 from mcptool.edge import analyze_handler, hub_analysis
 from mcptool.edge.hub import NO_MODEL
+from mcptool.frame import ResponseEnvelope
 from mcptool.link import LinkClient, LinkServer
 from simulators.ollama import OllamaSimulator
 
@@ -54,6 +56,17 @@ async def serve(analysis: Any) -> LinkServer:
     )
     await server.start()
     return server
+
+
+async def ask(analysis: Any, data: Any) -> ResponseEnvelope:
+    """One analyze REQUEST from node-1 to a hub with ``analysis`` (None: no model)."""
+    async with analysis or contextlib.nullcontext():
+        server = await serve(analysis)
+        try:
+            async with LinkClient(server.url, "node-1", KEY) as link:
+                return await link.request("analyze", data, timeout=30)
+        finally:
+            await server.stop()
 
 
 async def test_an_analyze_request_gets_the_finding_of_the_routed_model(
@@ -128,26 +141,14 @@ async def test_a_bad_window_is_answered_400_with_the_field_s_path(
     sims: tuple[OllamaSimulator, OllamaSimulator], data: Any, message: str, path: str
 ) -> None:
     small, _ = sims
-    analysis = hub_analysis(small.url, None, model="small:0.5b")
-    async with analysis:
-        server = await serve(analysis)
-        try:
-            async with LinkClient(server.url, "node-1", KEY) as link:
-                response = await link.request("analyze", data, timeout=30)
-        finally:
-            await server.stop()
+    response = await ask(hub_analysis(small.url, None, model="small:0.5b"), data)
     assert (response.code, response.message) == (400, message)
     assert response.data["problems"][0]["path"] == path
     assert small.counters.by_path["/api/chat"] == 0
 
 
 async def test_a_hub_without_a_model_says_how_to_give_it_one() -> None:
-    server = await serve(None)
-    try:
-        async with LinkClient(server.url, "node-1", KEY) as link:
-            response = await link.request("analyze", window(96.0), timeout=30)
-    finally:
-        await server.stop()
+    response = await ask(None, window(96.0))
     assert (response.code, response.message) == (503, NO_MODEL)
 
 
@@ -156,14 +157,7 @@ async def test_when_no_model_answers_the_statistics_finding_comes_back_503(
 ) -> None:
     small, _ = sims
     small.inject("status", status=503, message="server busy", times=None)
-    analysis = hub_analysis(small.url, None, model="small:0.5b")
-    async with analysis:
-        server = await serve(analysis)
-        try:
-            async with LinkClient(server.url, "node-1", KEY) as link:
-                response = await link.request("analyze", window(96.0), timeout=30)
-        finally:
-            await server.stop()
+    response = await ask(hub_analysis(small.url, None, model="small:0.5b"), window(96.0))
     assert response.code == 503 and response.message.startswith("no model finding: ")
     finding = response.data["finding"]
     assert finding["statistics_only"] and finding["severity"] == "critical"
