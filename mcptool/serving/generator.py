@@ -2,8 +2,9 @@
 
 The Ollama API (``serving.ollama_api``) owns the wire, the queue and keep-alive; a
 :class:`Generator` owns a model: it loads it with a :class:`Shape`, frees it, and turns
-one :class:`Prompt` into text pieces and then one :class:`Done`. The llama.cpp one is
-``serving.llama``; tests plug in a scripted one.
+one :class:`Prompt` into text pieces (and :class:`ToolCalls`) and then one :class:`Done`.
+The llama.cpp one is ``serving.llama``; the Ollama simulator has a seeded one; tests plug
+in a scripted one.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from mcptool.serving.gguf import GGUFInfo
 from mcptool.serving.scheduler import Shape
 
 
@@ -28,6 +28,21 @@ class Prompt:
     """``"json"``, a JSON schema, or None."""
     options: Mapping[str, Any] = field(default_factory=dict)
     """Ollama's sampling options (temperature, seed, num_predict, top_k, stop, ...)."""
+    kind: Literal["generate", "chat"] = "chat"
+    """The endpoint that asked."""
+    body: Mapping[str, Any] = field(default_factory=dict)
+    """The request as it came, for a generator that answers from more than the messages
+    (the simulator's tool calls and scripted answers)."""
+    tag: Any = None
+    """What the server's ``screen`` step attached to this request (the simulator: the
+    fault it drew for it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCalls:
+    """Tool calls of a chat answer (Ollama's ``message.tool_calls``), sent as one chunk."""
+
+    calls: list[dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +54,11 @@ class Done:
     prompt_eval_duration: int = 0
     eval_count: int = 0
     eval_duration: int = 0
+    context: list[int] | None = None
+    """Token ids of prompt and answer, for generate's ``context`` (None: not sent)."""
 
 
 class Generator(Protocol):
-    info: GGUFInfo
-
     async def load(self, shape: Shape) -> Shape:
         """Load the model (or reload it with another shape); return the shape it got."""
         ...
@@ -52,6 +67,6 @@ class Generator(Protocol):
         """Free the model's memory; the next :meth:`load` loads it again."""
         ...
 
-    def generate(self, prompt: Prompt) -> AsyncIterator[str | Done]:
+    def generate(self, prompt: Prompt) -> AsyncIterator[str | ToolCalls | Done]:
         """Text pieces as they come, then one :class:`Done`; leaving early stops it."""
         ...

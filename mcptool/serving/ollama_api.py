@@ -1,17 +1,22 @@
-"""The Ollama API in front of one real model: what ``mcptool model serve`` runs.
+"""Ollama's API on the server side, once: what ``mcptool model serve`` and the Ollama
+simulator both run.
 
 The endpoints Ollama's clients use (mcptool's and the official ``ollama`` package):
 ``GET /``, ``/api/version``, ``/api/tags``, ``/api/ps``, ``POST /api/show``,
 ``/api/generate`` and ``/api/chat``, streamed (NDJSON) or not, ``format`` as "json" or a
 JSON schema, options, keep_alive and preload/unload by an empty prompt, Ollama's
-nanosecond figures and ``done_reason``, 404 for another model name and 503 when the
-queue is full. The HTTP server, the wire format and the scheduling are the ones the
-Ollama simulator uses (``serving.http``, ``serving.wire``, ``serving.scheduler``); the
-text comes from a :class:`~mcptool.serving.generator.Generator`.
+nanosecond figures and ``done_reason``, ``/api/embed`` (and the old ``/api/embeddings``)
+for models that embed, 404 for a model the server does not have and 503 when the queue
+is full. :class:`OllamaAPI` holds the routes, the request checks, the error shapes, the
+NDJSON stream and the timing fields, over ``serving.http``, ``serving.wire`` and
+``serving.scheduler``; a server brings its models (:class:`ServedModel`, each with a
+:class:`~mcptool.serving.generator.Generator`) and, where it needs them, the hooks
+``_screen`` and ``_before_load`` (the simulator's faults) and ``_line_prefix``.
 
-Differences from Ollama, on purpose: one model, named at start; no ``context`` token list
-on generate (llama.cpp keeps its own prompt cache); ``/api/embed``, pull, push, create
-and delete answer 400/404, there being nothing to pull.
+:class:`OllamaServer` is one GGUF model behind it. Differences from Ollama, on purpose:
+one model, named at start; no ``context`` token list on generate (llama.cpp keeps its
+own prompt cache); ``/api/embed`` answers 400, pull, push, create and delete 404, there
+being nothing to pull.
 """
 
 from __future__ import annotations
@@ -21,12 +26,15 @@ import contextlib
 import math
 import os
 import time
-from collections.abc import AsyncGenerator, Callable
-from typing import Any
+from collections import Counter
+from collections.abc import AsyncGenerator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 from mcptool import __version__
 from mcptool.errors import McptoolError
-from mcptool.serving.generator import Done, Generator, Prompt
+from mcptool.serving.generator import Done, Generator, Prompt, ToolCalls
+from mcptool.serving.gguf import GGUFInfo
 from mcptool.serving.http import HTTPServer, Request, Response
 from mcptool.serving.scheduler import ModelSlots, Scheduler, SchedulingCounters, Shape, Ticket
 from mcptool.serving.wire import (
@@ -39,6 +47,7 @@ from mcptool.serving.wire import (
     dump,
     error,
     final,
+    full_name,
     keep_alive_seconds,
     messages_of,
     model_name,
@@ -52,17 +61,54 @@ from mcptool.serving.wire import (
 VERSION = f"0.12.6-mcptool-{__version__}"
 """An Ollama API version clients accept, marked as this server's."""
 
+Embedder = Callable[[list[str], int | None], tuple[list[list[float]], int]]
+"""``(texts, dimensions or None) -> (one vector a text, prompt tokens)``."""
+
 
 def same_model(asked: str, served: str) -> bool:
-    """Ollama's name matching: a name without a tag means ``:latest``."""
-
-    def full(name: str) -> str:
-        return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
-
-    return full(asked.strip().lower()) == full(served.lower())
+    """Ollama's name matching: a name without a tag means ``:latest``; case is ignored."""
+    return _key(asked) == _key(served)
 
 
-def _int_option(options: dict[str, Any], key: str) -> int:
+def _key(name: str) -> str:
+    return full_name(name).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class ServedModel:
+    """One model a server has: what ``/api/tags``, ``/api/ps`` and ``/api/show`` say
+    about it, and the generator that answers for it."""
+
+    name: str
+    generator: Generator
+    size: int
+    details: dict[str, Any]
+    digest: str = ""
+    modified_ns: int = field(default_factory=time.time_ns)
+    context_length: int = 0
+    """The trained context: a larger ``num_ctx`` is clamped to it (0: unknown)."""
+    capabilities: tuple[str, ...] = ("completion",)
+    """Without "completion", generate and chat answer 400 (an embedding model)."""
+    size_vram: int = 0
+    show: Mapping[str, Any] = field(default_factory=dict)
+    """``/api/show``'s license, modelfile, parameters, template and model_info."""
+    embed: Embedder | None = None
+    """None: ``/api/embed`` answers 400 ``does not support embeddings``."""
+
+
+@dataclass
+class ServerCounters(SchedulingCounters):
+    """What the server saw: tests assert on these instead of on timing."""
+
+    requests: int = 0
+    by_path: Counter[str] = field(default_factory=Counter)
+    by_status: Counter[int] = field(default_factory=Counter)
+    generations: int = 0
+    completed: int = 0
+    cancelled: int = 0
+
+
+def _int_option(options: Mapping[str, Any], key: str) -> int:
     value = options.get(key)
     if value is None:
         return 0
@@ -71,28 +117,26 @@ def _int_option(options: dict[str, Any], key: str) -> int:
     return value
 
 
-class OllamaServer:
-    """One model behind Ollama's API on ``host:port`` (port 0: an ephemeral one)."""
+class OllamaAPI:
+    """Ollama's API for the models a subclass adds, on ``host:port`` (0: an ephemeral one)."""
 
     def __init__(
         self,
-        generator: Generator,
-        name: str,
+        counters: ServerCounters | None = None,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
         parallel: int = 1,
         queue: int = 512,
+        version: str = VERSION,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        self.generator = generator
-        self.name = name
-        self.counters = SchedulingCounters()
-        self._scheduler = Scheduler(self.counters, parallel=parallel, queue=queue, clock=clock)
-        self._slots: ModelSlots[str] = self._scheduler.slots_for(name)
-        self._expiry: asyncio.TimerHandle | None = None
+        self.counters = counters = counters if counters is not None else ServerCounters()
+        self.version = version
+        self._scheduler = Scheduler(counters, parallel=parallel, queue=queue, clock=clock)
+        self._models: dict[str, ModelSlots[ServedModel]] = {}
+        self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._started = time.time_ns()
         self._http = HTTPServer(self._handle, host, port)
         self._routes: dict[tuple[str, str], Callable[[Request], Any]] = {
             ("GET", "/"): self._root,
@@ -105,160 +149,256 @@ class OllamaServer:
             ("POST", "/api/show"): self._show,
             ("POST", "/api/generate"): self._generate,
             ("POST", "/api/chat"): self._chat,
-            ("POST", "/api/embed"): self._no_embeddings,
-            ("POST", "/api/embeddings"): self._no_embeddings,
+            ("POST", "/api/embed"): self._embed,
+            ("POST", "/api/embeddings"): self._embeddings,
         }
 
     # -- life cycle ----------------------------------------------------------------------
-    async def start(self) -> OllamaServer:
+    async def start(self) -> OllamaAPI:
         await self._http.start()
         return self
 
     async def stop(self) -> None:
         await self._http.stop()
-        if self._expiry is not None:
-            self._expiry.cancel()
-        await self.generator.unload()
+        for handle in self._expiry.values():
+            handle.cancel()
+        self._expiry.clear()
+        for slots in self._models.values():
+            await slots.model.generator.unload()
 
-    async def __aenter__(self) -> OllamaServer:
+    async def __aenter__(self) -> OllamaAPI:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
     @property
-    def url(self) -> str:
-        host = f"[{self._http.host}]" if ":" in self._http.host else self._http.host
-        return f"http://{host}:{self._http.port}"
+    def host(self) -> str:
+        return self._http.host
 
     @property
     def port(self) -> int:
         return self._http.port
 
-    async def preload(self, shape: Shape | None = None, keep_alive: float = math.inf) -> float:
-        """Load the model now (as an empty prompt does); the seconds it took."""
-        wanted = shape or Shape()
-        seconds = await self._scheduler.load(self._slots, keep_alive, wanted, self.generator.load)
-        self._keep(keep_alive)
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def connections(self) -> int:
+        """Open client connections (pooled keep-alive ones included)."""
+        return self._http.connections
+
+    @property
+    def connections_accepted(self) -> int:
+        """Connections accepted since start (a pooling client opens few)."""
+        return self._http.accepted
+
+    @property
+    def parallel(self) -> int:
+        return self._scheduler.parallel
+
+    @property
+    def queue(self) -> int:
+        return self._scheduler.queue
+
+    @queue.setter
+    def queue(self, value: int) -> None:
+        self._scheduler.queue = value
+
+    # -- the models ----------------------------------------------------------------------
+    def _add(self, model: ServedModel) -> None:
+        self._models[_key(model.name)] = self._scheduler.slots_for(model)
+
+    def _remove(self, name: str) -> None:
+        self._models.pop(_key(name), None)
+
+    @property
+    def models(self) -> list[str]:
+        return [slots.model.name for slots in self._models.values()]
+
+    def is_loaded(self, name: str) -> bool:
+        slots = self._models.get(_key(name))
+        return slots is not None and slots.loaded(self._scheduler.now())
+
+    def _slots(self, body: Mapping[str, Any]) -> tuple[str, ModelSlots[ServedModel]]:
+        """The name as asked and its model, or Ollama's 404."""
+        name = model_name(body)
+        slots = self._models.get(_key(name))
+        if slots is None:
+            raise ApiError(404, f"model '{name}' not found")
+        return name, slots
+
+    async def preload(
+        self, shape: Shape | None = None, keep_alive: float = math.inf, *, model: str = ""
+    ) -> float:
+        """Load a model now, as an empty prompt does (default: the first one); the seconds
+        the load took."""
+        slots = self._slots({"model": model})[1] if model else next(iter(self._models.values()))
+        return await self._load(slots, keep_alive, shape or Shape())
+
+    async def _load(self, slots: ModelSlots[ServedModel], keep_alive: float, shape: Shape) -> float:
+        seconds = await self._scheduler.load(slots, keep_alive, shape, slots.model.generator.load)
+        self._keep(slots, keep_alive)
         return seconds
 
-    # -- plumbing ------------------------------------------------------------------------
-    async def _handle(self, request: Request) -> Response | None:
-        route = self._routes.get((request.method, request.path))
-        if route is None:
-            return Response(404, b"404 page not found", "text/plain")
-        try:
-            response: Response | None = await route(request)
-        except ApiError as reply:
-            response = error(reply.status, reply.message)
-        return response
-
-    def _model(self, body: dict[str, Any]) -> str:
-        name = model_name(body)
-        if not same_model(name, self.name):
-            raise ApiError(404, f"model '{name}' not found")
-        return name
-
-    def _keep(self, keep_alive: float) -> None:
+    def _keep(self, slots: ModelSlots[ServedModel], keep_alive: float) -> None:
         """Keep the model loaded ``keep_alive`` from now, then free its memory."""
-        self._scheduler.touch(self._slots, keep_alive)
-        if self._expiry is not None:
-            self._expiry.cancel()
-            self._expiry = None
+        self._scheduler.touch(slots, keep_alive)
+        key = _key(slots.model.name)
+        handle = self._expiry.pop(key, None)
+        if handle is not None:
+            handle.cancel()
         if keep_alive != math.inf:
             loop = asyncio.get_running_loop()
-            self._expiry = loop.call_later(keep_alive, self._expire)
+            self._expiry[key] = loop.call_later(keep_alive, self._expire, slots)
 
-    def _expire(self) -> None:
-        self._expiry = None
-        if self.counters.in_flight == 0 and not self._slots.loaded(self._scheduler.now()):
-            task = asyncio.get_running_loop().create_task(self._unload())
+    def _expire(self, slots: ModelSlots[ServedModel]) -> None:
+        self._expiry.pop(_key(slots.model.name), None)
+        if slots.running == 0 and not slots.loaded(self._scheduler.now()):
+            task = asyncio.get_running_loop().create_task(self._unload(slots))
             self._tasks.add(task)  # the loop keeps only a weak reference
             task.add_done_callback(self._tasks.discard)
 
-    async def _unload(self) -> None:
-        if self.counters.in_flight:
+    async def _unload(self, slots: ModelSlots[ServedModel]) -> None:
+        if slots.running:
             return  # a request still runs; its end keeps the model for its keep_alive
-        self._scheduler.unload(self._slots)
-        await self.generator.unload()
+        self._scheduler.unload(slots)
+        await slots.model.generator.unload()
+
+    # -- hooks for what a server does on its own -----------------------------------------
+    async def _screen(self, path: str, model: ServedModel, body: Mapping[str, Any]) -> Any:
+        """A valid generation request before it waits or loads: raise ApiError to answer
+        with an error status, DropConnection to cut the connection; what is returned goes
+        to the generator as ``Prompt.tag``."""
+        return None
+
+    async def _before_load(self, prompt: Prompt) -> None:
+        """After the request took its place in the queue, before the load (nothing has
+        been sent yet): a stall here looks like a model load to the client."""
+
+    def _line_prefix(self, prompt: Prompt) -> bytes:
+        """Bytes before every NDJSON line (Ollama sends none)."""
+        return b""
+
+    # -- plumbing ------------------------------------------------------------------------
+    async def _handle(self, request: Request) -> Response | None:
+        counters = self.counters
+        counters.requests += 1
+        counters.by_path[request.path] += 1
+        route = self._routes.get((request.method, request.path))
+        if route is None:
+            response: Response | None = Response(404, b"404 page not found", "text/plain")
+        else:
+            try:
+                response = await route(request)
+            except ApiError as reply:
+                response = error(reply.status, reply.message)
+        if response is not None:
+            counters.by_status[response.status] += 1
+        return response
 
     # -- simple endpoints ----------------------------------------------------------------
     async def _root(self, request: Request) -> Response:
         return Response(200, b"Ollama is running", "text/plain; charset=utf-8")
 
     async def _version(self, request: Request) -> Response:
-        return Response(200, dump({"version": VERSION}))
+        return Response(200, dump({"version": self.version}))
 
-    def _details(self) -> dict[str, Any]:
-        info = self.generator.info
+    @staticmethod
+    def _entry(model: ServedModel) -> dict[str, Any]:
         return {
-            "parent_model": "",
-            "format": "gguf",
-            "family": info.architecture,
-            "families": [info.architecture],
-            "parameter_size": info.parameter_size,
-            "quantization_level": info.quantization,
-        }
-
-    def _entry(self) -> dict[str, Any]:
-        info = self.generator.info
-        return {
-            "name": self.name,
-            "model": self.name,
-            "size": info.size,
-            "digest": "",
-            "details": self._details(),
+            "name": model.name,
+            "model": model.name,
+            "size": model.size,
+            "digest": model.digest,
+            "details": model.details,
         }
 
     async def _tags(self, request: Request) -> Response:
-        entry = {**self._entry(), "modified_at": rfc3339(self._modified())}
-        return Response(200, dump({"models": [entry]}))
-
-    def _modified(self) -> int:
-        try:
-            return self.generator.info.path.stat().st_mtime_ns
-        except OSError:
-            return self._started
+        models = [
+            {**self._entry(s.model), "modified_at": rfc3339(s.model.modified_ns)}
+            for s in self._models.values()
+        ]
+        return Response(200, dump({"models": models}))
 
     async def _ps(self, request: Request) -> Response:
-        slots = self._slots
-        if not slots.loaded(self._scheduler.now()):
-            return Response(200, dump({"models": []}))
-        expires = (
-            FOREVER_STAMP if slots.expires == math.inf else rfc3339(int(slots.expires_wall * 1e9))
-        )
-        entry = {
-            **self._entry(),
-            "expires_at": expires,
-            "size_vram": 0,  # CPU only
-            "context_length": slots.shape.num_ctx,
-        }
-        return Response(200, dump({"models": [entry]}))
+        now = self._scheduler.now()
+        models = []
+        for s in self._models.values():
+            if not s.loaded(now):
+                continue
+            expires = FOREVER_STAMP if s.expires == math.inf else rfc3339(int(s.expires_wall * 1e9))
+            models.append(
+                {
+                    **self._entry(s.model),
+                    "expires_at": expires,
+                    "size_vram": s.model.size_vram,
+                    "context_length": s.shape.num_ctx,
+                }
+            )
+        return Response(200, dump({"models": models}))
 
     async def _show(self, request: Request) -> Response:
-        self._model(read_body(request))
-        info = self.generator.info
-        model_info = info.model_info()
-        template = model_info.pop("tokenizer.chat_template", "")
-        return Response(
-            200,
-            dump(
-                {
-                    "license": "see the model's own licence (docs/OLLAMA.md names it)",
-                    "modelfile": f"FROM {info.path}\n",
-                    "parameters": "",
-                    "template": template,
-                    "details": self._details(),
-                    "model_info": model_info,
-                    "capabilities": ["completion"],
-                    "modified_at": rfc3339(self._modified()),
-                }
-            ),
-        )
+        model = self._slots(read_body(request))[1].model
+        shown = {
+            "license": "",
+            "modelfile": "",
+            "parameters": "",
+            "template": "",
+            **model.show,
+            "details": model.details,
+            "model_info": model.show.get("model_info", {}),
+            "capabilities": list(model.capabilities),
+            "modified_at": rfc3339(model.modified_ns),
+        }
+        return Response(200, dump(shown))
 
-    async def _no_embeddings(self, request: Request) -> Response:
-        name = self._model(read_body(request))
-        raise ApiError(400, f'"{name}" does not support embeddings')
+    # -- embeddings ----------------------------------------------------------------------
+    async def _embed(self, request: Request) -> Response:
+        started = time.perf_counter_ns()
+        body = read_body(request)
+        name, slots = self._slots(body)
+        embed = self._embedder(name, slots.model)
+        raw = body.get("input", [])
+        inputs = [raw] if isinstance(raw, str) else list(raw or [])
+        if not all(isinstance(i, str) for i in inputs):
+            raise ApiError(400, "invalid input type")
+        if not inputs:
+            return Response(200, dump({"model": name, "embeddings": []}))
+        keep_alive = keep_alive_seconds(body.get("keep_alive"))
+        ticket = self._scheduler.admit(slots)
+        try:
+            load_s = await self._load(slots, keep_alive, Shape())
+        except BaseException:
+            ticket.leave()
+            raise
+        async with self._scheduler.running(slots, ticket):
+            vectors, count = embed(inputs, _int_option(body, "dimensions") or None)
+        self._keep(slots, keep_alive)
+        metrics = {
+            "total_duration": time.perf_counter_ns() - started,
+            "load_duration": int(load_s * 1e9),
+            "prompt_eval_count": count,
+        }
+        answer = {"model": name, "embeddings": vectors, **{k: v for k, v in metrics.items() if v}}
+        return Response(200, dump(answer))
+
+    async def _embeddings(self, request: Request) -> Response:
+        """The old endpoint: one prompt, one vector, no scheduling (as Ollama's)."""
+        body = read_body(request)
+        name, slots = self._slots(body)
+        embed = self._embedder(name, slots.model)
+        prompt = body.get("prompt") or ""
+        vector = embed([str(prompt)], None)[0][0] if prompt else []
+        return Response(200, dump({"embedding": vector}))
+
+    @staticmethod
+    def _embedder(name: str, model: ServedModel) -> Embedder:
+        if model.embed is None:
+            raise ApiError(400, f'"{name}" does not support embeddings')
+        return model.embed
 
     # -- generation ----------------------------------------------------------------------
     async def _generate(self, request: Request) -> Response | None:
@@ -267,62 +407,70 @@ class OllamaServer:
     async def _chat(self, request: Request) -> Response | None:
         return await self._generation(request, "chat")
 
-    async def _generation(self, request: Request, kind: str) -> Response:
+    async def _generation(self, request: Request, kind: Literal["generate", "chat"]) -> Response:
         started = time.perf_counter_ns()
         body = read_body(request)
-        name = self._model(body)
+        name, slots = self._slots(body)
         check_format(body.get("format"))
+        if "completion" not in slots.model.capabilities:
+            raise ApiError(400, f'"{name}" does not support {kind}')
         options = options_of(body)
-        shape = self._shape(options)
+        shape = self._shape(slots.model, options)
         keep_alive = keep_alive_seconds(body.get("keep_alive"))
         prompt = self._prompt(kind, body, options)
+        tag = await self._screen(request.path, slots.model, body)
         if prompt is None:
-            return await self._load_or_unload(kind, name, keep_alive, shape)
-        ticket = self._scheduler.admit(self._slots)
-        chunks = self._chunks(kind, name, prompt, keep_alive, shape, started, ticket)
+            return await self._load_or_unload(kind, name, slots, keep_alive, shape)
+        prompt = _tagged(prompt, tag)
+        ticket = self._scheduler.admit(slots)
+        chunks = self._chunks(name, slots, prompt, keep_alive, shape, started, ticket)
         try:
             # headers leave with the first chunk, as Ollama's: a failure before it (the
-            # model cannot load, llama.cpp refuses the request) is still an error status
+            # model cannot load, the generator refuses the request) is an error status
             first = await anext(chunks)
+        except ApiError as exc:
+            await _abandon(chunks, ticket)
+            return error(exc.status, exc.message)
         except (StreamError, McptoolError) as exc:  # McptoolError: the model cannot load
-            ticket.leave()
-            await chunks.aclose()
+            await _abandon(chunks, ticket)
             return error(500, str(exc))
         except BaseException:
-            ticket.leave()
-            await chunks.aclose()
+            await _abandon(chunks, ticket)
             raise
         rest = _prepend(first, chunks)
         if body.get("stream", True) is not False:
-            return Response(200, content_type=NDJSON, stream=ndjson(rest, ticket.leave))
+            lines = ndjson(rest, ticket.leave, prefix=self._line_prefix(prompt))
+            return Response(200, content_type=NDJSON, stream=lines)
         return await collect(kind, rest, ticket.leave)
 
-    def _shape(self, options: dict[str, Any]) -> Shape:
+    @staticmethod
+    def _shape(model: ServedModel, options: Mapping[str, Any]) -> Shape:
         """The load a request asks for; a context past the model's trained one is clamped
         to it, so that no request can make the server allocate more than the model uses."""
         num_ctx = _int_option(options, "num_ctx")
-        trained = self.generator.info.context_length
-        if trained and num_ctx > trained:
-            num_ctx = trained
+        if model.context_length and num_ctx > model.context_length:
+            num_ctx = model.context_length
         return Shape(num_ctx, min(_int_option(options, "num_thread"), os.cpu_count() or 1))
 
     @staticmethod
-    def _prompt(kind: str, body: dict[str, Any], options: dict[str, Any]) -> Prompt | None:
+    def _prompt(
+        kind: Literal["generate", "chat"], body: Mapping[str, Any], options: dict[str, Any]
+    ) -> Prompt | None:
         """The prompt, or None for an empty one (a preload or an unload)."""
         fmt = body.get("format") or None
         if kind == "generate":
             text = body.get("prompt") or ""
             if not isinstance(text, str):
                 raise ApiError(400, "json: cannot unmarshal prompt into Go value of type string")
-            if not text:
+            if not text and not body.get("images"):
                 return None
             if body.get("raw"):
-                return Prompt(raw=text, format=fmt, options=options)
+                return Prompt(raw=text, format=fmt, options=options, kind=kind, body=body)
             messages = []
             if isinstance(body.get("system"), str) and body["system"]:
                 messages.append({"role": "system", "content": body["system"]})
             messages.append({"role": "user", "content": text})
-            return Prompt(messages=messages, format=fmt, options=options)
+            return Prompt(messages=messages, format=fmt, options=options, kind=kind, body=body)
         raw_messages = messages_of(body)
         if not raw_messages:
             return None
@@ -331,23 +479,27 @@ class OllamaServer:
             if not isinstance(m, dict) or not isinstance(m.get("role"), str):
                 raise ApiError(400, "json: cannot unmarshal message into Go value of api.Message")
             messages.append({"role": m["role"], "content": str(m.get("content") or "")})
-        return Prompt(messages=messages, format=fmt, options=options)
+        return Prompt(messages=messages, format=fmt, options=options, kind=kind, body=body)
 
     async def _load_or_unload(
-        self, kind: str, name: str, keep_alive: float, shape: Shape
+        self,
+        kind: str,
+        name: str,
+        slots: ModelSlots[ServedModel],
+        keep_alive: float,
+        shape: Shape,
     ) -> Response:
         if keep_alive == 0:
-            await self._unload()
+            await self._unload(slots)
             reason = "unload"
         else:
-            ticket = self._scheduler.admit(self._slots)
+            ticket = self._scheduler.admit(slots)
             try:
-                await self._scheduler.load(self._slots, keep_alive, shape, self.generator.load)
+                await self._load(slots, keep_alive, shape)
             except McptoolError as exc:
                 return error(500, str(exc))
             finally:
                 ticket.leave()
-            self._keep(keep_alive)
             reason = "load"
         answer = piece(kind, name, "", done=True)
         answer["done_reason"] = reason
@@ -355,8 +507,8 @@ class OllamaServer:
 
     async def _chunks(
         self,
-        kind: str,
         name: str,
+        slots: ModelSlots[ServedModel],
         prompt: Prompt,
         keep_alive: float,
         shape: Shape,
@@ -364,36 +516,60 @@ class OllamaServer:
         ticket: Ticket,
     ) -> AsyncGenerator[dict[str, Any], None]:
         """Every object of one answer, the final ``done`` one included."""
+        counters = self.counters
+        counters.generations += 1
+        kind = prompt.kind
         try:
-            load_s = await self._scheduler.load(self._slots, keep_alive, shape, self.generator.load)
-        except BaseException:
-            ticket.leave()
+            try:
+                await self._before_load(prompt)
+                load_s = await self._load(slots, keep_alive, shape)
+            except BaseException:
+                ticket.leave()
+                raise
+            await self._scheduler.acquire(slots, ticket)
+            try:
+                done: Done | None = None
+                async with contextlib.aclosing(slots.model.generator.generate(prompt)) as items:
+                    async for item in items:
+                        if isinstance(item, Done):
+                            done = item
+                        elif isinstance(item, ToolCalls):
+                            yield piece(kind, name, "", tool_calls=item.calls)
+                        elif item:
+                            yield piece(kind, name, item)
+                if done is None:
+                    raise StreamError("the model stopped without finishing its answer")
+                metrics = {
+                    "total_duration": time.perf_counter_ns() - started,
+                    "load_duration": int(load_s * 1e9),
+                    "prompt_eval_count": done.prompt_eval_count,
+                    "prompt_eval_duration": done.prompt_eval_duration,
+                    "eval_count": done.eval_count,
+                    "eval_duration": done.eval_duration,
+                }
+                self._keep(slots, keep_alive)
+                counters.completed += 1
+                yield final(kind, name, done.reason, metrics, done.context)
+            finally:
+                self._scheduler.release(slots)
+                if keep_alive == 0:
+                    await self._unload(slots)
+        except asyncio.CancelledError:
+            counters.cancelled += 1
             raise
-        await self._scheduler.acquire(self._slots, ticket)
-        try:
-            done: Done | None = None
-            async with contextlib.aclosing(self.generator.generate(prompt)) as pieces:
-                async for item in pieces:
-                    if isinstance(item, Done):
-                        done = item
-                    elif item:
-                        yield piece(kind, name, item)
-            if done is None:
-                raise StreamError("the model stopped without finishing its answer")
-            metrics = {
-                "total_duration": time.perf_counter_ns() - started,
-                "load_duration": int(load_s * 1e9),
-                "prompt_eval_count": done.prompt_eval_count,
-                "prompt_eval_duration": done.prompt_eval_duration,
-                "eval_count": done.eval_count,
-                "eval_duration": done.eval_duration,
-            }
-            self._keep(keep_alive)
-            yield final(kind, name, done.reason, metrics, None)
-        finally:
-            self._scheduler.release(self._slots)
-            if keep_alive == 0:
-                await self._unload()
+
+
+def _tagged(prompt: Prompt, tag: Any) -> Prompt:
+    if tag is None:
+        return prompt
+    return Prompt(
+        prompt.messages, prompt.raw, prompt.format, prompt.options, prompt.kind, prompt.body, tag
+    )
+
+
+async def _abandon(chunks: AsyncGenerator[dict[str, Any], None], ticket: Ticket) -> None:
+    ticket.leave()
+    await chunks.aclose()
 
 
 async def _prepend(
@@ -405,3 +581,63 @@ async def _prepend(
             yield chunk
     finally:
         await rest.aclose()
+
+
+class ModelFile(Generator, Protocol):
+    """A generator for one GGUF file (``serving.llama``)."""
+
+    info: GGUFInfo
+
+
+class OllamaServer(OllamaAPI):
+    """One GGUF model behind Ollama's API on ``host:port`` (port 0: an ephemeral one)."""
+
+    def __init__(
+        self,
+        generator: ModelFile,
+        name: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        parallel: int = 1,
+        queue: int = 512,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(host=host, port=port, parallel=parallel, queue=queue, clock=clock)
+        self.generator = generator
+        self.name = name
+        self._add(gguf_model(name, generator))
+
+
+def gguf_model(name: str, generator: ModelFile) -> ServedModel:
+    """What Ollama would say about a GGUF file, read from its header."""
+    info = generator.info
+    details = {
+        "parent_model": "",
+        "format": "gguf",
+        "family": info.architecture,
+        "families": [info.architecture],
+        "parameter_size": info.parameter_size,
+        "quantization_level": info.quantization,
+    }
+    model_info = info.model_info()
+    template = model_info.pop("tokenizer.chat_template", "")
+    try:
+        modified = info.path.stat().st_mtime_ns
+    except OSError:
+        modified = time.time_ns()
+    return ServedModel(
+        name,
+        generator,
+        info.size,
+        details,
+        modified_ns=modified,
+        context_length=info.context_length,
+        size_vram=0,  # CPU only
+        show={
+            "license": "see the model's own licence (docs/OLLAMA.md names it)",
+            "modelfile": f"FROM {info.path}\n",
+            "template": template,
+            "model_info": model_info,
+        },
+    )

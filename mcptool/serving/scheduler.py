@@ -78,6 +78,7 @@ class ModelSlots(Generic[M]):
     expires: float | None = None  # loop time; None: not loaded; math.inf: forever
     expires_wall: float = 0.0
     shape: Shape = Shape()
+    running: int = 0  # requests holding one of its slots
 
     def loaded(self, now: float) -> bool:
         return self.expires is not None and self.expires > now
@@ -176,11 +177,13 @@ class Scheduler:
             await slots.slots.acquire()
         finally:
             ticket.leave()
+        slots.running += 1
         self.counters.in_flight += 1
         self.counters.max_in_flight = max(self.counters.max_in_flight, self.counters.in_flight)
 
     def release(self, slots: ModelSlots[M]) -> None:
         self.counters.in_flight -= 1
+        slots.running -= 1
         slots.slots.release()
 
     @contextlib.asynccontextmanager

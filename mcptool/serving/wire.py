@@ -95,6 +95,12 @@ def read_body(request: Request) -> dict[str, Any]:
     return body
 
 
+def full_name(name: str) -> str:
+    """Ollama's model names: one without a tag means ``:latest``."""
+    name = name.strip()
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
 def model_name(body: Mapping[str, Any]) -> str:
     name = body.get("model") or body.get("name")
     if not isinstance(name, str) or not name:
@@ -121,13 +127,22 @@ def messages_of(body: Mapping[str, Any]) -> list[Any]:
     return messages
 
 
-def piece(kind: str, model: str, text: str, *, done: bool = False) -> dict[str, Any]:
+def piece(
+    kind: str,
+    model: str,
+    text: str,
+    *,
+    done: bool = False,
+    tool_calls: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """One chunk of a generate (``response``) or chat (``message``) answer."""
     chunk: dict[str, Any] = {"model": model, "created_at": rfc3339()}
     if kind == "generate":
         chunk["response"] = text
     else:
         chunk["message"] = {"role": "assistant", "content": text}
+        if tool_calls:
+            chunk["message"]["tool_calls"] = tool_calls
     chunk["done"] = done
     return chunk
 
@@ -148,10 +163,10 @@ async def ndjson(
     chunks: AsyncGenerator[dict[str, Any], None],
     on_close: Callable[[], None] = lambda: None,
     *,
-    blank: bool = False,
+    prefix: bytes = b"",
 ) -> AsyncIterator[bytes]:
-    """A chunk stream as NDJSON lines; a :class:`StreamError` becomes an error line."""
-    prefix = b"\r\n\n" if blank else b""
+    """A chunk stream as NDJSON lines, each after ``prefix``; a :class:`StreamError`
+    becomes an error line."""
     try:
         async for chunk in chunks:
             yield prefix + dump(chunk) + b"\n"

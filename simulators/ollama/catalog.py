@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from mcptool.serving.wire import full_name
+
 _FAMILIES = (
     # (name prefix, family, parameter size, bytes on disk, embedding length, embeds only)
     ("llama3.2", "llama", "3.2B", 2_019_393_189, 3072, False),
@@ -22,8 +24,7 @@ _FAMILIES = (
 
 def canonical(name: str) -> str:
     """``llama3.2`` and ``llama3.2:latest`` are the same model to Ollama."""
-    name = name.strip()
-    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+    return full_name(name)
 
 
 @dataclass(frozen=True, slots=True)
