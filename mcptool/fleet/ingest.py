@@ -164,8 +164,8 @@ class FleetIngest:
             lambda subject, body, headers, frame: self._publish(
                 subject, body, headers, frame=frame
             ),
-            self._last,
-            on_closed=self._window_closed,
+            self.last_message,
+            on_closed=self.count_window,
         )
         self.publish_deadline_s = publish_deadline_s
         self.name = name
@@ -289,11 +289,12 @@ class FleetIngest:
             except Exception as exc:  # the stream is moving: the next tick tries again
                 log.warning("closing silent devices' windows: %r", exc)
 
-    def _window_closed(self, window: ClosedWindow) -> None:
+    def count_window(self, window: ClosedWindow) -> None:
         self.windows_closed += 1
         self.metrics.windows.inc()
 
-    async def _last(self, stream: str, subject: str) -> RawStreamMsg | None:
+    async def last_message(self, stream: str, subject: str) -> RawStreamMsg | None:
+        """The last message of ``subject`` in ``stream`` (None: it has none)."""
         try:
             return await self._retry(lambda: self._js.get_last_msg(stream, subject))
         except NotFoundError:

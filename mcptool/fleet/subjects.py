@@ -11,13 +11,18 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "BRIDGE",
+    "BRIDGE_BUCKET",
     "DATA_STREAM",
     "FINDINGS_STREAM",
     "HEADER_CLOSED",
+    "HEADER_DEVICE",
     "HEADER_FIRST",
     "HEADER_NODE",
     "HEADER_SEQ",
     "HEADER_WINDOW",
+    "MQTT_STREAM",
+    "MQTT_TOPIC",
     "MSG_ID",
     "WINDOWS_STREAM",
     "WORKERS",
@@ -25,6 +30,7 @@ __all__ = [
     "event_subject",
     "finding_id",
     "finding_subject",
+    "mqtt_reading_id",
     "node_data_filter",
     "reading_id",
     "token",
@@ -37,10 +43,18 @@ DATA_STREAM = "FLEET_DATA"  # every DATA frame and EVENT, replicated, deduplicat
 WINDOWS_STREAM = "FLEET_WINDOWS"  # closed windows waiting for a worker (work queue)
 FINDINGS_STREAM = "FLEET_FINDINGS"  # one finding (or analysis error) per window
 WORKERS = "workers"  # the one durable pull consumer every worker shares
+# What gateways publish to NATS's MQTT listener, on the MQTT topic fleet/mqtt/<node>/
+# <device> (NATS makes it the subject fleet.mqtt.<node>.<device>), until a hub's bridge
+# has moved it into FLEET_DATA (work queue)
+MQTT_STREAM = "FLEET_MQTT"
+MQTT_TOPIC = "fleet/mqtt/{node}/{device}"  # the gateway's [mqtt] topic for this path
+BRIDGE = "bridge"  # the durable pull consumer of FLEET_MQTT, one hub at a time
+BRIDGE_BUCKET = "FLEET_BRIDGE"  # key-value bucket of the bridge's lease
 
 MSG_ID = "Nats-Msg-Id"  # JetStream's duplicate detection key
 HEADER_NODE = "Mcp-Node"
 HEADER_SEQ = "Mcp-Seq"  # the link's DATA sequence number
+HEADER_DEVICE = "Mcp-Device-Seq"  # a reading that came over MQTT: the poll's own seq
 HEADER_WINDOW = "Mcp-Window"  # window index of a reading: floor(ts / window_s)
 HEADER_FIRST = "Mcp-Window-First"  # stream seq of the first reading of that window
 # on a late reading stored while no window was open (its device's last one closed by
@@ -107,6 +121,13 @@ def finding_subject(node: str, device: str) -> str:
 def reading_id(node: str, seq: int) -> str:
     """The message id of DATA ``seq`` of ``node``: the same on every hub."""
     return f"{node}:{seq}"
+
+
+def mqtt_reading_id(node: str, device: str, seq: int) -> str:
+    """The message id of a poll that came over MQTT: its device's ``seq`` (the first
+    reading's), from the payload. Tokens keep it apart from every ``node:seq`` of the
+    link (those end in ``:<digits>``, these in ``@<digits>`` with no ``:`` after it)."""
+    return f"mqtt:{token(node)}/{token(device)}@{seq}"
 
 
 def window_id(node: str, device: str, index: int) -> str:

@@ -160,6 +160,11 @@ class WindowTracker:
             self._closed.pop(key, None)
         self._open[key] = window
 
+    def clear(self) -> None:
+        """Forget every device: another process may have moved them all on."""
+        self._open.clear()
+        self._closed.clear()
+
     def forget(self, node: str) -> None:
         """The node left this hub: the next hub may move its windows on meanwhile."""
         for key in [key for key in self._open if key[0] == node]:

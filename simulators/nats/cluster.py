@@ -4,7 +4,9 @@ Each node gets its own client, cluster and HTTP-monitor port (free ephemeral por
 chosen before start because every node's routes must name every other node), its own
 JetStream store directory and its own config file. ``ready()`` waits until the monitor
 reports a JetStream meta leader and every node routed to every other, so a test creates
-R3 streams only once the cluster can place them.
+R3 streams only once the cluster can place them. With ``mqtt=True`` each node also
+listens for MQTT 3.1.1 clients (NATS's MQTT listener: it needs JetStream and a
+server_name, which every node has), as gateways publishing straight to the fleet use.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class NatsNode:
     store: Path
     config: Path
     log: Path
+    mqtt_port: int | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -79,14 +82,16 @@ class NatsNode:
 class NatsCluster:
     """``size`` nodes named n1..nN in cluster ``name``, files under ``directory``."""
 
-    def __init__(self, directory: Path, size: int = 3, *, name: str = "mcptool") -> None:
+    def __init__(
+        self, directory: Path, size: int = 3, *, name: str = "mcptool", mqtt: bool = False
+    ) -> None:
         binary = nats_server_binary()
         if binary is None:
             raise FileNotFoundError("nats-server is not installed: apt-get install nats-server")
         self.binary = binary
         self.directory = Path(directory)
         self.name = name
-        ports = _free_ports(3 * size)
+        ports = _free_ports(4 * size)
         self.nodes = [
             NatsNode(
                 name=f"n{i + 1}",
@@ -96,6 +101,7 @@ class NatsCluster:
                 store=self.directory / f"n{i + 1}" / "store",
                 config=self.directory / f"n{i + 1}" / "nats.conf",
                 log=self.directory / f"n{i + 1}" / "nats.log",
+                mqtt_port=ports[3 * size + i] if mqtt else None,
             )
             for i in range(size)
         ]
@@ -133,6 +139,9 @@ cluster {{
 """,
             encoding="utf-8",
         )
+        if node.mqtt_port is not None:
+            with node.config.open("a", encoding="utf-8") as config:
+                config.write(f"mqtt {{ listen: 127.0.0.1:{node.mqtt_port} }}\n")
 
     def start_node(self, node: NatsNode) -> None:
         self._write_config(node)

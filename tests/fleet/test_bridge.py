@@ -1,0 +1,70 @@
+"""The MQTT bridge's pieces: what counts as a poll, the ids it stores them under, and the
+lease that lets one hub at a time bridge."""
+
+from __future__ import annotations
+
+import json
+
+from nats.js.api import KeyValueConfig
+
+from mcptool.fleet.bridge import Lease, MqttPoll, mqtt_poll
+from mcptool.fleet.ingest import connect
+from mcptool.fleet.subjects import mqtt_reading_id, reading_id
+from simulators.nats import NatsCluster
+from tests.fleet.test_proof import until
+
+
+def message(**fields: object) -> bytes:
+    poll = {"node": "plant 1", "device": "pump:2", "kind": "telemetry", "seq": 41}
+    poll["ts"] = 1_764_061_200_123
+    return json.dumps({**poll, **fields}).encode()
+
+
+def test_a_gateways_poll_names_its_node_device_seq_and_time() -> None:
+    assert mqtt_poll("fleet.mqtt.x.y", message()) == MqttPoll(
+        "plant 1", "pump:2", 41, 1_764_061_200.123
+    )
+
+
+def test_the_subject_names_the_node_when_the_payload_does_not() -> None:
+    body = json.loads(message())
+    del body["node"]
+    assert mqtt_poll("fleet.mqtt.plant-1.pump", json.dumps(body).encode()).node == "plant-1"
+
+
+def test_what_is_no_telemetry_poll_is_refused() -> None:
+    assert mqtt_poll("fleet.mqtt.n.d", b"not json") is None
+    assert mqtt_poll("fleet.mqtt.n.d", message(kind="finding")) is None
+    assert mqtt_poll("fleet.mqtt.n.d", message(seq=0)) is None
+    assert mqtt_poll("fleet.mqtt.n.d", message(seq=True)) is None
+    assert mqtt_poll("fleet.mqtt.n.d", message(ts="now")) is None
+    assert mqtt_poll("fleet.mqtt.n.d", message(device="")) is None
+
+
+def test_mqtt_ids_are_apart_from_each_other_and_from_the_links() -> None:
+    # names that would collide if written raw: node "a/b" device "c", node "a" device "b/c"
+    assert mqtt_reading_id("a/b", "c", 5) != mqtt_reading_id("a", "b/c", 5)
+    # a node named like an MQTT id cannot make a link id equal to it
+    assert mqtt_reading_id("x", "y", 5) == "mqtt:x/y@5"
+    assert reading_id("mqtt:x/y@5", 5) != mqtt_reading_id("x", "y", 5)
+    assert not mqtt_reading_id("n", "d:1", 5).rpartition(":")[2].isdigit()
+
+
+async def test_one_holder_at_a_time_and_the_next_once_the_first_stops_renewing(
+    nats_cluster: NatsCluster,
+) -> None:
+    nc = await connect(nats_cluster.urls, "lease")
+    try:
+        js = nc.jetstream(timeout=5)
+        kv = await js.create_key_value(KeyValueConfig(bucket="LEASE_TEST", ttl=1.0, replicas=3))
+        first, second = Lease(kv, "hub a", 1.0), Lease(kv, "hub b", 1.0)
+        assert await first.hold()
+        assert not await second.hold()
+        assert await first.hold()  # still its own
+        assert (await kv.get("holder")).value == b"hub a"
+        # hub a stops renewing (dead): once the key expired, hub b takes it
+        await until(second.hold, 10, "the lease to pass to hub b")
+        assert (await kv.get("holder")).value == b"hub b"
+        assert not await first.hold() and not first.valid()
+    finally:
+        await nc.close()
