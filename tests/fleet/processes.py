@@ -83,3 +83,12 @@ def start_worker(nats_url: str, ollama_url: str, log: Path, *extra: str) -> Proc
         worker.stop()
         raise AssertionError(f"worker did not start: {worker.banner}{log.read_text()}")
     return worker
+
+
+def start_gateway(config: Path, log: Path) -> Process:
+    """``mcptool gateway run`` (its banner, on stderr, names its metrics URL)."""
+    gateway = Process(["gateway", "run", "--config", str(config), "--no-status"], log)
+    if "polling" not in gateway.banner:
+        gateway.stop()
+        raise AssertionError(f"gateway did not start: {gateway.banner}{log.read_text()}")
+    return gateway

@@ -1,6 +1,7 @@
 """The fleet's Grafana dashboard against a real Prometheus (Debian ``prometheus``) that
-scrapes a running ``mcptool hub --nats`` and ``mcptool worker``: every PromQL expression
-of every panel must return data."""
+scrapes a running ``mcptool gateway run`` (polling a simulated device, with an uplink to
+the hub), ``mcptool hub --nats`` and ``mcptool worker``: every PromQL expression of every
+panel must return data."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ import pytest
 
 from mcptool.fleet.dashboard import dashboard, expressions
 from mcptool.link import LinkClient
+from simulators.modbus import DeviceProfile, ModbusSimulator
+from simulators.modbus import Point as SimPoint
 from simulators.nats import NatsCluster
 from simulators.ollama import OllamaSimulator
 from tests.conftest import require_program
 from tests.fleet.conftest import KEYS, write_keys
-from tests.fleet.processes import Process, start_hub, start_worker
+from tests.fleet.processes import Process, start_gateway, start_hub, start_worker
 from tests.fleet.stream_reader import poll
 
 BASE_MS = 1_700_000_000_000
@@ -42,6 +45,52 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _gateway_config(path: Path, hub_url: str, boiler: tuple[str, int]) -> Path:
+    """A gateway polling a boiler whose label is over the uplink's 512-byte frame (an
+    uplink drop every poll) and a meter nobody answers for (poll errors), every 200 ms."""
+    host, port = boiler
+    label = '{name = "label", address = 100, type = "string", length = 100}'
+    spool, key = path.parent / "spool.db", KEYS["node-2"].decode()
+    path.write_text(
+        f"""node = "node-2"
+[spool]
+path = "{spool}"
+[metrics]
+port = 0
+[uplink]
+url = "{hub_url}"
+key = "{key}"
+max_frame = 512
+[[devices]]
+name = "boiler"
+host = "{host}"
+port = {port}
+interval = 0.2
+points = [{{name = "temperature", address = 0, type = "float32"}}, {label}]
+[[devices]]
+name = "meter"
+host = "127.0.0.1"
+port = {_free_port()}
+interval = 0.2
+backoff_initial = 0.2
+backoff_max = 1.0
+points = [{{name = "power", address = 0, type = "float32"}}]
+"""
+    )
+    return path
+
+
+def _boiler() -> DeviceProfile:
+    # 100 control characters: 600 bytes of JSON escapes, more than a 512-byte frame
+    return DeviceProfile(
+        name="boiler",
+        points=[
+            SimPoint("holding", 0, "float32", value={"kind": "counter", "rate": 10}),
+            SimPoint("holding", 100, "string", value="\x01" * 100, length=50),
+        ],
+    )
+
+
 def _metrics_target(banner: str) -> str:
     url = banner.split("metrics on ")[1].strip().rstrip(")")
     return url.removeprefix("http://").removesuffix("/metrics")
@@ -55,7 +104,7 @@ async def test_every_dashboard_expression_has_data_in_a_real_prometheus(
     prometheus = require_program("prometheus")
     keys = write_keys(tmp_path / "keys")
     processes: list[Process] = []
-    async with OllamaSimulator() as ollama:
+    async with OllamaSimulator() as ollama, ModbusSimulator([_boiler()]) as devices:
         try:
             hub, hub_url = await asyncio.to_thread(
                 start_hub, keys, nats_cluster.url, 1.0, tmp_path / "hub.log", "--metrics",
@@ -67,11 +116,16 @@ async def test_every_dashboard_expression_has_data_in_a_real_prometheus(
                 "--metrics", "127.0.0.1:0",
             )  # fmt: skip
             processes.append(worker)
+            config = _gateway_config(tmp_path / "gateway.toml", hub_url, devices.addresses[0])
+            gateway = await asyncio.to_thread(start_gateway, config, tmp_path / "gateway.log")
+            processes.append(gateway)
             port = _free_port()
             config = tmp_path / "prometheus.yml"
             config.write_text(
                 "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
                 "scrape_configs:\n"
+                f"  - job_name: mcptool-gateway\n"
+                f"    static_configs: [{{targets: ['{_metrics_target(gateway.banner)}']}}]\n"
                 f"  - job_name: mcptool-hub\n"
                 f"    static_configs: [{{targets: ['{_metrics_target(hub.banner)}']}}]\n"
                 f"  - job_name: mcptool-worker\n"
