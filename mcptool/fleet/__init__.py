@@ -4,6 +4,7 @@ that scale by starting more of them. See docs/FLEET.md.
 Needs the ``fleet`` extra (``nats-py``): ``pip install 'mcptool[fleet]'``.
 """
 
+from mcptool.fleet.baselines import BaselineStore, baseline_key
 from mcptool.fleet.ingest import FleetIngest, StoreFailed, poll_of
 from mcptool.fleet.streams import StreamSettings, ensure_consumer, ensure_streams, stream_configs
 from mcptool.fleet.subjects import (
@@ -23,6 +24,7 @@ __all__ = [
     "DATA_STREAM",
     "FINDINGS_STREAM",
     "WINDOWS_STREAM",
+    "BaselineStore",
     "ClosedWindow",
     "FleetIngest",
     "FleetWorker",
@@ -32,6 +34,7 @@ __all__ = [
     "StreamSettings",
     "WindowTracker",
     "analysis_config",
+    "baseline_key",
     "data_subject",
     "ensure_consumer",
     "ensure_streams",

@@ -86,6 +86,13 @@ class WorkerMetrics(_Served):
         self.in_flight = Gauge(
             "mcptool_fleet_windows_in_flight", "Windows this worker holds now", registry=r
         )
+        self.baselines = Counter(
+            "mcptool_fleet_baseline_updates",
+            "Device baselines after a window: advanced, kept (a redelivered or older "
+            "window), too_large",
+            ["outcome"],
+            registry=r,
+        )
         self.model_latency = Histogram(
             "mcptool_fleet_model_call_seconds",
             "One model call of a window",

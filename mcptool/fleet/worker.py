@@ -8,7 +8,10 @@ analysis pipeline (:class:`mcptool.analysis.AnalysisPipeline`, ``every_window`` 
 one model call per window) on the readings the stream holds for it, and its record is
 published with the message id ``finding:<node>/<device>@<index>`` *before* the window is
 acknowledged: a worker that dies in between costs a second model call on redelivery,
-never a second finding (JetStream drops the second publish by its id).
+never a second finding (JetStream drops the second publish by its id). Each device's
+baseline lives in the cluster (``mcptool.fleet.baselines``): a window is judged against
+the device's past windows whichever worker analysed them, and takes the baseline
+forward after its finding is stored and before it is acknowledged.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from nats.aio.client import Client
@@ -34,10 +39,13 @@ from mcptool.analysis import (
     AnalysisPipeline,
     ModelAnswer,
     OllamaModel,
+    PointInfo,
     Prompts,
     analyse_poll,
+    points_of,
 )
 from mcptool.fleet import tracing
+from mcptool.fleet.baselines import BaselineStore, Loaded, StateOf
 from mcptool.fleet.ingest import connect, retry
 from mcptool.fleet.metrics import WorkerMetrics
 from mcptool.fleet.streams import StreamSettings, ensure_consumer, ensure_streams
@@ -52,7 +60,7 @@ from mcptool.fleet.subjects import (
 )
 from mcptool.fleet.windows import ClosedWindow, window_index
 
-__all__ = ["FleetWorker", "analysis_config"]
+__all__ = ["Analysed", "FleetWorker", "analysis_config"]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +69,8 @@ def analysis_config(
     ollama_url: str, model: str, window_s: float, overrides: Mapping[str, Any] | None = None
 ) -> AnalysisConfig:
     """The pipeline's settings for one window: every window analysed, calls not spaced
-    (the queue and ``max_in_flight`` pace them), nothing kept between windows."""
+    (the queue and ``max_in_flight`` pace them), no offline rule (a worker sees closed
+    windows, not the clock); the baseline comes from the cluster."""
     table: dict[str, Any] = {
         "ollama": ollama_url,
         "model": model,
@@ -99,6 +108,19 @@ class _Asked:
             return await self.model.ask(messages, schema)
 
 
+@dataclass(frozen=True, slots=True)
+class Analysed:
+    """A window's record, and how to take the window into its device's baseline (after
+    the record is stored: a worker that dies before leaves that to the redelivery)."""
+
+    record: dict[str, Any]
+    advance: Callable[[], Awaitable[str]] | None = None
+
+
+async def _discard(record: dict[str, Any]) -> None:
+    """The sink of a pipeline that only replays statistics."""
+
+
 class FleetWorker:
     def __init__(
         self,
@@ -127,6 +149,9 @@ class FleetWorker:
         self.nc: Client | None = None
         self.js: JetStreamContext | None = None
         self.model: OllamaModel | None = None
+        self.baselines: BaselineStore | None = None
+        # advanced, kept (a redelivered or older window), too_large
+        self.baseline_outcomes: Counter[str] = Counter()
         self.prompts = Prompts.load(None)
         self.metrics = WorkerMetrics()
         self.analysed = 0
@@ -141,6 +166,7 @@ class FleetWorker:
         self.js = self.nc.jetstream(timeout=5.0)
         await ensure_streams(self.js, self.settings)
         await ensure_consumer(self.js, self.settings)
+        self.baselines = await BaselineStore.open(self.js, self.settings, self.deadline_s)
         self.model = OllamaModel.connect(self.ollama_url, self._config(10.0))
         with contextlib.suppress(Exception):  # a hint only: each call reports failures
             await asyncio.wait_for(self.model.preload(), 10)
@@ -210,7 +236,7 @@ class FleetWorker:
         keepalive = asyncio.ensure_future(self._in_progress(message))
         self.metrics.in_flight.inc()
         try:
-            record = await asyncio.wait_for(self.analyse(window), self.window_timeout_s)
+            analysed = await asyncio.wait_for(self.work(window), self.window_timeout_s)
         except Exception as exc:
             # The model is down or slow, or the stream is moving: another try later, by
             # whichever worker takes it.
@@ -226,6 +252,7 @@ class FleetWorker:
             self.metrics.in_flight.dec()
         js = self.js
         assert js is not None
+        record = analysed.record
         traceparent = record.pop("traceparent", None)
         parent = tracing.context_of({"traceparent": traceparent}) if traceparent else None
         body = json.dumps(record, separators=(",", ":")).encode()
@@ -244,6 +271,12 @@ class FleetWorker:
             self.metrics.duplicates.inc()
         elif record.get("type") == "finding":
             self.metrics.findings.labels(str(record.get("severity"))).inc()
+        if analysed.advance is not None:
+            # Fails (the window is not acked, so redelivered) rather than lose the window
+            # from the baseline: the finding is stored, so a second one is dropped.
+            outcome = await analysed.advance()
+            self.baseline_outcomes[outcome] += 1
+            self.metrics.baselines.labels(outcome).inc()
         self.metrics.windows.labels(str(record.get("type"))).inc()
         self.analysed += 1
         await retry(message.ack_sync, self.deadline_s)
@@ -290,6 +323,10 @@ class FleetWorker:
     async def analyse(self, window: ClosedWindow) -> dict[str, Any]:
         """The record of ``window``: the model's finding, an analysis error, or a note
         that the window had nothing to analyse."""
+        return (await self.work(window)).record
+
+    async def work(self, window: ClosedWindow) -> Analysed:
+        """The record of ``window`` (as :meth:`analyse`) and its baseline's advance."""
         assert self.model is not None
         started = time.monotonic()
         polls = await self.readings(window)
@@ -309,8 +346,8 @@ class FleetWorker:
 
     async def _analyse(
         self, window: ClosedWindow, polls: list[dict[str, Any]], started: float
-    ) -> dict[str, Any]:
-        assert self.model is not None
+    ) -> Analysed:
+        assert self.model is not None and self.baselines is not None
         base = {
             "id": finding_id(window.node, window.device, window.index),
             "node": window.node,
@@ -327,24 +364,75 @@ class FleetWorker:
             if decided and not outcome.done():
                 outcome.set_result(record)
 
-        pipeline = AnalysisPipeline(
-            self._config(window.window_s),
-            sink=sink,
-            model=_Asked(self.model, self.model_name, self.metrics),
-            prompts=self.prompts,
-        )
+        loaded = await self.baselines.load(window.node, window.device, window.window_s)
+        model = _Asked(self.model, self.model_name, self.metrics)
+        pipeline, loaded = self._continued(window, polls, loaded, sink, model)
         device = f"{window.node}/{window.device}"
-        for poll in polls:
-            analyse_poll(pipeline, {**poll, "device": device})
-        pipeline.tick(window.end + window.window_s)  # the window is over: close it
+        state_of = functools.partial(pipeline.analyzer.state, device)
+        advance = None
+        if polls:
+            advance = functools.partial(self._advance, window, polls, loaded, state_of)
         if not len(pipeline.backlog):
             pipeline.backlog.close()
-            return {**base, "type": "no_finding", "device": window.device,
-                    "reason": "no good reading in the window"}  # fmt: skip
+            return Analysed({**base, "type": "no_finding", "device": window.device,
+                             "reason": "no good reading in the window"}, advance)  # fmt: skip
         async with pipeline:
             record = await outcome
         _, _, name = str(record.get("device", device)).partition("/")
-        return {**record, **base, "device": name or window.device,
-                "worker_ms": round((time.monotonic() - started) * 1000, 1),
-                "trace_id": tracing.trace_id(),
-                "traceparent": tracing.inject({}).get("traceparent")}  # fmt: skip
+        return Analysed({**record, **base, "device": name or window.device,
+                         "worker_ms": round((time.monotonic() - started) * 1000, 1),
+                         "trace_id": tracing.trace_id(),
+                         "traceparent": tracing.inject({}).get("traceparent")},
+                        advance)  # fmt: skip
+
+    def _continued(
+        self,
+        window: ClosedWindow,
+        polls: list[dict[str, Any]],
+        loaded: Loaded,
+        sink: Callable[[dict[str, Any]], Awaitable[None]],
+        model: AnalysisModel | None,
+    ) -> tuple[AnalysisPipeline, Loaded]:
+        """A pipeline that continued the device's baseline (``loaded``; without it if it
+        cannot be restored) with the window's polls, the window closed."""
+        assert self.baselines is not None
+        pipeline = AnalysisPipeline(
+            self._config(window.window_s), sink=sink, model=model, prompts=self.prompts
+        )
+        device = f"{window.node}/{window.device}"
+        points: dict[str, PointInfo] = {}
+        for poll in polls:  # declared before the restore (analyse_poll would start it afresh)
+            for point in points_of(poll):
+                points.setdefault(point.name, point)
+        pipeline.add_device(device, points.values())
+        if loaded.stored is not None:
+            try:
+                pipeline.analyzer.restore(device, loaded.stored.state)
+            except ValueError as exc:
+                loaded = self.baselines.refuse(loaded, str(exc))
+        for poll in polls:
+            analyse_poll(pipeline, {**poll, "device": device})
+        pipeline.tick(window.end + window.window_s)  # the window is over: close it
+        return pipeline, loaded
+
+    async def _advance(
+        self,
+        window: ClosedWindow,
+        polls: list[dict[str, Any]],
+        loaded: Loaded,
+        state_of: StateOf,
+    ) -> str:
+        assert self.baselines is not None
+
+        def replay(newer: Loaded) -> tuple[StateOf, Loaded]:
+            # another worker advanced the baseline meanwhile: the window's statistics
+            # again on top of it (no model call; the finding stands as it was judged)
+            pipeline, newer = self._continued(window, polls, newer, _discard, None)
+            pipeline.backlog.close()
+            device = f"{window.node}/{window.device}"
+            return functools.partial(pipeline.analyzer.state, device), newer
+
+        keep = self._config(window.window_s).baseline_windows
+        return await self.baselines.advance(
+            loaded, window.index, window.window_s, keep, state_of, replay
+        )
