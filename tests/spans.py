@@ -1,4 +1,5 @@
-"""Spans of this process's tracer provider, kept in memory for tests to read.
+"""Spans of this process's tracer provider, kept in memory for tests to read, and an
+OTLP/HTTP collector for spans another process (or provider) exports.
 
 The global provider can be set once per process, and the code under test (the hub, the
 worker, a gateway without an endpoint of its own) uses it: the first test that asks sets
@@ -7,12 +8,17 @@ an SDK provider, and every test gets the one exporter on it, cleared.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-__all__ = ["Spans", "recording"]
+__all__ = ["Spans", "otlp_collector", "recording"]
 
 _EXPORTER = InMemorySpanExporter()
 _INSTALLED: list[TracerProvider] = []
@@ -52,3 +58,31 @@ class Spans:
         span = self.by_id[int(span_hex, 16)]
         assert span.context.trace_id == int(trace_hex, 16)
         return span
+
+
+@contextmanager
+def otlp_collector() -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
+    """An HTTP server on loopback that takes every POST as an OTLP collector would:
+    its base URL, and the (path, body) of each request received so far."""
+    received: list[tuple[str, bytes]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # the http.server API names it
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Collector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()

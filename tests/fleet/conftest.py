@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from mcptool.fleet import FleetWorker
 from simulators.nats import NatsCluster
 from tests.conftest import require_program
 
@@ -36,3 +37,13 @@ def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+async def until_analysed(worker: FleetWorker, windows: int) -> None:
+    """Run ``worker`` until it has analysed ``windows`` windows, then stop it."""
+    stop = asyncio.Event()
+    running = asyncio.ensure_future(worker.run(stop))
+    while worker.analysed < windows:
+        await asyncio.sleep(0.05)
+    stop.set()
+    await running

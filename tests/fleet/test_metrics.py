@@ -3,14 +3,13 @@ found, scraped over HTTP as Prometheus would."""
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from mcptool.fleet import FleetIngest, FleetWorker
 from simulators.nats import NatsCluster
 from simulators.ollama import OllamaSimulator
+from tests.fleet.conftest import until_analysed
 from tests.fleet.stream_reader import poll
 
 BASE_MS = 1_700_000_000_000
@@ -35,12 +34,7 @@ async def test_stored_closed_analysed_and_found_are_counted(nats_cluster: NatsCl
         for i in range(11):  # two windows closed
             await ingest.commit("node-1", [(i + 1, poll("boiler", BASE_MS + i * 1000, 20))])
         await ingest.commit("node-1", [(5, poll("boiler", BASE_MS + 4000, 20))])  # again
-        stop = asyncio.Event()
-        running = asyncio.ensure_future(worker.run(stop))
-        while worker.analysed < 2:
-            await asyncio.sleep(0.05)
-        stop.set()
-        await running
+        await until_analysed(worker, 2)
         hub_port = ingest.metrics.serve("127.0.0.1", 0)
         worker_port = worker.metrics.serve("127.0.0.1", 0)
         try:

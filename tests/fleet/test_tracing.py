@@ -4,15 +4,11 @@ finding, every span present and parented."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 from opentelemetry import trace
@@ -27,9 +23,9 @@ from simulators.modbus import DeviceProfile, ModbusSimulator
 from simulators.modbus import Point as SimPoint
 from simulators.nats import NatsCluster
 from simulators.ollama import OllamaSimulator
-from tests.fleet.conftest import KEYS
+from tests.fleet.conftest import KEYS, until_analysed
 from tests.fleet.stream_reader import finding_records, messages
-from tests.spans import Spans, recording
+from tests.spans import Spans, otlp_collector, recording
 
 BASE_MS = 1_700_000_000_000
 
@@ -69,12 +65,7 @@ async def test_a_reading_is_traced_from_poll_to_finding(
         for i in range(6):  # a window of five polls, and the one that closes it
             with gateway.start_as_current_span("gateway.poll"):
                 await link.send(poll(BASE_MS + i * 1000, tracing.inject({})["traceparent"]))
-        stop = asyncio.Event()
-        running = asyncio.ensure_future(worker.run(stop))
-        while worker.analysed < 1:
-            await asyncio.sleep(0.05)
-        stop.set()
-        await running
+        await until_analysed(worker, 1)
         (record,) = await finding_records(ingest._js)
         (stored_finding,) = await messages(ingest._js, "FLEET_FINDINGS")
 
@@ -140,12 +131,7 @@ async def test_a_gateways_reading_is_traced_through_spool_link_hub_and_worker_to
             }
         )  # fmt: skip
         async with Gateway(config):
-            stop = asyncio.Event()
-            running = asyncio.ensure_future(worker.run(stop))
-            while worker.analysed < 1:
-                await asyncio.sleep(0.05)
-            stop.set()
-            await running
+            await until_analysed(worker, 1)
         records = await finding_records(ingest._js)
 
     found = Spans(spans)
@@ -180,28 +166,9 @@ async def test_a_gateways_reading_is_traced_through_spool_link_hub_and_worker_to
     assert record["trace_id"] == format(poll.context.trace_id, "032x")
 
 
-class _Collector(BaseHTTPRequestHandler):
-    received: ClassVar[list[tuple[str, bytes]]] = []
-
-    def do_POST(self) -> None:  # the http.server API names it
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        _Collector.received.append((self.path, body))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def test_otlp_export_reaches_a_collector_over_http() -> None:
     """What ``--otlp URL`` installs, in a process of its own (the provider is global)."""
-    server = HTTPServer(("127.0.0.1", 0), _Collector)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+    with otlp_collector() as (url, received):
         script = (
             "from opentelemetry import trace\n"
             "from mcptool.fleet import tracing\n"
@@ -211,10 +178,7 @@ def test_otlp_export_reaches_a_collector_over_http() -> None:
             "trace.get_tracer_provider().shutdown()\n"
         )
         subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
-    finally:
-        server.shutdown()
-        server.server_close()
-    paths = [path for path, _ in _Collector.received]
+    paths = [path for path, _ in received]
     assert paths == ["/v1/traces"]
-    assert b"fleet.store" in _Collector.received[0][1]
-    assert b"mcptool-test" in _Collector.received[0][1]
+    assert b"fleet.store" in received[0][1]
+    assert b"mcptool-test" in received[0][1]

@@ -9,11 +9,8 @@ import json
 import logging
 import signal
 import sys
-import threading
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import httpx
 import pytest
@@ -31,7 +28,7 @@ from mcptool.tracing import TraceIds
 from simulators.modbus import ModbusSimulator
 from tests.gateway.conftest import KEY, gateway_config, toml, until
 from tests.gateway.test_gateway import junk_label_profile, with_junk_label
-from tests.spans import Spans, recording
+from tests.spans import Spans, otlp_collector, recording
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -210,39 +207,18 @@ def test_a_line_logged_while_a_traced_poll_is_handled_ends_with_its_trace_id(
 # -- the command: an OTLP collector of the config's, and the log lines ------------------------
 
 
-class _Collector(BaseHTTPRequestHandler):
-    received: ClassVar[list[tuple[str, bytes]]] = []
-
-    def do_POST(self) -> None:  # the http.server API names it
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        _Collector.received.append((self.path, body))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def collector() -> Iterator[str]:
-    _Collector.received.clear()
-    server = HTTPServer(("127.0.0.1", 0), _Collector)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def collector() -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
+    with otlp_collector() as (url, received):
+        yield url, received
 
 
 async def test_gateway_run_exports_to_the_configured_collector_and_logs_the_trace_of_a_drop(
-    hub: BodyHub, collector: str, tmp_path: Path
+    hub: BodyHub, collector: tuple[str, list[tuple[str, bytes]]], tmp_path: Path
 ) -> None:
+    url, received = collector
     async with ModbusSimulator([junk_label_profile()]) as sim:
-        tracing = {"endpoint": collector, "service": "plant-7"}
+        tracing = {"endpoint": url, "service": "plant-7"}
         raw = with_junk_label(sim, tmp_path, hub, mqtt_port=None, tracing=tracing)  # type: ignore[arg-type]
         config = tmp_path / "gateway.toml"
         config.write_text(toml(raw))
@@ -263,8 +239,8 @@ async def test_gateway_run_exports_to_the_configured_collector_and_logs_the_trac
     first = next(m for m in hub.messages() if m["seq"] == 1)
     assert str(first["traceparent"]).split("-")[1] == trace_id
     # the spans went to the config's collector, under the config's service name
-    assert {path for path, _ in _Collector.received} == {"/v1/traces"}
-    exported = b"".join(body for _, body in _Collector.received)
+    assert {path for path, _ in received} == {"/v1/traces"}
+    exported = b"".join(body for _, body in received)
     for name in (b"gateway.poll", b"gateway.spool", b"gateway.link", b"plant-7"):
         assert name in exported
     assert bytes.fromhex(trace_id) in exported
