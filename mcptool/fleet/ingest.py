@@ -35,8 +35,10 @@ from mcptool.fleet.subjects import (
     HEADER_SEQ,
     MSG_ID,
     data_subject,
+    device_of,
     event_subject,
     node_data_filter,
+    node_devices_filter,
     reading_id,
 )
 from mcptool.fleet.windower import Windower
@@ -211,6 +213,7 @@ class FleetIngest:
         from the stream for the same reason.
         """
         self.windows.forget(node)
+        self._background(self._adopt(node), "reading the devices of a node")
         try:
             message = await self._retry(
                 lambda: self._js.get_last_msg(DATA_STREAM, node_data_filter(node))
@@ -239,16 +242,30 @@ class FleetIngest:
         """Store an EVENT, best effort: the link does not acknowledge events either."""
         payload = json.dumps(body, separators=(",", ":")).encode()
         headers = {HEADER_NODE: node}
-        task = asyncio.ensure_future(
-            self._retry(lambda: self._js.publish(event_subject(node), payload, headers=headers))
+        self._background(
+            self._retry(lambda: self._js.publish(event_subject(node), payload, headers=headers)),
+            "an EVENT was not stored",
         )
-        self._tasks.add(task)  # type: ignore[arg-type]
-        task.add_done_callback(self._event_done)
 
-    def _event_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("an EVENT was not stored: %s", task.exception())
+    def _background(self, work: Awaitable[object], failure: str) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)  # type: ignore[arg-type]
+
+        def done(task: asyncio.Task[Any]) -> None:
+            self._tasks.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("%s: %s", failure, task.exception())
+
+        task.add_done_callback(done)
+
+    async def _adopt(self, node: str) -> None:
+        """Know every device the stream holds readings of for ``node`` (taken over by
+        this hub): a silent one's open window then closes here by time."""
+        info = await self._retry(
+            lambda: self._js.stream_info(DATA_STREAM, subjects_filter=node_devices_filter(node))
+        )
+        devices = [device_of(subject) for subject in info.state.subjects or {}]
+        await self.windower.adopt(node, devices)
 
     # -- storing -----------------------------------------------------------------------
     @property

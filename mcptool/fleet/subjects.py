@@ -27,11 +27,13 @@ __all__ = [
     "WINDOWS_STREAM",
     "WORKERS",
     "data_subject",
+    "device_of",
     "event_subject",
     "finding_id",
     "finding_subject",
     "mqtt_reading_id",
     "node_data_filter",
+    "node_devices_filter",
     "reading_id",
     "token",
     "untoken",
@@ -99,6 +101,16 @@ def data_subject(node: str, device: str | None) -> str:
     if device is None:
         return f"fleet.data.{token(node)}.raw"
     return f"fleet.data.{token(node)}.dev.{token(device)}"
+
+
+def node_devices_filter(node: str) -> str:
+    """The readings of every device of ``node`` (one subject per device)."""
+    return f"fleet.data.{token(node)}.dev.*"
+
+
+def device_of(subject: str) -> str:
+    """The device a reading's subject names (``fleet.data.<node>.dev.<device>``)."""
+    return untoken(subject.rsplit(".", 1)[-1])
 
 
 def node_data_filter(node: str) -> str:

@@ -106,13 +106,26 @@ class Windower:
         return ack, placement
 
     async def seed(self, node: str, device: str) -> None:
+        self.tracker.seed(node, device, *await self._from_stream(node, device))
+
+    async def adopt(self, node: str, devices: list[str]) -> None:
+        """Seed the devices of a node this hub has just taken over that it does not know
+        yet, so that a silent one's last window closes here by time too."""
+        for device in devices:
+            if not self.tracker.known(node, device):
+                state = await self._from_stream(node, device)
+                if not self.tracker.known(node, device):  # no reading of it came meanwhile
+                    self.tracker.seed(node, device, *state)
+
+    async def _from_stream(self, node: str, device: str) -> tuple[OpenWindow | None, int | None]:
+        """The device's open window and newest closed window index, by the stream."""
         last = await self._last(DATA_STREAM, data_subject(node, device))
         window = closed = None
         if last is not None and last.seq is not None:
             window = OpenWindow.from_headers(last.headers, last.seq, _stored_at(last))
             closed = closed_index(last.headers)
         known = [i for i in (closed, await self.closed_through(node, device)) if i is not None]
-        self.tracker.seed(node, device, window, max(known) if known else None)
+        return window, max(known) if known else None
 
     async def closed_through(self, node: str, device: str) -> int | None:
         """The newest window of the device queued or analysed: its last message on the

@@ -61,3 +61,28 @@ async def test_a_silent_devices_last_window_closes_by_time_once_across_hubs(
         assert set(stored.values()) == {1}
         late = await js.get_msg("FLEET_DATA", 4)
         assert (late.headers or {}).get(HEADER_CLOSED) == str(window)
+
+
+async def test_a_hub_taking_a_node_over_closes_its_silent_devices_windows_too(
+    nats_cluster: NatsCluster,
+) -> None:
+    window = math.floor(time.time()) - 100
+    async with (
+        FleetIngest(nats_cluster.urls, window_s=1, grace_s=3600) as first,
+        FleetIngest(nats_cluster.urls, window_s=1, grace_s=0.3) as second,
+    ):
+        js = first._js
+        async with fleet_hub(first) as hub, LinkClient(hub.url, "node-2", KEYS["node-2"]) as link:
+            for device in ("boiler", "pump 2"):
+                await link.send(poll(device, window * 1000 + 100, 20))
+        # the first hub is gone before its (long) grace; the node comes back elsewhere and
+        # sends nothing more of either device
+        async with fleet_hub(second) as hub, LinkClient(hub.url, "node-2", KEYS["node-2"]):
+            wanted = {window_id("node-2", device, window) for device in ("boiler", "pump 2")}
+
+            async def both() -> bool:
+                queued = {m.headers[MSG_ID] for m in await messages(js, WINDOWS_STREAM)}
+                return queued == wanted
+
+            await until(both, 20, "both devices' windows")
+        assert first.windower.closed == 0

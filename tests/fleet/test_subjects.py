@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mcptool.fleet import data_subject, finding_id, reading_id, token, untoken
+from mcptool.fleet.subjects import device_of, node_devices_filter
 
 
 def test_plain_names_are_their_own_token() -> None:
@@ -34,3 +35,10 @@ def test_token_is_reversible_and_a_single_subject_token(name: str) -> None:
 def test_ids_are_the_same_on_every_hub() -> None:
     assert reading_id("node-1", 42) == "node-1:42"
     assert finding_id("node-1", "boiler", 7) == "finding:node-1/boiler@7"
+
+
+@given(st.text(min_size=0, max_size=30), st.text(min_size=0, max_size=30))
+def test_a_readings_subject_names_its_device_back(node: str, device: str) -> None:
+    subject = data_subject(node, device)
+    assert device_of(subject) == device
+    assert subject.startswith(node_devices_filter(node)[:-1])
