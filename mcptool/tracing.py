@@ -137,11 +137,13 @@ def configure(endpoint: str | None, service: str, *, sample_ratio: float = 1.0) 
 
 class TraceIds(logging.Filter):
     """Stamps each log record with the trace of the span current when it was written:
-    ``trace_id`` (32 hex digits, "" outside a traced span) and ``trace`` (``" trace_id=<id>"``
-    or "", to end a format line with). Never filters a record out."""
+    ``trace_id`` (32 hex digits; "" outside a span of a recorded trace, whose id would
+    lead nowhere) and ``trace`` (``" trace_id=<id>"`` or "", to end a format line with).
+    Never filters a record out."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        current = trace_id()
+        context = trace.get_current_span().get_span_context()
+        current = trace_id(context) if context.trace_flags.sampled else None
         record.trace_id = current or ""
         record.trace = f" trace_id={current}" if current else ""
         return True

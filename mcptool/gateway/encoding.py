@@ -12,7 +12,7 @@
 from 1, without gaps, across restarts. ``unit`` appears when the point has one. ``kind``
 is the record's kind (``mcptool.gateway.spool.Kind``), so that a reader that gets the
 message without the spool row (the hub, over the uplink) need not guess it either. A
-traced poll (``[tracing]``) also has ``"traceparent": "00-<trace id>-<span id>-01"``
+traced poll (``[tracing]``) also has ``"traceparent": "00-<trace id>-<span id>-<flags>"``
 after ``ts``: its W3C trace context (``mcptool.gateway.tracing``).
 
 Why not ``json.dumps`` of dicts: at 100,000 readings a second it was a quarter of the

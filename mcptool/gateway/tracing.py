@@ -51,10 +51,10 @@ class TracedPoll:
 
     __slots__ = ("exemplar", "span", "traceparent")
 
-    def __init__(self, span: Span, traceparent: str, exemplar: dict[str, str]) -> None:
+    def __init__(self, span: Span, traceparent: str, exemplar: dict[str, str] | None) -> None:
         self.span = span  # the spool span: current while the gateway handles the poll
         self.traceparent = traceparent  # for the message
-        self.exemplar = exemplar  # for /metrics
+        self.exemplar = exemplar  # for /metrics: the trace id of a recorded trace
 
 
 class GatewayTracing:
@@ -74,8 +74,8 @@ class GatewayTracing:
         self._spooling: dict[tuple[str, int], Span] = {}
 
     def poll(self, result: PollResult, seq_first: int) -> TracedPoll | None:
-        """The spans of a poll that just ended; None when this one is not traced (the
-        provider is a no-op, or its sampler dropped the trace)."""
+        """The spans of a poll that just ended; None when the provider is a no-op. A poll
+        the sampler left out still carries its (unsampled) context, without exemplar."""
         start = int(result.timestamp * 1e9)
         attributes = {
             "mcp.node": self.node,
@@ -95,9 +95,11 @@ class GatewayTracing:
             "gateway.spool", context=trace.set_span_in_context(poll), attributes=attributes
         )
         traceparent = tracing.traceparent(spool)
-        if traceparent is None or not spool.get_span_context().trace_flags.sampled:
-            spool.end()
+        if traceparent is None:  # a no-op provider: no context to carry
             return None
+        if not spool.get_span_context().trace_flags.sampled:
+            # recorded nowhere, but the decision travels on: the hub records none of it
+            return TracedPoll(spool, traceparent, None)
         self._spooling[(stream(result.device), seq_first)] = spool
         trace_id = format(spool.get_span_context().trace_id, "032x")
         return TracedPoll(spool, traceparent, {"trace_id": trace_id})

@@ -186,6 +186,34 @@ def test_a_message_goes_on_with_the_link_spans_traceparent_of_the_same_length() 
     tracing.close()
 
 
+def sampled(traceparent: str) -> bool:
+    return bool(int(traceparent.rsplit("-", 1)[1], 16) & 0x01)
+
+
+def test_a_poll_the_sampler_leaves_out_passes_that_decision_on_and_records_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # a provider of its own (an endpoint) samples; one poll in 10^9 is as good as none
+    config = TracingConfig(endpoint="http://127.0.0.1:9", sample_ratio=1e-9)
+    tracing = GatewayTracing(config, "edge")
+    traced = tracing.poll(poll_result(), 1)
+    assert traced is not None and traced.exemplar is None
+    # its flags say "not sampled": the hub's ParentBased sampler drops it too
+    assert not sampled(traced.traceparent)
+    record = Record(
+        1, "boiler", 1, 2, 0.0, b'{"traceparent":"' + traced.traceparent.encode() + b'"}'
+    )
+    with tracing.link(record, "mcp://hub:7878") as span:
+        assert span is not None
+        sent = tracing.relabel(record.payload, span)
+    assert not sampled(json.loads(sent)["traceparent"])
+    caplog.handler.addFilter(TraceIds())
+    with caplog.at_level(logging.WARNING), tracing.current(traced):
+        logging.getLogger("mcptool.gateway.gateway").warning("spool full")
+    assert caplog.records[0].trace == ""  # type: ignore[attr-defined]  # no trace to lead to
+    tracing.close()  # nothing was recorded: nothing is sent to the (absent) collector
+
+
 def test_a_line_logged_while_a_traced_poll_is_handled_ends_with_its_trace_id(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
