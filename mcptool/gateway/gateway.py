@@ -174,6 +174,7 @@ class Gateway:
             await self.spool.open()
         except BaseException:
             await self._finish_sinks()  # what the sinks' factories opened (a model client)
+            self._close_tracing()  # its exporter's thread
             raise
         self.metrics.watch(self.spool, lambda: self.forwarders)
         if self.config.metrics is not None:
@@ -186,6 +187,7 @@ class Gateway:
                     await self.spool.close()
                 finally:
                     await self._finish_sinks()
+                    self._close_tracing()
                 raise
         for forwarder in self.forwarders:
             self._tasks.append(asyncio.create_task(forwarder.run(), name=f"sink {forwarder.name}"))
@@ -234,12 +236,15 @@ class Gateway:
             await self.spool.close()  # its last commit may still drop (drop_oldest)
         finally:
             self.metrics.close()
-            if self.tracing is not None:
-                self.tracing.close()
+            self._close_tracing()  # after the spool's last commit: it ends spool spans
             if self.run_dropped:
                 summary = _drop_summary(self.run_dropped)
                 log.warning("readings dropped while running: %s", summary)
             await self._finish_sinks()  # if a step above failed before they ran
+
+    def _close_tracing(self) -> None:
+        if self.tracing is not None:
+            self.tracing.close()
 
     async def _finish_sinks(self) -> None:
         """Run what the sinks asked to run once the gateway stopped (once)."""

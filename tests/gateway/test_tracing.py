@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from mcptool.errors import UsageError
 from mcptool.gateway import Gateway, parse_config
 from mcptool.gateway.config import TracingConfig
 from mcptool.gateway.spool import Dropped, Record
@@ -272,3 +274,21 @@ async def test_gateway_run_exports_to_the_configured_collector_and_logs_the_trac
     for name in (b"gateway.poll", b"gateway.spool", b"gateway.link", b"plant-7"):
         assert name in exported
     assert bytes.fromhex(trace_id) in exported
+
+
+async def test_a_gateway_that_cannot_start_shuts_its_span_exporter_down(
+    devices: ModbusSimulator, hub: BodyHub, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        raw = gateway_config(
+            devices, tmp_path, mqtt_port=None, uplink={"url": hub.server.url, "key": KEY},
+            tracing={"endpoint": "http://127.0.0.1:9"},
+            metrics={"port": taken.getsockname()[1]},
+        )  # fmt: skip
+        gw = Gateway(parse_config(raw))
+        assert gw.tracing is not None and gw.tracing._provider is not None
+        with pytest.raises(UsageError):
+            await gw.start()
+    assert gw.tracing._provider is None  # its export thread is gone with it
