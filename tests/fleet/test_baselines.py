@@ -31,6 +31,7 @@ from mcptool.fleet.streams import ensure_consumer
 from mcptool.fleet.subjects import WINDOWS_STREAM, WORKERS
 from simulators.nats import NatsCluster
 from simulators.ollama import OllamaSimulator
+from tests.fleet.conftest import until_analysed
 from tests.fleet.processes import start_worker
 from tests.fleet.stream_reader import finding_records, findings
 
@@ -210,14 +211,6 @@ async def found(ingest: FleetIngest, count: int) -> bool:
     return sum((await findings(ingest._js)).values()) >= count
 
 
-async def run_until(worker: FleetWorker, ingest: FleetIngest, count: int) -> None:
-    stop = asyncio.Event()
-    running = asyncio.ensure_future(worker.run(stop))
-    await until(lambda: found(ingest, count))
-    stop.set()
-    await running
-
-
 async def stored_windows(ingest: FleetIngest) -> tuple[Stored, int]:
     store = await BaselineStore.open(ingest._js, SETTINGS)
     loaded = await store.load("node-1", "boiler", float(WINDOW_S))
@@ -240,13 +233,12 @@ async def test_a_device_continued_by_another_worker_gets_its_stuck_flat_and_zsco
         site = Site(ingest, anomaly=7)
         await site.close_windows(6)
         async with FleetWorker(nats_cluster.urls, ollama.url, settings=SETTINGS) as first:
-            await run_until(first, ingest, 6)  # the baseline: windows 0..5
+            await until_analysed(first, 6)  # the baseline: windows 0..5
         await site.close_windows(8)
         async with FleetWorker(nats_cluster.urls, ollama.url, settings=SETTINGS) as second:
-            await run_until(second, ingest, 8)  # 6, and the anomaly in 7
+            await until_analysed(second, 2)  # 6, and the anomaly in 7
         records = {r["window_index"] - FIRST: r for r in await finding_records(ingest._js)}
         stored, means = await stored_windows(ingest)
-    assert first.analysed >= 6 and second.analysed >= 2
     assert rules_of(records[7]) >= {
         ("stuck", "temperature"),
         ("flatline", "pressure"),
@@ -281,18 +273,10 @@ async def test_a_worker_that_dies_after_advancing_and_before_its_ack_advances_no
             assert await analysed.advance() == "advanced"
         # never acknowledged: after ack_wait another worker gets it
         async with FleetWorker(nats_cluster.urls, ollama.url, settings=SETTINGS) as survivor:
-            stop = asyncio.Event()
-            running = asyncio.ensure_future(survivor.run(stop))
-            await until(lambda: _analysed(survivor))
-            stop.set()
-            await running
+            await until_analysed(survivor, 1)
         stored, means = await stored_windows(ingest)
     assert survivor.baseline_outcomes == {"kept": 1}
     assert stored.windows == (FIRST,) and means == 1
-
-
-async def _analysed(worker: FleetWorker) -> bool:
-    return worker.analysed >= 1
 
 
 @pytest.mark.slow
