@@ -116,9 +116,15 @@ async def test_parallelism_limits_requests_running_at_once() -> None:
 
 
 async def test_many_concurrent_keep_alive_streams_all_complete() -> None:
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    # Neither of httpx's 5 s defaults, or the test measures the machine: the second hundred
+    # requests wait for a pooled connection while httpcore scans its 100 connections for
+    # every request, on this same event loop (seconds of CPU); on a busy machine the pool
+    # timeout then failed the test, and a connection handed to a request whose task had
+    # not run for 5 s counted as expired, was closed and replaced (a 101st connection).
+    # pytest's timeout still bounds a hang.
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=None)
     sim = OllamaSimulator(parallel=100)
-    async with sim, httpx.AsyncClient(base_url=sim.url, limits=limits) as client:
+    async with sim, httpx.AsyncClient(base_url=sim.url, limits=limits, timeout=None) as client:
         chats = [
             {"model": "llama3.2", "messages": [{"role": "user", "content": str(i)}]}
             for i in range(200)
