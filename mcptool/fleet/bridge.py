@@ -35,7 +35,9 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, PubAck
 from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
+from opentelemetry.trace import SpanKind
 
+from mcptool.fleet import tracing
 from mcptool.fleet.ingest import FleetIngest, retry
 from mcptool.fleet.streams import ensure_consumer
 from mcptool.fleet.subjects import (
@@ -62,6 +64,7 @@ class MqttPoll(NamedTuple):
     device: str
     seq: int
     ts: float  # seconds
+    traceparent: str | None = None  # of a gateway that traces its polls
 
 
 def mqtt_poll(subject: str, body: bytes) -> MqttPoll | None:
@@ -82,7 +85,9 @@ def mqtt_poll(subject: str, body: bytes) -> MqttPoll | None:
         return None
     if not isinstance(ts, int | float) or isinstance(ts, bool):
         return None
-    return MqttPoll(node, device, seq, float(ts) / 1000.0)
+    traceparent = message.get("traceparent")
+    traceparent = traceparent if isinstance(traceparent, str) else None
+    return MqttPoll(node, device, seq, float(ts) / 1000.0, traceparent)
 
 
 class Lease:
@@ -250,10 +255,26 @@ class MqttBridge:
                 message.subject,
             )
         else:
-            headers = {
-                MSG_ID: mqtt_reading_id(poll.node, poll.device, poll.seq),
-                HEADER_NODE: poll.node,
-                HEADER_DEVICE: str(poll.seq),
-            }
-            await self.windower.store(poll.node, poll.device, poll.ts, message.data, headers)
+            await self._store(poll, message.data)
         await retry(message.ack_sync, self.ingest.publish_deadline_s)
+
+    async def _store(self, poll: MqttPoll, body: bytes) -> None:
+        """Store ``poll`` under a ``fleet.store`` span, as a hub stores a frame: the
+        child of the gateway's span, and the parent of what the window's worker does."""
+        headers = {
+            MSG_ID: mqtt_reading_id(poll.node, poll.device, poll.seq),
+            HEADER_NODE: poll.node,
+            HEADER_DEVICE: str(poll.seq),
+        }
+        parent = tracing.context_of({"traceparent": poll.traceparent}) if poll.traceparent else None
+        attributes = {"mcp.node": poll.node, "mcp.device": poll.device, "mcp.seq": poll.seq}
+        with tracing.tracer().start_as_current_span(
+            "fleet.store", context=parent, kind=SpanKind.PRODUCER, attributes=attributes
+        ) as span:
+            context = tracing.inject({})
+            headers.update(context)
+            _, placement = await self.windower.store(
+                poll.node, poll.device, poll.ts, body, headers, context
+            )
+            if placement.closes is not None:
+                span.set_attribute("fleet.window_closed", placement.closes.index)

@@ -30,8 +30,18 @@ def write_keys(path: Path) -> Path:
 
 @pytest.fixture
 def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    yield from _cluster(tmp_path, mqtt=False)
+
+
+@pytest.fixture
+def mqtt_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    """The same cluster with each server's MQTT listener open (gateways publish there)."""
+    yield from _cluster(tmp_path, mqtt=True)
+
+
+def _cluster(tmp_path: Path, *, mqtt: bool) -> Iterator[NatsCluster]:
     require_program("nats-server")
-    cluster = NatsCluster(tmp_path / "nats", 3).start()
+    cluster = NatsCluster(tmp_path / "nats", 3, mqtt=mqtt).start()
     try:
         asyncio.run(cluster.ready())
         yield cluster

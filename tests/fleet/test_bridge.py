@@ -3,15 +3,28 @@ lease that lets one hub at a time bridge."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import aiomqtt
 from nats.js.api import KeyValueConfig
+from opentelemetry import trace
 
-from mcptool.fleet.bridge import Lease, MqttPoll, mqtt_poll
+from mcptool.fleet import FleetIngest
+from mcptool.fleet.bridge import Lease, MqttBridge, MqttPoll, mqtt_poll
 from mcptool.fleet.ingest import connect
-from mcptool.fleet.subjects import mqtt_reading_id, reading_id
+from mcptool.fleet.subjects import (
+    DATA_STREAM,
+    MQTT_TOPIC,
+    MSG_ID,
+    data_subject,
+    mqtt_reading_id,
+    reading_id,
+)
+from mcptool.fleet.tracing import inject
 from simulators.nats import NatsCluster
 from tests.fleet.test_proof import until
+from tests.spans import Spans, recording
 
 
 def message(**fields: object) -> bytes:
@@ -68,3 +81,34 @@ async def test_one_holder_at_a_time_and_the_next_once_the_first_stops_renewing(
         assert not await first.hold() and not first.valid()
     finally:
         await nc.close()
+
+
+async def test_a_polls_trace_continues_through_the_bridge(mqtt_cluster: NatsCluster) -> None:
+    exporter = recording()
+    with trace.get_tracer("test").start_as_current_span("gateway.spool") as gateway:
+        traceparent = inject({})["traceparent"]
+    body = message(node="plant-1", device="pump:2", traceparent=traceparent)
+    async with FleetIngest(mqtt_cluster.urls, window_s=1) as ingest:
+        bridge = MqttBridge(ingest, "test")
+        running = asyncio.ensure_future(bridge.run())
+        try:
+            async with aiomqtt.Client(
+                "127.0.0.1",
+                mqtt_cluster.nodes[0].mqtt_port or 0,
+                protocol=aiomqtt.ProtocolVersion.V311,
+            ) as client:
+                await client.publish(MQTT_TOPIC.format(node="plant-1", device="pump:2"), body, 1)
+
+            async def stored() -> bool:
+                return bridge.bridged == 1
+
+            await until(stored, 30, "the poll bridged")
+            reading = await ingest._js.get_last_msg(DATA_STREAM, data_subject("plant-1", "pump:2"))
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+    spans = Spans(exporter)
+    [store] = spans.named("fleet.store")
+    assert spans.parent(store).context.span_id == gateway.get_span_context().span_id
+    assert spans.with_traceparent(reading.headers["traceparent"]) is store
+    assert reading.headers[MSG_ID] == mqtt_reading_id("plant-1", "pump:2", 41)
