@@ -55,7 +55,9 @@ async def test_a_silent_devices_last_window_closes_by_time_once_across_hubs(
             later = window_id("node-1", "boiler", window + 60)
             await until(lambda: queued_has(later), 20, "the later window")  # by time too
         assert await queued() == [first_window, later]
+        assert first.windower.closed_by_time == 1
         assert second.windower.closed == 1  # it never published the first window again
+        assert second.windower.late == 1
         stored = await stored_readings(js)
         assert sorted(stored) == [("node-1", seq) for seq in range(1, 6)]
         assert set(stored.values()) == {1}
