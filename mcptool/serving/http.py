@@ -138,6 +138,7 @@ class _Connection(asyncio.Protocol):
                 h11.Response(
                     status_code=status,
                     headers=[
+                        *self._server.identity,
                         ("content-type", "application/json; charset=utf-8"),
                         ("content-length", str(len(body))),
                         ("connection", "close"),
@@ -189,6 +190,7 @@ class _Connection(asyncio.Protocol):
 
     async def _send(self, request: Request, response: Response) -> None:
         headers = [
+            *self._server.identity,
             ("content-type", response.content_type),
             ("date", formatdate(usegmt=True)),
             *response.headers,
@@ -244,12 +246,16 @@ class _Connection(asyncio.Protocol):
 
 
 class HTTPServer:
-    """Serve ``handler`` on ``host:port`` (port 0: an ephemeral port, see ``.port``)."""
+    """Serve ``handler`` on ``host:port`` (port 0: an ephemeral port, see ``.port``);
+    ``server`` names the software in every response's ``Server`` header (none if empty)."""
 
-    def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, handler: Handler, host: str = "127.0.0.1", port: int = 0, server: str = ""
+    ) -> None:
         self._handler = handler
         self.host = host
         self.port = port
+        self.identity = [("server", server)] if server else []
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self.accepted = 0

@@ -60,6 +60,9 @@ from mcptool.serving.wire import (
 
 VERSION = f"0.12.6-mcptool-{__version__}"
 """An Ollama API version clients accept, marked as this server's."""
+MODEL_SERVE = f"mcptool-model-serve/{__version__}"
+"""``model serve``'s ``Server`` header. A real Ollama sends none; mcptool's client reads
+it to tell a server that can pull models from one that serves what it was started with."""
 
 Embedder = Callable[[list[str], int | None], tuple[list[list[float]], int]]
 """``(texts, dimensions or None) -> (one vector a text, prompt tokens)``."""
@@ -129,6 +132,7 @@ class OllamaAPI:
         parallel: int = 1,
         queue: int = 512,
         version: str = VERSION,
+        server: str = "",
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.counters = counters = counters if counters is not None else ServerCounters()
@@ -137,7 +141,7 @@ class OllamaAPI:
         self._models: dict[str, ModelSlots[ServedModel]] = {}
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._http = HTTPServer(self._handle, host, port)
+        self._http = HTTPServer(self._handle, host, port, server)
         self._routes: dict[tuple[str, str], Callable[[Request], Any]] = {
             ("GET", "/"): self._root,
             ("HEAD", "/"): self._root,
@@ -227,8 +231,13 @@ class OllamaAPI:
         name = model_name(body)
         slots = self._models.get(_key(name))
         if slots is None:
-            raise ApiError(404, f"model '{name}' not found")
+            raise ApiError(404, self._not_found(name))
         return name, slots
+
+    def _not_found(self, name: str) -> str:
+        """The 404 text for a model this server lacks; a server that cannot pull models
+        adds, after ``not found: ``, what it has and how to get the one asked for."""
+        return f"model '{name}' not found"
 
     async def preload(
         self, shape: Shape | None = None, keep_alive: float = math.inf, *, model: str = ""
@@ -603,10 +612,19 @@ class OllamaServer(OllamaAPI):
         queue: int = 512,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        super().__init__(host=host, port=port, parallel=parallel, queue=queue, clock=clock)
+        super().__init__(
+            host=host, port=port, parallel=parallel, queue=queue, server=MODEL_SERVE, clock=clock
+        )
         self.generator = generator
         self.name = name
         self._add(gguf_model(name, generator))
+
+    def _not_found(self, name: str) -> str:
+        return (
+            f"model '{name}' not found: mcptool model serve has only {self.name} here; ask "
+            f"for it, or serve another GGUF with `mcptool model serve --model FILE.gguf "
+            f"--name {name}`"
+        )
 
 
 def gguf_model(name: str, generator: ModelFile) -> ServedModel:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mcptool import __version__
 from mcptool.serving.generator import Prompt
 from mcptool.serving.http import DropConnection
 from mcptool.serving.ollama_api import OllamaAPI, ServedModel, ServerCounters
@@ -28,6 +29,8 @@ from simulators.ollama.generator import MID_STREAM, AnswerHook, SimGenerator, st
 __all__ = ["BUSY_MESSAGE", "Counters", "OllamaSimulator", "keep_alive_seconds", "rfc3339"]
 
 _BLANK_LINE = b"\r\n\n"
+SIMULATOR = f"mcptool-ollama-simulator/{__version__}"
+"""The ``Server`` header: clients and people can tell the simulator from a real Ollama."""
 
 
 @dataclass
@@ -63,7 +66,13 @@ class OllamaSimulator(OllamaAPI):
         tokens: tuple[int, int] = (12, 32),
     ) -> None:
         super().__init__(
-            Counters(), host=host, port=port, parallel=parallel, queue=queue, version=version
+            Counters(),
+            host=host,
+            port=port,
+            parallel=parallel,
+            queue=queue,
+            version=version,
+            server=SIMULATOR,
         )
         self.seed = seed
         self.load_delay = load_delay
@@ -112,6 +121,13 @@ class OllamaSimulator(OllamaAPI):
 
     def clear_faults(self) -> None:
         self.faults.clear()
+
+    def _not_found(self, name: str) -> str:
+        has = ", ".join(self.models) or "no models"
+        return (
+            f"model '{name}' not found: the Ollama simulator has {has}; ask for one of "
+            f"them, or start it with that model: `mcptool simulate ollama --model {name}`"
+        )
 
     # -- faults, through the Ollama API's hooks ------------------------------------------
     async def _screen(self, path: str, model: ServedModel, body: Mapping[str, Any]) -> Any:

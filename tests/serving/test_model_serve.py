@@ -151,10 +151,17 @@ def test_format_json_gives_a_json_object(url: str) -> None:
     assert isinstance(json.loads(answer.response), dict)
 
 
-def test_another_model_name_is_404(url: str) -> None:
+def test_another_model_name_is_404_naming_the_served_one_and_how_to_serve_another(
+    url: str,
+) -> None:
+    advice = (
+        f"mcptool model serve has only {NAME} here; ask for it, or serve another GGUF with "
+        "`mcptool model serve --model FILE.gguf --name llama3.2`"
+    )
     with ollama.Client(host=url) as c, pytest.raises(ollama.ResponseError) as caught:
         c.generate("llama3.2", "x")
     assert caught.value.status_code == 404
+    assert caught.value.error == f"model 'llama3.2' not found: {advice}"
 
     async def ours() -> None:
         async with client(url) as c:

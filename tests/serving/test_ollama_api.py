@@ -21,7 +21,7 @@ from mcptool.errors import UsageError
 from mcptool.ollama import ModelNotFound, OllamaBusy, OllamaClient, RetryPolicy, Timeouts
 from mcptool.serving.generator import Done, Prompt
 from mcptool.serving.gguf import GGUFInfo
-from mcptool.serving.ollama_api import OllamaServer, same_model
+from mcptool.serving.ollama_api import MODEL_SERVE, OllamaServer, same_model
 from mcptool.serving.scheduler import Shape
 from mcptool.serving.wire import BUSY_MESSAGE
 
@@ -161,15 +161,39 @@ async def test_mcptools_client_gets_a_schema_answer_that_validates(
     assert result.metrics.eval_count == 1
 
 
-async def test_another_model_name_is_404_for_both_clients(server: OllamaServer) -> None:
+async def test_another_model_name_is_404_saying_what_is_served_and_how_to_serve_it(
+    server: OllamaServer,
+) -> None:
+    advice = (
+        "mcptool model serve has only tiny:0.1b here; ask for it, or serve another GGUF "
+        "with `mcptool model serve --model FILE.gguf --name llama3.2`"
+    )
     async with ollama.AsyncClient(host=server.url) as c:
         with pytest.raises(ollama.ResponseError) as caught:
             await c.generate("llama3.2", "x")
     assert caught.value.status_code == 404
-    assert caught.value.error == "model 'llama3.2' not found"
+    assert caught.value.error == f"model 'llama3.2' not found: {advice}"
     async with client(server) as c:
         with pytest.raises(ModelNotFound):
             await c.generate("llama3.2", "x")
+
+
+async def test_every_answer_names_the_server_as_mcptools_not_ollamas(
+    server: OllamaServer,
+) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as h:
+        answers = [
+            await h.get("/api/version"),
+            await h.post("/api/show", json={"model": "other"}),
+            await h.get("/api/nothing"),
+        ]
+    assert [a.headers["server"] for a in answers] == [MODEL_SERVE] * 3
+    assert MODEL_SERVE.startswith("mcptool-model-serve/")
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(b"not http at all\r\n\r\n")  # refused by h11, before any handler
+    refused = await reader.read()
+    writer.close()
+    assert refused.startswith(b"HTTP/1.1 400") and f"server: {MODEL_SERVE}".encode() in refused
 
 
 async def test_a_full_queue_is_503_server_busy(

@@ -71,7 +71,12 @@ async def test_sync_client_sees_unknown_model_as_404(sim: OllamaSimulator) -> No
     with pytest.raises(ollama.ResponseError) as caught:
         await sync_call(sim, call)
     assert caught.value.status_code == 404
-    assert caught.value.error == "model 'mistral' not found"
+    # Ollama's text first, then what this server has and how to get the model asked for
+    assert caught.value.error == (
+        "model 'mistral' not found: the Ollama simulator has llama3.2:latest, "
+        "nomic-embed-text:latest; ask for one of them, or start it with that model: "
+        "`mcptool simulate ollama --model mistral`"
+    )
 
 
 async def test_async_client_generates_streamed_with_a_final_done_chunk(

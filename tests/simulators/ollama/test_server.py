@@ -11,6 +11,10 @@ import pytest
 
 from simulators.ollama import OllamaSimulator
 
+HAS = (
+    "the Ollama simulator has llama3.2:latest, nomic-embed-text:latest; ask for one of them, "
+    "or start it with that model: `mcptool simulate ollama --model "
+)
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
 
 
@@ -72,8 +76,13 @@ async def test_a_cold_load_is_reported_and_happens_once() -> None:
         ("/api/generate", b"{not json", 400, None),
         ("/api/generate", b"", 400, "missing request body"),
         ("/api/chat", b'{"messages": []}', 400, "model is required"),
-        ("/api/show", b'{"model": "gemma3"}', 404, "model 'gemma3' not found"),
-        ("/api/embed", b'{"model": "nope", "input": "x"}', 404, "model 'nope' not found"),
+        ("/api/show", b'{"model": "gemma3"}', 404, f"model 'gemma3' not found: {HAS}gemma3`"),
+        (
+            "/api/embed",
+            b'{"model": "nope", "input": "x"}',
+            404,
+            f"model 'nope' not found: {HAS}nope`",
+        ),
         ("/api/generate", b'{"model": "llama3.2", "prompt": "x", "format": 3}', 400, None),
     ],
 )
