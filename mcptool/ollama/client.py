@@ -348,7 +348,13 @@ class OllamaClient:
                 async with asyncio.timeout_at(limit):
                     response = await self._http.request(method, path, content=content)
                 if response.status_code >= 400:
-                    raise status_error(self.url, response.status_code, response.text, model)
+                    raise status_error(
+                        self.url,
+                        response.status_code,
+                        response.text,
+                        model,
+                        response.headers.get("server", ""),
+                    )
             except TimeoutError:
                 error: OllamaError = OllamaTimeout(
                     self.url, name, span(name, limit_s, self.timeouts)

@@ -32,11 +32,23 @@ class OllamaUnreachable(OllamaError):
         super().__init__(f"cannot reach Ollama at {url}{why}: is `ollama serve` running?", url=url)
 
 
+MCPTOOL_SERVER = "mcptool-"
+"""How the ``Server`` header of mcptool's own Ollama servers begins (``model serve``, the
+simulator); a real Ollama sends none."""
+
+
 class ModelNotFound(OllamaError):
-    def __init__(self, model: str, url: str = "") -> None:
-        super().__init__(
-            f"model {model} is not pulled: run `ollama pull {model}`", url=url, model=model
-        )
+    """404 for the model. A real Ollama can pull it; mcptool's own servers cannot, and
+    their error says, after ``not found: ``, which models they have and how to serve the
+    one asked for: that advice is passed on instead of ``ollama pull``."""
+
+    def __init__(self, model: str, url: str = "", *, server: str = "", detail: str = "") -> None:
+        advice = detail.partition(" not found: ")[2]
+        if server.startswith(MCPTOOL_SERVER) and advice:
+            message = f"model {model} is not on the server at {url}: {advice}"
+        else:
+            message = f"model {model} is not pulled: run `ollama pull {model}`"
+        super().__init__(message, url=url, model=model)
 
 
 class OllamaBusy(OllamaError):

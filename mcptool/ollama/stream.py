@@ -117,7 +117,11 @@ class ResponseStream:
                     if response.status_code >= 400:
                         await response.aread()
                         raise status_error(
-                            client.url, response.status_code, response.text, self._model
+                            client.url,
+                            response.status_code,
+                            response.text,
+                            self._model,
+                            response.headers.get("server", ""),
                         )
                     self._lines = ndjson_lines(response)
                     self._first = await self._next_object()

@@ -68,14 +68,17 @@ def open_pool(
     )
 
 
-def status_error(url: str, status: int, text: str, model: str | None) -> OllamaError:
-    """The typed error for an HTTP status >= 400 and Ollama's ``{"error": ...}`` body."""
+def status_error(
+    url: str, status: int, text: str, model: str | None, server: str = ""
+) -> OllamaError:
+    """The typed error for an HTTP status >= 400 and Ollama's ``{"error": ...}`` body;
+    ``server`` is the response's ``Server`` header (who answered)."""
     try:
         detail = str(json.loads(text).get("error", text))
     except (json.JSONDecodeError, AttributeError):
         detail = text.strip()
     if status == 404 and model and "not found" in detail:
-        return ModelNotFound(model, url)
+        return ModelNotFound(model, url, server=server, detail=detail)
     if status == 503:
         return OllamaBusy(url, detail)
     if status == 400:

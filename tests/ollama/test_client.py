@@ -132,10 +132,27 @@ async def test_format_json_parses_any_json(client: OllamaClient) -> None:
     assert isinstance(result.data, dict)
 
 
-async def test_unknown_model_says_how_to_pull_it(client: OllamaClient) -> None:
+async def test_an_unknown_model_on_the_simulator_gets_its_advice_not_ollama_pull(
+    client: OllamaClient, sim: OllamaSimulator
+) -> None:
     with pytest.raises(ModelNotFound) as caught:
         await client.chat("qwen3", USER)
-    assert str(caught.value) == "model qwen3 is not pulled: run `ollama pull qwen3`"
+    assert str(caught.value) == (
+        f"model qwen3 is not on the server at {sim.url}: the Ollama simulator has "
+        "llama3.2:latest, nomic-embed-text:latest; ask for one of them, or start it with "
+        "that model: `mcptool simulate ollama --model qwen3`"
+    )
+
+
+async def test_a_404_as_ollama_sends_it_says_how_to_pull_the_model(
+    client: OllamaClient, sim: OllamaSimulator
+) -> None:
+    # Ollama's own text has no advice after "not found: ": the client's is `ollama pull`
+    message = 'model "llama3.2" not found, try pulling it first'
+    sim.inject("status", status=404, message=message, paths=("/api/chat",))
+    with pytest.raises(ModelNotFound) as caught:
+        await client.chat("llama3.2", USER)
+    assert str(caught.value) == "model llama3.2 is not pulled: run `ollama pull llama3.2`"
 
 
 async def test_a_bad_request_is_not_retried(client: OllamaClient, sim: OllamaSimulator) -> None:

@@ -118,7 +118,7 @@ def test_json_prints_text_and_metrics(url: str) -> None:
         (
             ("generate", "-m", "qwen3", "x"),
             1,
-            "error: model qwen3 is not pulled: run `ollama pull qwen3`",
+            "error: model qwen3 is not on the server at http://127.0.0.1:",
         ),
         (
             ("generate", "--format", "/no/such.json", "x"),

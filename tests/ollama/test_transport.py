@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -61,3 +63,23 @@ def test_a_transport_failure_becomes_its_typed_error(
     if deadline is not None:
         assert isinstance(error, OllamaTimeout)
         assert error.deadline == deadline
+
+
+@pytest.mark.parametrize(
+    ("server", "message"),
+    [
+        ("", "model qwen3 is not pulled: run `ollama pull qwen3`"),  # Ollama sends no Server
+        (
+            "mcptool-model-serve/0.1.0",
+            f"model qwen3 is not on the server at {URL}: mcptool model serve has only "
+            "q:0.5b here; ask for it",
+        ),
+    ],
+)
+def test_a_missing_model_gets_the_advice_of_the_server_that_answered(
+    server: str, message: str
+) -> None:
+    detail = "model 'qwen3' not found: mcptool model serve has only q:0.5b here; ask for it"
+    error = status_error(URL, 404, json.dumps({"error": detail}), "qwen3", server)
+    assert type(error) is ModelNotFound
+    assert str(error) == message

@@ -165,8 +165,9 @@ def test_another_model_name_is_404_naming_the_served_one_and_how_to_serve_anothe
 
     async def ours() -> None:
         async with client(url) as c:
-            with pytest.raises(ModelNotFound):
+            with pytest.raises(ModelNotFound) as missing:
                 await c.generate("llama3.2", "x")
+        assert str(missing.value) == f"model llama3.2 is not on the server at {url}: {advice}"
 
     asyncio.run(ours())
 

@@ -174,8 +174,10 @@ async def test_another_model_name_is_404_saying_what_is_served_and_how_to_serve_
     assert caught.value.status_code == 404
     assert caught.value.error == f"model 'llama3.2' not found: {advice}"
     async with client(server) as c:
-        with pytest.raises(ModelNotFound):
+        with pytest.raises(ModelNotFound) as ours:
             await c.generate("llama3.2", "x")
+    # not `ollama pull`: there is nothing to pull into this server
+    assert str(ours.value) == f"model llama3.2 is not on the server at {server.url}: {advice}"
 
 
 async def test_every_answer_names_the_server_as_mcptools_not_ollamas(
