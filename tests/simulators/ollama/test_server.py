@@ -15,6 +15,7 @@ HAS = (
     "the Ollama simulator has llama3.2:latest, nomic-embed-text:latest; ask for one of them, "
     "or start it with that model: `mcptool simulate ollama --model "
 )
+USER = {"role": "user", "content": "How is pump 3?"}
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
 
 
@@ -212,3 +213,27 @@ async def test_a_failing_answer_hook_is_a_500_not_a_hang(caplog: pytest.LogCaptu
         )
     assert response.status_code == 500
     assert "bug in the test's hook" in caplog.text
+
+
+async def test_an_error_before_the_first_chunk_is_a_status_as_ollama_sends_it(
+    sim: OllamaSimulator,
+) -> None:
+    sim.inject("error_line", after_chunks=0, message="llama runner process has terminated")
+    async with httpx.AsyncClient(base_url=sim.url) as client:
+        response = await client.post("/api/chat", json={"model": "llama3.2", "messages": [USER]})
+    assert response.status_code == 500  # nothing was sent yet: no 200 with an error line
+    assert response.json() == {"error": "llama runner process has terminated"}
+
+
+async def test_a_model_past_its_keep_alive_is_unloaded_and_loads_again(
+    sim: OllamaSimulator,
+) -> None:
+    async with httpx.AsyncClient(base_url=sim.url) as client:
+        body = {"model": "llama3.2", "prompt": "x", "stream": False, "keep_alive": "20ms"}
+        assert "load_duration" in (await client.post("/api/generate", json=body)).json()
+        async with asyncio.timeout(5):
+            while sim.counters.unloads == 0:
+                await asyncio.sleep(0.01)
+        assert (await client.get("/api/ps")).json() == {"models": []}
+        await client.post("/api/generate", json=body)
+    assert sim.counters.loads == 2
