@@ -28,8 +28,8 @@ import os
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol, Self
 
 from mcptool import __version__
 from mcptool.errors import McptoolError
@@ -158,7 +158,7 @@ class OllamaAPI:
         }
 
     # -- life cycle ----------------------------------------------------------------------
-    async def start(self) -> OllamaAPI:
+    async def start(self) -> Self:
         await self._http.start()
         return self
 
@@ -170,7 +170,7 @@ class OllamaAPI:
         for slots in self._models.values():
             await slots.model.generator.unload()
 
-    async def __aenter__(self) -> OllamaAPI:
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -430,7 +430,8 @@ class OllamaAPI:
         tag = await self._screen(request.path, slots.model, body)
         if prompt is None:
             return await self._load_or_unload(kind, name, slots, keep_alive, shape)
-        prompt = _tagged(prompt, tag)
+        if tag is not None:
+            prompt = replace(prompt, tag=tag)
         ticket = self._scheduler.admit(slots)
         chunks = self._chunks(name, slots, prompt, keep_alive, shape, started, ticket)
         try:
@@ -566,14 +567,6 @@ class OllamaAPI:
         except asyncio.CancelledError:
             counters.cancelled += 1
             raise
-
-
-def _tagged(prompt: Prompt, tag: Any) -> Prompt:
-    if tag is None:
-        return prompt
-    return Prompt(
-        prompt.messages, prompt.raw, prompt.format, prompt.options, prompt.kind, prompt.body, tag
-    )
 
 
 async def _abandon(chunks: AsyncGenerator[dict[str, Any], None], ticket: Ticket) -> None:

@@ -84,13 +84,6 @@ class OllamaSimulator(OllamaAPI):
         for model in models:
             self.add_model(model)
 
-    async def start(self) -> OllamaSimulator:
-        await super().start()
-        return self
-
-    async def __aenter__(self) -> OllamaSimulator:
-        return await self.start()
-
     # -- control while running -----------------------------------------------------------
     def add_model(self, model: str | SimModel) -> SimModel:
         sim_model = model if isinstance(model, SimModel) else SimModel.named(model)
