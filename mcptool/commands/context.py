@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mcptool.commands.options import Host, Int, ModelName, Text, Url, fail
 from mcptool.errors import UsageError
 from mcptool.gateway.config import GatewayConfig
+
+if TYPE_CHECKING:
+    from mcptool.context.agent import Answer
 
 TOKEN_ENV = "MCPTOOL_CONTEXT_TOKEN"
 MAX_QUESTION = 4000  # characters: a question, not a document for the model's context
@@ -141,9 +145,24 @@ def serve(
         asyncio.run(run())
 
 
+ASK_ENGINES = ("ollama", "simulator")  # the demo's --engine names (no embedded: see CONTEXT.md)
+SIMULATED_NOTE = (
+    "SIMULATED answer: the Ollama simulator chose the calls from the question's words and"
+    " quotes their results; no model wrote it"
+)
+
+
 @click.command()
 @click.argument("question", type=Question())
 @click.option("--config", "config_path", required=True, help="The plant's TOML config.")
+@click.option(
+    "--engine",
+    type=click.Choice(ASK_ENGINES),
+    default="ollama",
+    show_default=True,
+    help="Which model answers: ollama (a real Ollama, --ollama and --model), or simulator "
+    "(the Ollama simulator in this process: deterministic tool calls, a SIMULATED answer).",
+)
 @click.option(
     "--ollama",
     "ollama_url",
@@ -169,49 +188,57 @@ def serve(
 def ask(
     question: str,
     config_path: str,
+    engine: str,
     ollama_url: str | None,
     model: str,
     max_steps: int,
     as_json: bool,
 ) -> int:
     """Ask a local model a question about the plant; it calls the plant's tools."""
+    from mcptool.commands.demo import simulated_model
     from mcptool.context import open_context
-    from mcptool.context.agent import Answer
     from mcptool.context.agent import ask as run_ask
     from mcptool.ollama import OllamaClient
 
+    if engine == "simulator" and ollama_url is not None:
+        raise UsageError("--ollama names a real Ollama: leave it out with --engine simulator")
     config = _config(config_path)
 
     async def run() -> Answer:
-        async with open_context(config) as (_tools, server), OllamaClient(ollama_url) as client:
-            return await run_ask(question, server, client, model, max_steps=max_steps)
+        async with contextlib.AsyncExitStack() as stack:
+            url, name = ollama_url, model
+            if engine == "simulator":
+                url, name = await stack.enter_async_context(simulated_model())
+            _tools, server = await stack.enter_async_context(open_context(config))
+            client = await stack.enter_async_context(OllamaClient(url))
+            return await run_ask(question, server, client, name, max_steps=max_steps)
 
     answer = asyncio.run(run())
+    show_answer(answer, as_json=as_json, simulated=engine == "simulator")
+    return 0 if answer.text else 1
+
+
+def show_answer(answer: Answer, *, as_json: bool, simulated: bool) -> None:
+    """The answer on stdout, each tool call on stderr (or all of it as one JSON object)."""
     if as_json:
         click.echo(
             json.dumps(
                 {
                     "answer": answer.text,
+                    "simulated": simulated,
                     "stopped": answer.stopped,
                     "steps": answer.steps,
-                    "calls": [
-                        {
-                            "name": c.name,
-                            "arguments": c.arguments,
-                            "error": c.error,
-                            "result": c.result,
-                        }
-                        for c in answer.calls
-                    ],
+                    "calls": [dataclasses.asdict(c) for c in answer.calls],
                 },
                 ensure_ascii=False,
             )
         )
-    else:
-        for call in answer.calls:
-            mark = "error" if call.error else "ok"
-            args = json.dumps(call.arguments, ensure_ascii=False)
-            shown = call.result if len(call.result) <= 200 else call.result[:197] + "..."
-            click.echo(f"tool {call.name}({args}) {mark}: {shown}", err=True)
-        click.echo(answer.text or answer.stopped)
-    return 0 if answer.text else 1
+        return
+    for call in answer.calls:
+        mark = "error" if call.error else "ok"
+        args = json.dumps(call.arguments, ensure_ascii=False)
+        shown = call.result if len(call.result) <= 200 else call.result[:197] + "..."
+        click.echo(f"tool {call.name}({args}) {mark}: {shown}", err=True)
+    if simulated:
+        click.echo(SIMULATED_NOTE, err=True)
+    click.echo(answer.text or answer.stopped)

@@ -5,8 +5,13 @@ power meter, an I/O block), a model (in this order: a real Ollama when it answer
 localhost:11434 with the model pulled; else the embedded model when the ``local-model``
 extra is installed, ``mcptool model serve`` in this process; else the Ollama simulator,
 whose answers are scripted and say so), and the gateway with analysis; then shows
-devices, trigger events and findings as they arrive. Everything
-listens on loopback, on ephemeral ports, and lives in a temporary directory.
+devices, trigger events and findings as they arrive. Before it stops, it asks the plant
+one question the way ``mcptool ask`` does (the context server's tools on the running
+gateway, docs/CONTEXT.md) and prints the ``mcptool ask`` command that asks it again
+after the demo has gone. Everything listens on loopback, on ephemeral ports; the plant's
+config, the spool (an hour of history and findings) and the JSON Lines file stay in the
+demo's directory (``--dir``, by default ``$XDG_STATE_HOME/mcptool/demo``), which the
+next demo clears.
 
 The view reads what the gateway forwards: it is one more destination of the spool, so
 what it shows (telemetry, then trigger and finding records) is exactly what MQTT, the
@@ -17,49 +22,104 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import fcntl
 import json
+import os
 import re
+import shlex
 import sys
-import tempfile
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import click
 
-from mcptool.commands.options import Float, ModelName, Url
+from mcptool.commands.options import Float, ModelName, Text, Url
 from mcptool.commands.stopping import stop_event
 from mcptool.errors import UsageError
 
 if TYPE_CHECKING:
+    from mcptool.context.agent import Answer
+    from mcptool.gateway import Gateway
+    from mcptool.gateway.config import GatewayConfig
     from mcptool.gateway.spool import Record
 
 OLLAMA_URL = "http://127.0.0.1:11434"
 ENGINES = ("auto", "ollama", "embedded", "simulator")
 SIMULATED_MODEL = "ollama-simulator"  # the name every simulated finding carries
+QUESTION = "why is the boiler running hot?"  # the demo's question to `mcptool ask`
+ASK_TIMEOUT_S = 300.0  # a real model on a CPU may take minutes for a few tool rounds
+# what a demo leaves in its directory, and the next one clears (nothing else in it)
+LEFT = ("plant.toml", "demo.jsonl", "spool.db*", "analysis.db*")
 
 # The register maps the gateway polls: names and units the prompts and the view use.
 DEVICES: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "boiler": (
         "boiler_drift",
         [
-            {"name": "supply_temperature", "address": 0, "type": "float32", "unit": "°C"},
-            {"name": "return_temperature", "address": 2, "type": "float32", "unit": "°C"},
-            {"name": "water_pressure", "address": 4, "type": "float32", "unit": "bar"},
-            {"name": "flue_gas_temperature", "address": 6, "type": "float32", "unit": "°C"},
-            {"name": "setpoint", "address": 8, "type": "float32", "unit": "°C"},
+            {
+                "name": "supply_temperature",
+                "address": 0,
+                "type": "float32",
+                "unit": "°C",
+                "description": "water leaving the boiler; normal 65-80 °C, alarm above 85 °C",
+            },
+            {
+                "name": "return_temperature",
+                "address": 2,
+                "type": "float32",
+                "unit": "°C",
+                "description": "water back from the heating circuit; normal 50-60 °C",
+            },
+            {
+                "name": "water_pressure",
+                "address": 4,
+                "type": "float32",
+                "unit": "bar",
+                "description": "heating circuit pressure; normal 1.5-2.0 bar, alarm below 1.0 bar",
+            },
+            {
+                "name": "flue_gas_temperature",
+                "address": 6,
+                "type": "float32",
+                "unit": "°C",
+                "description": "exhaust gas; normal 130-160 °C, alarm above 180 °C",
+            },
+            {
+                "name": "setpoint",
+                "address": 8,
+                "type": "float32",
+                "unit": "°C",
+                "description": "supply temperature setpoint",
+                # the one point an agent may write (docs/CONTEXT.md), within these bounds
+                "writable": True,
+                "min": 40.0,
+                "max": 80.0,
+            },
             {
                 "name": "burner_modulation",
                 "address": 10,
                 "type": "int16",
                 "scale": 0.1,
                 "unit": "%",
+                "description": "burner firing rate, 0-100 %",
             },
-            {"name": "burner_on", "table": "discrete", "address": 0},
-            {"name": "lockout", "table": "discrete", "address": 2},
+            {
+                "name": "burner_on",
+                "table": "discrete",
+                "address": 0,
+                "description": "the burner is firing",
+            },
+            {
+                "name": "lockout",
+                "table": "discrete",
+                "address": 2,
+                "description": "safety lockout: the burner stopped on a fault and needs a reset",
+            },
         ],
     ),
     "power_meter": (
@@ -71,27 +131,64 @@ DEVICES: dict[str, tuple[str, list[dict[str, Any]]]] = {
                 "type": "int32",
                 "order": "CDAB",
                 "unit": "W",
+                "description": "total active power; rated 20 kW",
             },
-            {"name": "voltage_l1", "address": 8, "type": "float32", "order": "CDAB", "unit": "V"},
-            {"name": "frequency", "address": 10, "type": "float32", "order": "CDAB", "unit": "Hz"},
+            {
+                "name": "voltage_l1",
+                "address": 8,
+                "type": "float32",
+                "order": "CDAB",
+                "unit": "V",
+                "description": "phase L1 to neutral; nominal 230 V, allowed 207-253 V",
+            },
+            {
+                "name": "frequency",
+                "address": 10,
+                "type": "float32",
+                "order": "CDAB",
+                "unit": "Hz",
+                "description": "grid frequency; nominal 50 Hz",
+            },
             {
                 "name": "energy_import",
                 "address": 0,
                 "type": "uint32",
                 "order": "CDAB",
                 "unit": "Wh",
+                "description": "imported energy counter (wraps at 2^32)",
             },
         ],
     ),
     "io_block": (
         "digital_io",
         [
-            {"name": "door_contact", "table": "discrete", "address": 0},
-            {"name": "pump_running", "table": "discrete", "address": 4},
-            {"name": "alarm_horn", "table": "coil", "address": 0},
-            {"name": "input_word", "table": "input", "address": 0, "type": "uint16"},
+            {
+                "name": "door_contact",
+                "table": "discrete",
+                "address": 0,
+                "description": "boiler room door contact",
+            },
+            {
+                "name": "pump_running",
+                "table": "discrete",
+                "address": 4,
+                "description": "circulation pump running (its feedback contact)",
+            },
+            {"name": "alarm_horn", "table": "coil", "address": 0, "description": "alarm horn"},
+            {
+                "name": "input_word",
+                "table": "input",
+                "address": 0,
+                "type": "uint16",
+                "description": "16 digital inputs as one word",
+            },
         ],
     ),
+}
+DESCRIPTIONS = {
+    "boiler": "gas boiler BX-200, 200 kW, boiler room 1",
+    "power_meter": "PM-3000 energy meter on the boiler room's supply, 400/230 V",
+    "io_block": "digital I/O block in boiler room 1",
 }
 
 THRESHOLDS = [
@@ -144,6 +241,15 @@ THRESHOLDS = [
     help="Which model answers: auto (Ollama, else embedded, else simulator), or only one "
     "of them (ollama and embedded fail with the fix when they cannot run).",
 )
+@click.option(
+    "--dir",
+    "directory",
+    type=Text(),
+    default=None,
+    metavar="DIR",
+    help="Where the plant's config, spool and JSON Lines stay for `mcptool ask` "
+    "(default $XDG_STATE_HOME/mcptool/demo; each demo clears it).",
+)
 def demo(
     duration: float | None,
     as_json: bool,
@@ -151,11 +257,54 @@ def demo(
     model: str,
     ollama_url: str,
     engine: str,
+    directory: str | None,
 ) -> int:
     """Simulated devices, a model and the gateway with analysis, in one command."""
     mqtt = _mqtt(mqtt_url) if mqtt_url else None
     out = _JsonOutput() if as_json else _LiveOutput() if sys.stdout.isatty() else _TextOutput()
-    return asyncio.run(_demo(duration, out, mqtt, model, ollama_url, engine))
+    folder = Path(directory) if directory else _state_dir()
+    return asyncio.run(_demo(duration, out, mqtt, model, ollama_url, engine, folder))
+
+
+def _state_dir() -> Path:
+    """The demo's directory when --dir is not given (XDG's place for state that lasts)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "mcptool" / "demo"
+
+
+@contextlib.contextmanager
+def _claimed(folder: Path) -> Iterator[Path]:
+    """``folder``, created, locked against a second demo, and cleared of the last one's
+    files; the files stay when the demo ends."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = (folder / "demo.lock").open("a")
+    except OSError as exc:
+        raise UsageError(
+            f"--dir {folder}: cannot use it ({exc.strerror}): give a writable directory"
+        ) from None
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UsageError(
+                f"another mcptool demo uses {folder}: stop it, or give this one --dir"
+            ) from None
+        for pattern in LEFT:
+            for old in folder.glob(pattern):
+                old.unlink(missing_ok=True)
+        yield folder
+
+
+def _write_config(path: Path, table: Mapping[str, Any]) -> None:
+    """The plant's config as TOML, readable only by its owner (it may hold a broker's
+    password)."""
+    import tomli_w
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write("# written by `mcptool demo`: the simulated plant, for `mcptool ask`\n")
+        out.write(tomli_w.dumps(table))
 
 
 def _mqtt(url: str) -> dict[str, Any]:
@@ -222,8 +371,9 @@ async def _demo(
     model: str,
     url: str,
     engine: str = "auto",
+    folder: Path | None = None,
 ) -> int:
-    from mcptool.edge import edge_gateway, parse_config
+    from mcptool.edge import edge_gateway, load_config
     from simulators.modbus import ModbusSimulator, load_profile
     from simulators.ollama import OllamaSimulator
 
@@ -245,7 +395,7 @@ async def _demo(
             ollama = {"ollama": "simulator", "url": sim.url, "model": model}
         profiles = [load_profile(profile) for profile, _ in DEVICES.values()]
         devices = await stack.enter_async_context(ModbusSimulator(profiles))
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mcptool-demo-")))
+        tmp = stack.enter_context(_claimed(folder or _state_dir()))
         table = _gateway_config(devices.addresses, tmp, mqtt)
         table["analysis"] = {
             "ollama": ollama["url"],
@@ -262,7 +412,9 @@ async def _demo(
             "thresholds": THRESHOLDS,
             "queue_path": str(tmp / "analysis.db"),
         }
-        config = parse_config(table, source="demo")
+        config_path = tmp / "plant.toml"
+        _write_config(config_path, table)
+        config = load_config(config_path)  # the file `mcptool ask` reads after the demo
         gateway = edge_gateway(config, transports=[_ViewTransport(out)], drain_timeout=1.0)
         pipeline = gateway.sink("analysis").pipeline  # type: ignore[attr-defined]
         out.started(
@@ -288,9 +440,80 @@ async def _demo(
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), min(0.5, left or 0.5))
                 out.tick(time.monotonic() - started, duration)
+            stop.clear()  # a Ctrl-C from now on skips the question
+            asked = await _ask(config, gateway, ollama, stop, stack)
+            asked["command"] = _ask_command(config_path, ollama)
+            out.asked(asked)
             out.gateway = None
         out.finished(pipeline.stats())
     return 0
+
+
+@contextlib.asynccontextmanager
+async def simulated_model() -> AsyncIterator[tuple[str, str]]:
+    """The Ollama simulator on a free loopback port, for ``mcptool ask --engine
+    simulator`` and the demo's question: (its URL, the model name)."""
+    from simulators.ollama import OllamaSimulator
+
+    async with OllamaSimulator(models=[SIMULATED_MODEL], host="127.0.0.1", port=0) as sim:
+        yield sim.url, SIMULATED_MODEL
+
+
+async def _ask(
+    config: GatewayConfig,
+    gateway: Gateway,
+    ollama: Mapping[str, str],
+    stop: asyncio.Event,
+    stack: contextlib.AsyncExitStack,
+) -> dict[str, Any]:
+    """The demo's question through ``mcptool ask``'s agent loop, on the running gateway's
+    current values, with the demo's model; the embedded model's server does not take
+    tools (docs/CONTEXT.md), so with it the simulator answers, and says so."""
+    from mcptool.context import open_context
+    from mcptool.context.agent import ask
+    from mcptool.ollama import OllamaClient, OllamaError
+
+    record: dict[str, Any] = {"type": "ask", "question": QUESTION}
+    url, model = ollama["url"], ollama["model"]
+    if ollama["ollama"] == "embedded":
+        url, model = await stack.enter_async_context(simulated_model())
+        record["why"] = "the embedded model's server does not take tools yet"
+    record.update(simulated=ollama["ollama"] != "real", model=model)
+    async with (
+        open_context(config, gateway=gateway) as (_tools, server),
+        OllamaClient(url) as client,
+    ):
+        asking = asyncio.create_task(ask(QUESTION, server, client, model))
+        stopping = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({asking, stopping}, timeout=ASK_TIMEOUT_S,
+                                     return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        stopping.cancel()
+        if asking not in done:
+            asking.cancel()
+            await asyncio.gather(asking, return_exceptions=True)
+            why = "stopped (Ctrl-C)" if stop.is_set() else f"no answer in {ASK_TIMEOUT_S:g} s"
+            return {**record, "answer": "", "calls": [], "stopped": why}
+        try:
+            answer: Answer = asking.result()
+        except OllamaError as exc:  # a real model that cannot take tools, say
+            return {**record, "answer": "", "calls": [], "stopped": str(exc)}
+    return {
+        **record,
+        "answer": answer.text,
+        "stopped": answer.stopped,
+        "calls": [dataclasses.asdict(c) for c in answer.calls],
+    }
+
+
+def _ask_command(config_path: Path, ollama: Mapping[str, str]) -> str:
+    """The ``mcptool ask`` command line that works after the demo has gone: the same
+    config, and a model that is still there (a real Ollama, else the simulator)."""
+    engine = (
+        ["--ollama", ollama["url"], "--model", ollama["model"]]
+        if ollama["ollama"] == "real"
+        else ["--engine", "simulator"]
+    )
+    return shlex.join(["mcptool", "ask", QUESTION, "--config", str(config_path), *engine])
 
 
 def _gateway_config(
@@ -298,11 +521,19 @@ def _gateway_config(
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
         "node": "demo",
-        "spool": {"path": str(tmp / "spool.db"), "commit_interval": 0.05},
+        # an hour of delivered records stays as history for `mcptool ask` (CONTEXT.md)
+        "spool": {"path": str(tmp / "spool.db"), "commit_interval": 0.05, "keep": 3600},
         "jsonl": {"path": str(tmp / "demo.jsonl")},
         "defaults": {"interval": 0.5, "timeout": 1.0, "backoff_initial": 0.5, "backoff_max": 2.0},
         "devices": [
-            {"name": name, "host": host, "port": port, "unit": 1, "points": points}
+            {
+                "name": name,
+                "description": DESCRIPTIONS[name],
+                "host": host,
+                "port": port,
+                "unit": 1,
+                "points": points,
+            }
             for (name, (_, points)), (host, port) in zip(DEVICES.items(), addresses, strict=True)
         ],
     }
@@ -348,6 +579,7 @@ class _ViewTransport:
 
 class _Output:
     gateway: Any = None
+    command: str | None = None  # the `mcptool ask` command line, once the demo asked
 
     def started(self, info: dict[str, Any]) -> None: ...
 
@@ -357,6 +589,14 @@ class _Output:
 
     def tick(self, elapsed: float, duration: float | None) -> None: ...
 
+    def asked(self, record: dict[str, Any]) -> None:
+        self.command = record["command"]
+        for line in _ask_lines(record):
+            self.say(line)
+
+    def say(self, line: str) -> None:
+        click.echo(line)
+
     def finished(self, stats: Mapping[str, int]) -> None:
         click.echo(
             f"demo: {stats['windows']} windows, {stats['windows_triggered']} flagged, "
@@ -364,6 +604,34 @@ class _Output:
             f"{stats['findings_statistics']} statistics-only findings",
             err=True,
         )
+        if self.command is not None:
+            click.echo(
+                "demo: ask the plant yourself; its config, history and findings stay:\n"
+                f"  {self.command}",
+                err=True,
+            )
+
+
+def _ask_lines(record: Mapping[str, Any]) -> list[str]:
+    """The demo's question, the tool calls the model made, and its answer."""
+    lines = [f"ask: {record['question']}"]
+    if record.get("why"):
+        lines.append(f"  (the Ollama simulator answers: {record['why']})")
+    for call in record["calls"]:
+        args = json.dumps(call["arguments"], ensure_ascii=False)
+        result = call["result"] if len(call["result"]) <= 160 else call["result"][:157] + "..."
+        lines.append(
+            f"  tool {call['name']}({args}) {'error' if call['error'] else 'ok'}: {result}"
+        )
+    if not record["answer"]:
+        lines.append(f"  no answer: {record['stopped']}")
+    elif record["simulated"]:
+        lines.append(
+            f"  SIMULATED answer (the simulator quotes the tool results): {record['answer']}"
+        )
+    else:
+        lines.append(f"  answer ({record['model']}): {record['answer']}")
+    return lines
 
 
 def _telemetry(message: dict[str, Any]) -> dict[str, Any]:
@@ -390,6 +658,10 @@ class _JsonOutput(_Output):
         self._print(_telemetry(message))
 
     def analysis(self, record: dict[str, Any]) -> None:
+        self._print(record)
+
+    def asked(self, record: dict[str, Any]) -> None:
+        self.command = record["command"]
         self._print(record)
 
 
@@ -506,6 +778,16 @@ class _LiveOutput(_Output):
         self.elapsed, self.duration = elapsed, duration
         if self.live is not None:
             self.live.update(self._render())
+
+    def asked(self, record: dict[str, Any]) -> None:
+        if self.live is not None:  # the last frame stays; the question and answer go below
+            self.live.update(self._render())
+            self.live.stop()
+            self.live = None
+        super().asked(record)
+
+    def say(self, line: str) -> None:
+        self.console.print(line, markup=False, highlight=False)
 
     def finished(self, stats: Mapping[str, int]) -> None:
         if self.live is not None:

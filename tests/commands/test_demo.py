@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -27,7 +28,7 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_demo_prints_telemetry_and_a_finding_as_json_lines() -> None:
+def test_demo_prints_telemetry_and_a_finding_as_json_lines(tmp_path: Path) -> None:
     mcptool = shutil.which("mcptool") or str(Path(sys.executable).with_name("mcptool"))
     # Nothing listens on this port, so the demo takes the simulator even on a machine
     # that runs a real Ollama (whose answers would be neither quick nor predictable).
@@ -43,6 +44,8 @@ def test_demo_prints_telemetry_and_a_finding_as_json_lines() -> None:
             nowhere,
             "--engine",
             "simulator",
+            "--dir",
+            str(tmp_path),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -108,6 +111,8 @@ async def test_demo_also_publishes_telemetry_and_findings_to_a_broker(tmp_path: 
                 f"http://127.0.0.1:{free_port()}",
                 "--engine",
                 "simulator",
+                "--dir",
+                str(tmp_path / "demo"),
                 "--mqtt",
                 f"mqtt://127.0.0.1:{broker.port}",
                 stdout=asyncio.subprocess.DEVNULL,
@@ -129,3 +134,56 @@ async def test_demo_also_publishes_telemetry_and_findings_to_a_broker(tmp_path: 
     assert topics["mcptool/demo/boiler/telemetry"][0]["readings"]
     findings = [r for r in topics.get("mcptool/demo/boiler/analysis", []) if r["type"] == "finding"]
     assert findings and findings[0]["source"] == "model"
+
+
+@pytest.mark.slow
+def test_after_the_demo_the_ask_command_it_printed_answers_about_the_plant(
+    tmp_path: Path,
+) -> None:
+    """What a new user does: run the demo, which asks the plant a question before it
+    stops, then run the `mcptool ask` command it printed, with the demo gone."""
+    mcptool = shutil.which("mcptool") or str(Path(sys.executable).with_name("mcptool"))
+    demo = subprocess.run(
+        [mcptool, "demo", "--duration", "14", "--json", "--engine", "simulator",
+         "--ollama", f"http://127.0.0.1:{free_port()}", "--dir", str(tmp_path / "demo")],
+        cwd=ROOT, capture_output=True, text=True, timeout=90,
+        env={**os.environ, "NO_COLOR": "1"},
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stderr
+    (asked,) = [r for r in map(json.loads, demo.stdout.splitlines()) if r["type"] == "ask"]
+    # in the demo: the running gateway's current values, through the agent loop
+    assert asked["question"] == "why is the boiler running hot?" and asked["simulated"]
+    calls = {c["name"]: c for c in asked["calls"]}
+    assert list(calls) == ["list_devices", "read_values", "list_findings"]
+    values = json.loads(calls["read_values"]["result"])
+    assert values["source"] == "gateway" and values["values"]["supply_temperature"] > 85
+    assert calls["read_values"]["result"] in asked["answer"]
+    plant = json.loads(calls["list_devices"]["result"])["devices"][0]
+    setpoint = next(p for p in plant["points"] if p["name"] == "setpoint")
+    assert (setpoint["writable"], setpoint["min"], setpoint["max"]) == (True, 40, 80)
+    assert plant["description"] and all(p["description"] for p in plant["points"])
+    assert asked["command"] in demo.stderr  # what the user reads at the end
+
+    # after the demo: no gateway, no simulated device; the spool and config stayed
+    argv = shlex.split(asked["command"])
+    assert argv[:2] == ["mcptool", "ask"] and "--engine" in argv
+    later = subprocess.run(
+        [mcptool, *argv[1:], "--json"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert later.returncode == 0, later.stderr
+    assert "Traceback" not in later.stderr
+    answer = json.loads(later.stdout)
+    calls = {c["name"]: c for c in answer["calls"]}
+    assert list(calls) == ["list_devices", "read_values", "list_findings", "read_history"]
+    # reading now fails as a tool error that says where to look instead ...
+    assert calls["read_values"]["error"]
+    assert "boiler gave no current value (connection refused" in calls["read_values"]["result"]
+    # ... and the answer quotes what the demo's gateway recorded: findings and history
+    findings = json.loads(calls["list_findings"]["result"])["records"]
+    assert any(f["type"] == "finding" and f["device"] == "boiler" for f in findings)
+    history = json.loads(calls["read_history"]["result"])
+    assert history["point"] == "supply_temperature" and history["samples"]
+    last = history["samples"][-1]["value"]
+    assert last > 85 and json.dumps(last) in answer["answer"]
+    assert answer["simulated"] is True

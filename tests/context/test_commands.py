@@ -68,3 +68,26 @@ def test_a_writable_point_without_bounds_is_a_config_problem(tmp_path: Path) -> 
     assert result.stderr == (
         f"{path}: devices[0].points[0].min: a writable point needs bounds: add min and max\n"
     )
+
+
+def test_ask_with_the_simulator_takes_no_ollama_url(plant_file: Path) -> None:
+    result = mcptool(
+        "ask", "why?", "--config", str(plant_file), "--engine", "simulator",
+        "--ollama", "http://127.0.0.1:11434",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: --ollama names a real Ollama: leave it out with --engine simulator\n"
+    )
+
+
+def test_ask_with_the_simulator_needs_no_model_and_says_its_answer_is_simulated(
+    plant_file: Path,
+) -> None:
+    # nothing listens at the boiler's port: the tool error goes to the "model", and the
+    # answer quotes it; no Ollama is asked
+    result = mcptool("ask", "what does the boiler read now?", "--config", str(plant_file),
+                     "--engine", "simulator")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "tool read_values" in result.stderr and "SIMULATED answer" in result.stderr
+    assert "read_values returned: error:" in result.stdout and "boiler gave no" in result.stdout
