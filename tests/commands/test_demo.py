@@ -187,3 +187,33 @@ def test_after_the_demo_the_ask_command_it_printed_answers_about_the_plant(
     last = history["samples"][-1]["value"]
     assert last > 85 and json.dumps(last) in answer["answer"]
     assert answer["simulated"] is True
+
+
+def test_a_directory_another_demo_uses_is_refused_in_one_line(tmp_path: Path) -> None:
+    import fcntl
+
+    mcptool = shutil.which("mcptool") or str(Path(sys.executable).with_name("mcptool"))
+    with (tmp_path / "demo.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running demo holds it
+        result = subprocess.run(
+            [mcptool, "demo", "--engine", "simulator", "--dir", str(tmp_path)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: another mcptool demo uses {tmp_path}: stop it, or give this one --dir\n"
+    )
+
+
+def test_a_directory_it_cannot_make_is_refused_in_one_line(tmp_path: Path) -> None:
+    mcptool = shutil.which("mcptool") or str(Path(sys.executable).with_name("mcptool"))
+    (tmp_path / "file").write_text("")
+    result = subprocess.run(
+        [mcptool, "demo", "--engine", "simulator", "--dir", str(tmp_path / "file" / "demo")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: --dir {tmp_path}/file/demo: cannot use it (Not a directory):"
+        " give a writable directory\n"
+    )
