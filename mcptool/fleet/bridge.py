@@ -153,6 +153,7 @@ class MqttBridge:
         self.bridged = 0  # readings stored
         self.duplicates = 0  # readings JetStream already held (a resent poll)
         self.rejected = 0  # messages that are no telemetry poll (acknowledged, logged)
+        self._refused_subjects: set[str] = set()  # logged once each, not per message
 
     @property
     def _js(self) -> JetStreamContext:
@@ -249,11 +250,14 @@ class MqttBridge:
         poll = mqtt_poll(message.subject, message.data)
         if poll is None:
             self.rejected += 1
-            log.warning(
-                "%s: not a telemetry poll with node, device, seq and ts: not stored"
-                " (point the gateway's analysis and status topics elsewhere)",
-                message.subject,
-            )
+            if message.subject not in self._refused_subjects and len(self._refused_subjects) < 1000:
+                self._refused_subjects.add(message.subject)
+                log.warning(
+                    "%s: not a telemetry poll with node, device, seq and ts: not stored, and"
+                    " no more said of this subject (point the gateway's analysis and status"
+                    " topics elsewhere)",
+                    message.subject,
+                )
         else:
             await self._store(poll, message.data)
         await retry(message.ack_sync, self.ingest.publish_deadline_s)

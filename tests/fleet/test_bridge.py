@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aiomqtt
 from nats.js.api import KeyValueConfig
@@ -15,6 +17,7 @@ from mcptool.fleet.bridge import Lease, MqttBridge, MqttPoll, mqtt_poll
 from mcptool.fleet.ingest import connect
 from mcptool.fleet.subjects import (
     DATA_STREAM,
+    MQTT_STREAM,
     MQTT_TOPIC,
     MSG_ID,
     data_subject,
@@ -83,32 +86,60 @@ async def test_one_holder_at_a_time_and_the_next_once_the_first_stops_renewing(
         await nc.close()
 
 
+@asynccontextmanager
+async def bridging(cluster: NatsCluster) -> AsyncIterator[MqttBridge]:
+    """A hub's ingest and its bridge, in this process."""
+    async with FleetIngest(cluster.urls, window_s=1) as ingest:
+        bridge = MqttBridge(ingest, "test")
+        running = asyncio.ensure_future(bridge.run())
+        try:
+            yield bridge
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+
+
+async def publish(cluster: NatsCluster, topic: str, body: bytes) -> None:
+    """One QoS 1 message to the MQTT listener of the cluster's first server."""
+    port = cluster.nodes[0].mqtt_port or 0
+    async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V311) as client:
+        await client.publish(topic, body, 1)
+
+
 async def test_a_polls_trace_continues_through_the_bridge(mqtt_cluster: NatsCluster) -> None:
     exporter = recording()
     with trace.get_tracer("test").start_as_current_span("gateway.spool") as gateway:
         traceparent = inject({})["traceparent"]
     body = message(node="plant-1", device="pump:2", traceparent=traceparent)
-    async with FleetIngest(mqtt_cluster.urls, window_s=1) as ingest:
-        bridge = MqttBridge(ingest, "test")
-        running = asyncio.ensure_future(bridge.run())
-        try:
-            async with aiomqtt.Client(
-                "127.0.0.1",
-                mqtt_cluster.nodes[0].mqtt_port or 0,
-                protocol=aiomqtt.ProtocolVersion.V311,
-            ) as client:
-                await client.publish(MQTT_TOPIC.format(node="plant-1", device="pump:2"), body, 1)
+    async with bridging(mqtt_cluster) as bridge:
+        await publish(mqtt_cluster, MQTT_TOPIC.format(node="plant-1", device="pump:2"), body)
 
-            async def stored() -> bool:
-                return bridge.bridged == 1
+        async def stored() -> bool:
+            return bridge.bridged == 1
 
-            await until(stored, 30, "the poll bridged")
-            reading = await ingest._js.get_last_msg(DATA_STREAM, data_subject("plant-1", "pump:2"))
-        finally:
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
+        await until(stored, 30, "the poll bridged")
+        reading = await bridge.ingest.last_message(DATA_STREAM, data_subject("plant-1", "pump:2"))
+    assert reading is not None
     spans = Spans(exporter)
     [store] = spans.named("fleet.store")
     assert spans.parent(store).context.span_id == gateway.get_span_context().span_id
     assert spans.with_traceparent(reading.headers["traceparent"]) is store
     assert reading.headers[MSG_ID] == mqtt_reading_id("plant-1", "pump:2", 41)
+
+
+async def test_what_is_no_poll_leaves_the_queue_and_is_not_stored(
+    mqtt_cluster: NatsCluster,
+) -> None:
+    async with bridging(mqtt_cluster) as bridge:
+        for _ in range(3):  # a gateway's findings on the telemetry topic, say
+            await publish(mqtt_cluster, "fleet/mqtt/plant-1/boiler", message(kind="finding"))
+        js = bridge.ingest.js
+        assert js is not None
+
+        async def drained() -> bool:
+            info = await js.stream_info(MQTT_STREAM)
+            return info.state.messages == 0 and bridge.rejected == 3
+
+        await until(drained, 30, "the messages taken")
+        assert bridge.rejected == 3 and bridge.bridged == 0
+        assert (await js.stream_info(DATA_STREAM)).state.messages == 0
