@@ -77,6 +77,22 @@ def _value(value: Any) -> bool | float | None:
 Value = Annotated[Any, BeforeValidator(_value)]
 
 
+def _count(low: int, high: int, what: str) -> BeforeValidator:
+    """A list or object of ``low`` to ``high`` entries, checked before its entries are
+    (a list of 100,000 readings costs one ``len``), and never echoed back whole."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, list | dict) and not low <= len(value) <= high:
+            raise PydanticCustomError(
+                "custom_problem",
+                "should hold {low} to {high} {what}, got {n}",
+                {"low": low, "high": high, "what": what, "n": len(value)},
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
 @dataclass(frozen=True, slots=True, config=_STRICT)
 class PointSpec:
     """A point of the window: its unit, what it is, and the limits someone set on it."""
@@ -94,7 +110,7 @@ class Reading:
     """One poll: its Unix time in seconds and each point's value (null: a failed read)."""
 
     time: Annotated[float, Strict(), config_number(gt=0)]
-    values: Annotated[dict[Name, Value], Field(min_length=1, max_length=MAX_POINTS)]
+    values: Annotated[dict[Name, Value], _count(1, MAX_POINTS, "values")]
 
 
 @dataclass(frozen=True, slots=True, config=_STRICT)
@@ -102,9 +118,9 @@ class WindowRequest:
     """The ``analyze`` request's data."""
 
     device: Name
-    readings: Annotated[list[Reading], Field(min_length=1, max_length=MAX_READINGS)]
+    readings: Annotated[list[Reading], _count(1, MAX_READINGS, "readings")]
     description: Note = ""
-    points: Annotated[list[PointSpec], Field(max_length=MAX_POINTS)] = dataclasses.field(
+    points: Annotated[list[PointSpec], _count(0, MAX_POINTS, "points")] = dataclasses.field(
         default_factory=list
     )
 
@@ -175,8 +191,14 @@ def parse_window(data: Any) -> tuple[WindowRequest | None, list[Problem]]:
     try:
         window = _ADAPTER.validate_python(dict(data))
     except ValidationError as exc:
-        return None, problems_of(exc.errors(), ("data",))
+        # a problem quotes the value it is about: a 10-KB string is quoted in part
+        problems = problems_of(exc.errors(), ("data",))
+        return None, [Problem(p.path, _cut(p.message)) for p in problems]
     return window, []
+
+
+def _cut(message: str, limit: int = 200) -> str:
+    return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
