@@ -23,7 +23,6 @@ holder took is given again after as long as the lease, before any newer one.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from nats.js.kv import KeyValue
 from opentelemetry.trace import SpanKind
 
 from mcptool.fleet import tracing
-from mcptool.fleet.ingest import FleetIngest, retry
+from mcptool.fleet.ingest import FleetIngest, poll_in, retry, telemetry_of
 from mcptool.fleet.streams import ensure_consumer
 from mcptool.fleet.subjects import (
     BRIDGE,
@@ -70,24 +69,18 @@ class MqttPoll(NamedTuple):
 def mqtt_poll(subject: str, body: bytes) -> MqttPoll | None:
     """What a message of ``fleet.mqtt.<node>.<device>`` is: a gateway's telemetry poll
     (names from the payload, the subject's where it has none), or None."""
-    try:
-        message = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(message, dict) or message.get("kind") != "telemetry":
+    message = telemetry_of(body)
+    poll = None if message is None else poll_in(message)
+    if message is None or poll is None or not poll.device:
         return None
     parts = subject.split(".")
     node = message.get("node", parts[2] if len(parts) == 4 else None)
-    device, seq, ts = message.get("device"), message.get("seq"), message.get("ts")
-    if not (isinstance(node, str) and node and isinstance(device, str) and device):
+    seq = message.get("seq")
+    if not (isinstance(node, str) and node):
         return None
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
         return None
-    if not isinstance(ts, int | float) or isinstance(ts, bool):
-        return None
-    traceparent = message.get("traceparent")
-    traceparent = traceparent if isinstance(traceparent, str) else None
-    return MqttPoll(node, device, seq, float(ts) / 1000.0, traceparent)
+    return MqttPoll(node, poll.device, seq, poll.ts, poll.traceparent)
 
 
 class Lease:

@@ -61,15 +61,26 @@ class Poll(NamedTuple):
     traceparent: str | None  # W3C trace context of a gateway that traces its polls
 
 
-def poll_of(body: bytes) -> Poll | None:
-    """The device, time and trace context of a telemetry poll message, or None for any
-    other frame."""
+def telemetry_of(body: bytes) -> dict[str, Any] | None:
+    """The JSON object of a telemetry poll message, or None for any other frame."""
     try:
         message = json.loads(body)
     except ValueError:
         return None
     if not isinstance(message, dict) or message.get("kind") != "telemetry":
         return None
+    return message
+
+
+def poll_of(body: bytes) -> Poll | None:
+    """The device, time and trace context of a telemetry poll message, or None for any
+    other frame."""
+    message = telemetry_of(body)
+    return None if message is None else poll_in(message)
+
+
+def poll_in(message: dict[str, Any]) -> Poll | None:
+    """:func:`poll_of` for a message already parsed by :func:`telemetry_of`."""
     device, ts = message.get("device"), message.get("ts")
     if not isinstance(device, str) or not isinstance(ts, int | float) or isinstance(ts, bool):
         return None
