@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import glob
 import math
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
@@ -170,8 +171,9 @@ class WindowRequest:
         ]
 
     def thresholds(self) -> tuple[ThresholdRule, ...]:
+        # rules match shell patterns: a point called "t[1]" must match only itself
         return tuple(
-            ThresholdRule(point=p.name, device=self.device, above=p.above, below=p.below,
+            ThresholdRule(point=glob.escape(p.name), above=p.above, below=p.below,
                           severity=p.severity)
             for p in self.points
             if p.above is not None or p.below is not None

@@ -34,7 +34,16 @@ def test_points_give_units_thresholds_and_bits_are_discrete() -> None:
     )
     assert window is not None
     [rule] = window.thresholds()
-    assert (rule.point, rule.device, rule.above, rule.severity) == ("t", "pump", 80.0, "critical")
+    assert (rule.point, rule.above, rule.severity) == ("t", 80.0, "critical")
+    assert rule.matches("pump", "t") and not rule.matches("pump", "t2")
+    odd, _ = parse_window(
+        {
+            "device": "d",
+            "points": [{"name": "t[1]", "above": 1}],
+            "readings": readings(1, **{"t[1]": 2}),
+        }
+    )
+    assert odd is not None and odd.thresholds()[0].matches("d", "t[1]")
     bits, _ = parse_window({"device": "d", "readings": [{"time": T0, "values": {"on": True}}]})
     assert bits is not None and [(i.name, i.discrete) for i in bits.infos()] == [("on", True)]
 
