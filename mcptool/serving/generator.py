@@ -20,8 +20,12 @@ from mcptool.serving.scheduler import Shape
 class Prompt:
     """One generation, as Ollama's generate and chat bodies ask for it."""
 
-    messages: list[dict[str, str]] = field(default_factory=list)
-    """Chat messages, put through the model's chat template."""
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    """Chat messages, put through the model's chat template: role and content, and as
+    Ollama has them an assistant's ``tool_calls`` and a tool result's ``tool_name``."""
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    """The tools a chat offers (Ollama's ``tools``): the model may answer with
+    :class:`ToolCalls`."""
     raw: str | None = None
     """Generate with ``raw: true``: the prompt as it is, no template."""
     format: str | dict[str, Any] | None = None

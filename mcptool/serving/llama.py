@@ -17,6 +17,7 @@ at the next token, which is how a client leaving stops a generation.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import tempfile
 import threading
@@ -26,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from mcptool.errors import UsageError
-from mcptool.serving.generator import Done, Prompt
+from mcptool.serving.generator import Done, Prompt, ToolCalls
 from mcptool.serving.gguf import GGUFInfo
 from mcptool.serving.scheduler import Shape
+from mcptool.serving.toolcalls import ToolCallReader, calls_of
 from mcptool.serving.wire import StreamError
 
 RUNTIME_HINT = "pip install 'mcptool[local-model]' (and on Debian: apt-get install libgomp1)"
@@ -70,7 +72,9 @@ def request_body(prompt: Prompt) -> dict[str, Any]:
     if prompt.raw is not None:
         body["prompt"] = prompt.raw
     else:
-        body["messages"] = prompt.messages
+        body["messages"] = [_openai_message(m, i) for i, m in enumerate(prompt.messages)]
+        if prompt.tools:
+            body["tools"] = prompt.tools
     options = prompt.options
     for ours, theirs in _OPTIONS.items():
         if options.get(ours) is not None:
@@ -86,6 +90,41 @@ def request_body(prompt: Prompt) -> dict[str, Any]:
     elif prompt.format == "json":
         body["json_schema"] = {"type": "object"}
     return body
+
+
+def _openai_message(message: dict[str, Any], position: int) -> dict[str, Any]:
+    """An Ollama chat message as llama.cpp takes it (OpenAI's shape): a call's arguments
+    as JSON text, with an id; a tool result keeps Ollama's ``tool_name`` as ``name`` (the
+    chat templates that show it read that; Qwen's shows neither)."""
+    out: dict[str, Any] = {"role": message["role"], "content": message.get("content") or ""}
+    calls = message.get("tool_calls")
+    if calls:
+        out["tool_calls"] = [
+            {
+                "id": f"call_{position}_{i}",
+                "type": "function",
+                "function": {
+                    "name": str((call.get("function") or {}).get("name", "")),
+                    "arguments": json.dumps((call.get("function") or {}).get("arguments") or {}),
+                },
+            }
+            for i, call in enumerate(calls)
+        ]
+    if message["role"] == "tool" and message.get("tool_name"):
+        out["name"] = str(message["tool_name"])
+    return out
+
+
+def chunk_calls(chunk: dict[str, Any], into: dict[int, dict[str, str]]) -> None:
+    """Add a chunk's ``delta.tool_calls`` (OpenAI's: the name, then the arguments' JSON
+    text in pieces, keyed by index) to ``into``."""
+    choice = (chunk.get("choices") or [{}])[0]
+    source = choice.get("delta") or choice.get("message") or {}
+    for call in source.get("tool_calls") or ():
+        entry = into.setdefault(int(call.get("index", len(into))), {"name": "", "arguments": ""})
+        function = call.get("function") or {}
+        entry["name"] += function.get("name") or ""
+        entry["arguments"] += function.get("arguments") or ""
 
 
 def chunk_text(chunk: dict[str, Any]) -> str:
@@ -166,7 +205,7 @@ class LlamaGenerator:
         await self.unload()
         self._pool.shutdown(wait=True)
 
-    async def generate(self, prompt: Prompt) -> AsyncIterator[str | Done]:
+    async def generate(self, prompt: Prompt) -> AsyncIterator[str | ToolCalls | Done]:
         server = self._server
         if server is None:
             raise StreamError("the model was unloaded")
@@ -189,13 +228,19 @@ class LlamaGenerator:
         # the future completes through the loop after every chunk already queued
         future.add_done_callback(lambda _: queue.put_nowait(_END))
         reason, timings = "stop", {}
+        reader = ToolCallReader() if prompt.tools else None
+        parsed: dict[int, dict[str, str]] = {}  # calls llama.cpp parsed itself
         try:
             while (chunk := await queue.get()) is not _END:
                 if "error" in chunk:
                     error = chunk["error"]
                     message = error.get("message") if isinstance(error, dict) else error
                     raise StreamError(str(message))
-                if text := chunk_text(chunk):
+                chunk_calls(chunk, parsed)
+                text = chunk_text(chunk)
+                if text and reader is not None:
+                    text = reader.feed(text)
+                if text:
                     yield text
                 finish = (chunk.get("choices") or [{}])[0].get("finish_reason")
                 if finish:
@@ -208,6 +253,15 @@ class LlamaGenerator:
         finally:
             stop.set()
             await _finished(future)
+        calls: list[dict[str, Any]] = []
+        if reader is not None:
+            calls, rest = reader.end()
+            if rest:
+                yield rest
+        for entry in parsed.values():
+            calls.extend(calls_of(entry))
+        if calls:
+            yield ToolCalls(calls)
         yield Done(
             reason=reason,
             prompt_eval_count=int(timings.get("prompt_n", 0)) + int(timings.get("cache_n", 0)),

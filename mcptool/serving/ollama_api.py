@@ -56,6 +56,7 @@ from mcptool.serving.wire import (
     piece,
     read_body,
     rfc3339,
+    tools_of,
 )
 
 VERSION = f"0.12.6-mcptool-{__version__}"
@@ -423,6 +424,8 @@ class OllamaAPI:
         check_format(body.get("format"))
         if "completion" not in slots.model.capabilities:
             raise ApiError(400, f'"{name}" does not support {kind}')
+        if kind == "chat" and body.get("tools") and "tools" not in slots.model.capabilities:
+            raise ApiError(400, f'"{name}" does not support tools')
         options = options_of(body)
         shape = self._shape(slots.model, options)
         keep_alive = keep_alive_seconds(body.get("keep_alive"))
@@ -484,12 +487,15 @@ class OllamaAPI:
         raw_messages = messages_of(body)
         if not raw_messages:
             return None
-        messages = []
-        for m in raw_messages:
-            if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-                raise ApiError(400, "json: cannot unmarshal message into Go value of api.Message")
-            messages.append({"role": m["role"], "content": str(m.get("content") or "")})
-        return Prompt(messages=messages, format=fmt, options=options, kind=kind, body=body)
+        messages = [_message(m) for m in raw_messages]
+        return Prompt(
+            messages=messages,
+            tools=tools_of(body),
+            format=fmt,
+            options=options,
+            kind=kind,
+            body=body,
+        )
 
     async def _load_or_unload(
         self,
@@ -569,6 +575,24 @@ class OllamaAPI:
             raise
 
 
+def _message(raw: Any) -> dict[str, Any]:
+    """One chat message as the model's template takes it: role and content, and what an
+    agent loop sends back (an assistant's ``tool_calls``, a tool result's ``tool_name``)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("role"), str):
+        raise ApiError(400, "json: cannot unmarshal message into Go value of api.Message")
+    message: dict[str, Any] = {"role": raw["role"], "content": str(raw.get("content") or "")}
+    calls = raw.get("tool_calls")
+    if calls:
+        if not isinstance(calls, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("function"), dict) for c in calls
+        ):
+            raise ApiError(400, "json: cannot unmarshal tool_calls into Go value of []api.ToolCall")
+        message["tool_calls"] = calls
+    if isinstance(raw.get("tool_name"), str) and raw["tool_name"]:
+        message["tool_name"] = raw["tool_name"]
+    return message
+
+
 async def _abandon(chunks: AsyncGenerator[dict[str, Any], None], ticket: Ticket) -> None:
     ticket.leave()
     await chunks.aclose()
@@ -644,6 +668,8 @@ def gguf_model(name: str, generator: ModelFile) -> ServedModel:
         details,
         modified_ns=modified,
         context_length=info.context_length,
+        # as Ollama decides it: a template that places tools can take them
+        capabilities=("completion", "tools") if "tools" in template else ("completion",),
         size_vram=0,  # CPU only
         show={
             "license": "see the model's own licence (docs/OLLAMA.md names it)",

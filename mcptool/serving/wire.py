@@ -127,6 +127,19 @@ def messages_of(body: Mapping[str, Any]) -> list[Any]:
     return messages
 
 
+def tools_of(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A chat's ``tools``: each an object with a ``function`` that has a name."""
+    tools = body.get("tools") or []
+    if not isinstance(tools, list) or not all(
+        isinstance(t, dict)
+        and isinstance(t.get("function"), dict)
+        and isinstance(t["function"].get("name"), str)
+        for t in tools
+    ):
+        raise ApiError(400, "json: cannot unmarshal tools into Go value of type []api.Tool")
+    return tools
+
+
 def piece(
     kind: str,
     model: str,

@@ -125,6 +125,39 @@ def test_chat_streams_chunk_by_chunk(url: str) -> None:
     assert "".join(p.message.content for p in parts).strip()
 
 
+READ_VALUES = {
+    "type": "function",
+    "function": {
+        "name": "read_values",
+        "description": "Read the current values of a device's points",
+        "parameters": {
+            "type": "object",
+            "properties": {"device": {"type": "string"}},
+            "required": ["device"],
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_the_official_client_gets_the_models_tool_call_in_ollamas_shape(
+    url: str, stream: bool
+) -> None:
+    ask = [{"role": "user", "content": "Read the current values of the device boiler."}]
+    options = {"temperature": 0, "seed": 1, "num_predict": 96}
+    with ollama.Client(host=url) as c:
+        assert "tools" in (c.show(NAME).capabilities or [])
+        answer = c.chat(NAME, ask, tools=[READ_VALUES], options=options, stream=stream)
+        parts = list(answer) if stream else [answer]
+    calls = [call for p in parts for call in p.message.tool_calls or ()]
+    # the model writes the call as text (docs/OLLAMA.md); the server sends it as a call
+    assert [(c.function.name, dict(c.function.arguments)) for c in calls] == [
+        ("read_values", {"device": "boiler"})
+    ]
+    assert "".join(p.message.content or "" for p in parts) == ""
+    assert parts[-1].done and parts[-1].done_reason == "stop"
+
+
 def test_a_schema_answer_validates_for_both_clients(url: str) -> None:
     options = {"temperature": 0, "seed": 1, "num_predict": 96}
     with ollama.Client(host=url) as c:

@@ -19,7 +19,7 @@ import pytest
 
 from mcptool.errors import UsageError
 from mcptool.ollama import ModelNotFound, OllamaBusy, OllamaClient, RetryPolicy, Timeouts
-from mcptool.serving.generator import Done, Prompt
+from mcptool.serving.generator import Done, Prompt, ToolCalls
 from mcptool.serving.gguf import GGUFInfo
 from mcptool.serving.ollama_api import MODEL_SERVE, OllamaServer, same_model
 from mcptool.serving.scheduler import Shape
@@ -309,3 +309,94 @@ async def test_a_model_that_cannot_load_is_a_500_with_the_reason(
             assert caught.value.status_code == 500
             assert "out of memory" in caught.value.error
     assert server.counters.waiting == 0 and server.counters.in_flight == 0
+
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "read_values",
+            "description": "Current values of a device",
+            "parameters": {"type": "object", "properties": {"device": {"type": "string"}}},
+        },
+    }
+]
+CALL = {"function": {"name": "read_values", "arguments": {"device": "boiler"}}}
+
+
+class ToolGenerator(ScriptedGenerator):
+    """A model whose template takes tools: it calls read_values until a result came."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.info.metadata["tokenizer.chat_template"] = "{% if tools %}{{ tools }}{% endif %}"
+
+    async def generate(self, prompt: Prompt) -> AsyncIterator[str | ToolCalls | Done]:
+        self.prompts.append(prompt)
+        if prompt.tools and prompt.messages[-1]["role"] == "user":
+            yield ToolCalls([CALL])
+        else:
+            yield "The boiler is at 91.5 °C."
+        yield Done("stop", 7, 1_000, 5, 2_000)
+
+
+@pytest.fixture
+async def tool_server() -> AsyncIterator[OllamaServer]:
+    async with OllamaServer(ToolGenerator(), NAME) as running:
+        yield running
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+async def test_the_official_client_gets_tool_calls_in_ollamas_shape(
+    tool_server: OllamaServer, stream: bool
+) -> None:
+    question = [{"role": "user", "content": "How hot is the boiler?"}]
+    async with ollama.AsyncClient(host=tool_server.url) as c:
+        assert "tools" in (await c.show(NAME)).capabilities
+        if stream:
+            parts = [p async for p in await c.chat(NAME, question, tools=TOOLS, stream=True)]
+        else:
+            parts = [await c.chat(NAME, question, tools=TOOLS)]
+    calls = [call for p in parts for call in p.message.tool_calls or ()]
+    assert [(c.function.name, dict(c.function.arguments)) for c in calls] == [
+        ("read_values", {"device": "boiler"})
+    ]
+    assert parts[-1].done and parts[-1].done_reason == "stop"
+    assert "".join(p.message.content or "" for p in parts) == ""
+
+
+async def test_an_agents_calls_and_tool_results_reach_the_model(tool_server: OllamaServer) -> None:
+    generator = tool_server.generator
+    history = [
+        {"role": "user", "content": "How hot is the boiler?"},
+        {"role": "assistant", "content": "", "tool_calls": [CALL]},
+        {"role": "tool", "content": '{"value": 91.5}', "tool_name": "read_values"},
+    ]
+    async with ollama.AsyncClient(host=tool_server.url) as c:
+        answer = await c.chat(NAME, history, tools=TOOLS)
+    assert answer.message.content == "The boiler is at 91.5 °C."
+    assert not answer.message.tool_calls
+    prompt = generator.prompts[-1]  # type: ignore[attr-defined]
+    assert prompt.tools == TOOLS
+    assert prompt.messages == history
+
+
+async def test_tools_for_a_model_whose_template_takes_none_are_400(server: OllamaServer) -> None:
+    async with httpx.AsyncClient() as h:
+        url = server.url + "/api/chat"
+        chat = {"model": NAME, "messages": [{"role": "user", "content": "x"}]}
+        refused = await h.post(url, json={**chat, "tools": TOOLS})
+        assert refused.status_code == 400
+        assert refused.json()["error"] == f'"{NAME}" does not support tools'
+
+
+async def test_tools_that_are_not_a_list_of_functions_are_400(tool_server: OllamaServer) -> None:
+    async with httpx.AsyncClient() as h:
+        url = tool_server.url + "/api/chat"
+        chat = {"model": NAME, "messages": [{"role": "user", "content": "x"}]}
+        for tools in ({"name": "x"}, [{"type": "function"}], ["read_values"]):
+            bad = await h.post(url, json={**chat, "tools": tools})
+            assert bad.status_code == 400 and "tools" in bad.json()["error"]
+        bad_calls = {"role": "assistant", "content": "", "tool_calls": "read_values"}
+        bad = await h.post(url, json={**chat, "messages": [bad_calls], "tools": TOOLS})
+        assert bad.status_code == 400 and "tool_calls" in bad.json()["error"]
