@@ -86,22 +86,28 @@ def health(url: str, as_json: bool) -> int:
 @click.option("--running", is_flag=True, help="Only models loaded in memory now (/api/ps).")
 def models(url: str, as_json: bool, running: bool) -> int:
     """List pulled models (or, with --running, loaded ones)."""
+    from mcptool.ollama import can_pull
 
-    async def fetch(client: OllamaClient) -> tuple[list[Any], dict[str, str]]:
+    async def fetch(client: OllamaClient) -> tuple[list[Any], dict[str, str], str]:
         loaded = await client.running_models()
         expiry = {m.name: m.expires_at for m in loaded}  # only /api/ps knows it
         if running:
-            return loaded, expiry
-        return await client.list_models(), expiry
+            return loaded, expiry, client.server
+        return await client.list_models(), expiry, client.server
 
-    listed, loaded = _run(url, fetch)
+    listed, loaded, server = _run(url, fetch)
     if as_json:
         from dataclasses import asdict
 
         click.echo(json.dumps([asdict(m) | {"loaded": m.name in loaded} for m in listed]))
         return 0
     if not listed:
-        hint = "none loaded" if running else "none pulled: run `ollama pull llama3.2`"
+        if running:
+            hint = "none loaded"
+        elif can_pull(server):
+            hint = "none pulled: run `ollama pull llama3.2`"
+        else:  # mcptool's own servers serve what they were started with
+            hint = "none served: start `mcptool model serve` or `mcptool simulate ollama` with one"
         click.echo(f"no models ({hint})")
         return 0
     width = max(len(m.name) for m in listed)

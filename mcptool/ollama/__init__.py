@@ -21,6 +21,7 @@ from mcptool.ollama.errors import (
     OllamaStreamError,
     OllamaTimeout,
     OllamaUnreachable,
+    can_pull,
 )
 from mcptool.ollama.models import Chunk, Embeddings, Message, Metrics, ModelInfo, Result
 from mcptool.ollama.request import ChatParams, GenerateParams
@@ -58,6 +59,7 @@ __all__ = [
     "Result",
     "RetryPolicy",
     "Timeouts",
+    "can_pull",
     "check_structured",
     "normalize_url",
 ]

@@ -80,6 +80,9 @@ class OllamaClient:
             max_in_flight = int(os.environ.get("OLLAMA_NUM_PARALLEL") or 1)
         self.admission = Admission(max_in_flight, max_waiting)
         self.breaker = breaker or CircuitBreaker()
+        self.server = ""
+        """The ``Server`` header of the last answer: empty from a real Ollama, ``mcptool-...``
+        from ``model serve`` and the simulator (see ``can_pull``)."""
         self._http = open_pool(self.url, self.timeouts, max_in_flight, headers)
         self._retrier = Retrier(self.retry)
 
@@ -378,6 +381,7 @@ class OllamaClient:
                 if slot:
                     self.admission.release()
             self.breaker.record_success()
+            self.server = response.headers.get("server", "")
             return response
 
         return await self._retrier.run(deadline, attempt)

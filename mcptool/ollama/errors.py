@@ -37,14 +37,23 @@ MCPTOOL_SERVER = "mcptool-"
 simulator); a real Ollama sends none."""
 
 
+def can_pull(server: str) -> bool:
+    """Whether the server that sent this ``Server`` header is a real Ollama, which can
+    pull models (``ollama pull``); mcptool's own serve only what they were started with."""
+    return not server.startswith(MCPTOOL_SERVER)
+
+
 class ModelNotFound(OllamaError):
     """404 for the model. A real Ollama can pull it; mcptool's own servers cannot, and
     their error says, after ``not found: ``, which models they have and how to serve the
-    one asked for: that advice is passed on instead of ``ollama pull``."""
+    one asked for: that advice is passed on instead of ``ollama pull``. The user's to fix,
+    like a bad argument: exit code 2."""
+
+    exit_code = 2
 
     def __init__(self, model: str, url: str = "", *, server: str = "", detail: str = "") -> None:
         advice = detail.partition(" not found: ")[2]
-        if server.startswith(MCPTOOL_SERVER) and advice:
+        if not can_pull(server) and advice:
             message = f"model {model} is not on the server at {url}: {advice}"
         else:
             message = f"model {model} is not pulled: run `ollama pull {model}`"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -11,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from mcptool.serving.ollama_api import MODEL_SERVE, OllamaAPI
 
 FINDING = {
     "type": "object",
@@ -117,7 +120,7 @@ def test_json_prints_text_and_metrics(url: str) -> None:
     [
         (
             ("generate", "-m", "qwen3", "x"),
-            1,
+            2,
             "error: model qwen3 is not on the server at http://127.0.0.1:",
         ),
         (
@@ -136,6 +139,28 @@ def test_user_errors_are_one_line_with_an_exit_code(
     assert result.returncode == code
     assert result.stderr.startswith(message)
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("server", "hint"),
+    [
+        ("", "none pulled: run `ollama pull llama3.2`"),  # a real Ollama sends no Server
+        (
+            MODEL_SERVE,
+            "none served: start `mcptool model serve` or `mcptool simulate ollama` with one",
+        ),
+    ],
+    ids=["ollama", "mcptool"],
+)
+async def test_a_server_without_models_gets_the_advice_that_fits_it(server: str, hint: str) -> None:
+    async with OllamaAPI(server=server) as empty:
+        command = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "mcptool", "ollama", "models", "--url", empty.url),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await command.communicate()
+    assert (command.returncode, out.decode(), err) == (0, f"no models ({hint})\n", b"")
 
 
 def test_an_unreachable_server_is_one_line() -> None:
