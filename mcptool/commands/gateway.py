@@ -221,6 +221,7 @@ def _render(status: dict[str, Any]) -> Any:
         f"{s['name']}: {s['state']} lag {s['lag']}"
         + (f" dropped {s['dropped']}" if s.get("dropped") else "")
         + (f" ({s['error']})" if s["error"] else "")
+        + (f", {s['detail']}" if s.get("detail") else "")
         for s in status["sinks"]
     )
     table.add_row(

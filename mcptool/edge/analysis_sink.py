@@ -54,6 +54,18 @@ class AnalysisSink:
         except Exception as exc:  # one odd record must not stop the analysis of the rest
             log.warning("analysis skipped record %d of %s: %s", record.id, record.device, exc)
 
+    def detail(self) -> str:
+        """For the live status: each route's state when the analysis has several models
+        (``routes: small:0.5b healthy, big:7b unhealthy``), else nothing."""
+        status = getattr(self.pipeline.model, "status", None)
+        if status is None:
+            return ""
+        states = []
+        for route in status():
+            state = "breaker open" if route["breaker"] == "open" else route["health"]
+            states.append(f"{route['model']} {state}")
+        return "routes: " + ", ".join(states)
+
     async def watch(self) -> None:
         assert self._stopped is not None
         await self._stopped  # in-process: never lost

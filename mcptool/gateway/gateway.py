@@ -385,6 +385,8 @@ class Gateway:
                     "acked": f.acked,
                     "dropped": sum(self.spool.sink_dropped(f.name).values()),
                     "error": f.last_error if f.state != SinkState.CONNECTED else "",
+                    # a destination may say more (the analysis: its routes' health)
+                    "detail": getattr(f.transport, "detail", lambda: "")(),
                 }
                 for f in self.forwarders
             ],

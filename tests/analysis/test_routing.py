@@ -334,3 +334,41 @@ async def test_the_pipeline_tells_the_router_each_window_s_severity(
         ("critical", "small:0.5b"),  # the big route cannot answer: the chain goes on
     ]
     assert big_route.failed == 1
+
+
+async def test_the_gateway_s_live_status_shows_each_route_s_health(
+    sims: list[OllamaSimulator], tmp_path: object
+) -> None:
+    from rich.console import Console
+
+    from mcptool.commands.gateway import _render
+    from tests.gateway.conftest import until
+
+    small, _, other = sims  # other has no big:7b
+    config = parse_config(
+        {
+            "spool": {"path": f"{tmp_path}/spool.db"},
+            "jsonl": {"path": f"{tmp_path}/out.jsonl"},
+            "analysis": {
+                "routes": [
+                    {"model": "small:0.5b", "ollama": small.url},
+                    {"model": "big:7b", "ollama": other.url, "first_for": "critical"},
+                ]
+            },
+            "devices": [
+                {"name": "d", "host": "127.0.0.1", "points": [{"name": "p", "address": 0}]}
+            ],
+        }
+    )
+
+    def analysis() -> dict[str, object]:
+        return next(s for s in gateway.status()["sinks"] if s["name"] == "analysis")
+
+    async with edge_gateway(config) as gateway:
+        await until(lambda: "unhealthy" in str(analysis()["detail"]), what="the first checks")
+        status = gateway.status()
+    assert analysis()["detail"] == "routes: small:0.5b healthy, big:7b unhealthy"
+    console = Console(width=300, record=True)
+    console.print(_render({**status, "uptime": 1.0}))
+    text = console.export_text()
+    assert "analysis: connected lag 0, routes: small:0.5b healthy, big:7b unhealthy" in text
