@@ -145,7 +145,10 @@ def serve(
         asyncio.run(run())
 
 
-ASK_ENGINES = ("ollama", "simulator")  # the demo's --engine names (no embedded: see CONTEXT.md)
+ASK_ENGINES = ("ollama", "embedded", "simulator")  # the demo's --engine names
+# the 0.5B model's answers, at temperature 0, can repeat a list until the context is
+# full (minutes on a CPU): a round's answer is bounded (docs/CONTEXT.md)
+EMBEDDED_NUM_PREDICT = 512
 SIMULATED_NOTE = (
     "SIMULATED answer: the Ollama simulator chose the calls from the question's words and"
     " quotes their results; no model wrote it"
@@ -160,8 +163,10 @@ SIMULATED_NOTE = (
     type=click.Choice(ASK_ENGINES),
     default="ollama",
     show_default=True,
-    help="Which model answers: ollama (a real Ollama, --ollama and --model), or simulator "
-    "(the Ollama simulator in this process: deterministic tool calls, a SIMULATED answer).",
+    help="Which model answers: ollama (a real Ollama, --ollama and --model), embedded (the "
+    "local-model extra's small model in this process, --model ignored; see docs/CONTEXT.md "
+    "for what it manages), or simulator (the Ollama simulator in this process: "
+    "deterministic tool calls, a SIMULATED answer).",
 )
 @click.option(
     "--ollama",
@@ -195,13 +200,14 @@ def ask(
     as_json: bool,
 ) -> int:
     """Ask a local model a question about the plant; it calls the plant's tools."""
-    from mcptool.commands.demo import simulated_model
+    from mcptool.commands.demo import embedded_model, simulated_model
     from mcptool.context import open_context
+    from mcptool.context.agent import OPTIONS
     from mcptool.context.agent import ask as run_ask
     from mcptool.ollama import OllamaClient
 
-    if engine == "simulator" and ollama_url is not None:
-        raise UsageError("--ollama names a real Ollama: leave it out with --engine simulator")
+    if engine != "ollama" and ollama_url is not None:
+        raise UsageError(f"--ollama names a real Ollama: leave it out with --engine {engine}")
     config = _config(config_path)
 
     async def run() -> Answer:
@@ -209,9 +215,19 @@ def ask(
             url, name = ollama_url, model
             if engine == "simulator":
                 url, name = await stack.enter_async_context(simulated_model())
+            elif engine == "embedded":
+                url, name = await stack.enter_async_context(embedded_model())
             _tools, server = await stack.enter_async_context(open_context(config))
             client = await stack.enter_async_context(OllamaClient(url))
-            return await run_ask(question, server, client, name, max_steps=max_steps)
+            options = {**OPTIONS, "num_predict": EMBEDDED_NUM_PREDICT}
+            return await run_ask(
+                question,
+                server,
+                client,
+                name,
+                max_steps=max_steps,
+                options=options if engine == "embedded" else None,
+            )
 
     answer = asyncio.run(run())
     show_answer(answer, as_json=as_json, simulated=engine == "simulator")

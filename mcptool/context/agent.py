@@ -21,13 +21,17 @@ from mcp.types import CallToolResult
 
 from mcptool.ollama import OllamaClient
 
-__all__ = ["Answer", "ToolCall", "ask", "tool_specs"]
+__all__ = ["OPTIONS", "Answer", "ToolCall", "ask", "tool_specs"]
 
 SYSTEM = (
     "You answer questions about an industrial plant. Use the tools to read the plant's"
     " devices, current values, history and findings; never guess a value. Quote the"
     " values you use with their units. Answer briefly."
 )
+
+
+OPTIONS: dict[str, Any] = {"temperature": 0, "seed": 42}
+"""The model options of every round unless the caller gives its own: repeatable answers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +102,12 @@ async def ask(
             messages,
             tools=tools,
             stream=False,
-            options=options or {"temperature": 0, "seed": 42},
+            options=options or OPTIONS,
         )
         if not result.tool_calls:
             answer.text = result.text.strip()
+            if not answer.text:  # a small model may end its turn with nothing at all
+                answer.stopped = "the model answered with neither text nor a tool call"
             return answer
         messages.append(
             {"role": "assistant", "content": result.text, "tool_calls": result.tool_calls}

@@ -151,3 +151,29 @@ async def test_the_ask_command(
     result = json.loads(out)
     assert [c["name"] for c in result["calls"]] == ["read_values"]
     assert str(boiler.value("setpoint")) in result["answer"]
+
+
+async def test_an_answer_with_neither_text_nor_calls_says_so(config: GatewayConfig) -> None:
+    async with (
+        OllamaSimulator(models=[MODEL], answer=lambda kind, body: " ") as sim,
+        open_context(config) as (_tools, server),
+        OllamaClient(sim.url) as client,
+    ):
+        answer = await ask("hello", server, client, MODEL)
+    assert answer.text == "" and answer.steps == len(answer.calls) + 1
+    assert answer.stopped == "the model answered with neither text nor a tool call"
+
+
+async def test_the_embedded_engine_without_the_extra_is_one_line_with_the_install_hint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mcptool.analysis import embedded
+    from mcptool.commands.demo import embedded_model
+    from mcptool.errors import UsageError
+
+    missing = "cannot run a local model: xllamacpp is not installed: pip install ..."
+    monkeypatch.setattr(embedded, "embedded_available", lambda: missing)
+    with pytest.raises(UsageError) as refused:
+        async with embedded_model():
+            pass
+    assert str(refused.value) == f"--engine embedded: {missing}"

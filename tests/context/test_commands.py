@@ -3,6 +3,7 @@ before anything listens or connects."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,14 +12,17 @@ from pathlib import Path
 import pytest
 
 from tests.context.conftest import toml
+from tests.serving.test_model_serve import require_local_model
 
 
-def mcptool(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def mcptool(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mcptool", *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         env=env,
         cwd=Path(__file__).resolve().parents[2],
     )
@@ -70,14 +74,15 @@ def test_a_writable_point_without_bounds_is_a_config_problem(tmp_path: Path) -> 
     )
 
 
-def test_ask_with_the_simulator_takes_no_ollama_url(plant_file: Path) -> None:
+@pytest.mark.parametrize("engine", ["simulator", "embedded"])
+def test_ask_with_a_model_of_its_own_takes_no_ollama_url(plant_file: Path, engine: str) -> None:
     result = mcptool(
-        "ask", "why?", "--config", str(plant_file), "--engine", "simulator",
+        "ask", "why?", "--config", str(plant_file), "--engine", engine,
         "--ollama", "http://127.0.0.1:11434",
     )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr == (
-        "error: --ollama names a real Ollama: leave it out with --engine simulator\n"
+        f"error: --ollama names a real Ollama: leave it out with --engine {engine}\n"
     )
 
 
@@ -91,3 +96,29 @@ def test_ask_with_the_simulator_needs_no_model_and_says_its_answer_is_simulated(
     assert result.returncode == 0, result.stderr
     assert "tool read_values" in result.stderr and "SIMULATED answer" in result.stderr
     assert "read_values returned: error:" in result.stdout and "boiler gave no" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # a load and a round of ~1,500 prompt tokens on two shared cores
+def test_ask_with_the_embedded_model_runs_its_calls_through_the_servers_checks(
+    plant_file: Path,
+) -> None:
+    # the packaged 0.5B model calls read_values for this question (docs/CONTEXT.md has
+    # how well); whatever it asks, each call is run and checked by the context server
+    require_local_model()
+    question = "What is the boiler's water temperature now?"
+    result = mcptool("ask", question, "--config", str(plant_file), "--engine", "embedded",
+                     "--max-steps", "1", "--json", timeout=280)  # fmt: skip
+    assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["simulated"] is False and answer["steps"] == 1
+    assert answer["calls"], "the model asked for no tool"
+    for call in answer["calls"]:
+        if call["error"]:
+            assert call["result"].startswith("error: ")
+        else:
+            json.loads(call["result"])
+        if call["name"] == "read_values":  # nothing listens at the boiler's port
+            assert call["error"]
+    assert (result.returncode == 0) == bool(answer["answer"])
+    assert answer["answer"] or answer["stopped"]
