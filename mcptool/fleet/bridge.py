@@ -141,7 +141,9 @@ class MqttBridge:
             self._publish,
             ingest.last_message,
             on_closed=ingest.count_window,
+            on_late=ingest.metrics.late.inc,
         )
+        self._polls = ingest.metrics.mqtt_polls
         self.holding = False
         self.bridged = 0  # readings stored
         self.duplicates = 0  # readings JetStream already held (a resent poll)
@@ -164,8 +166,10 @@ class MqttBridge:
         if reading:
             if ack.duplicate:
                 self.duplicates += 1
+                self._polls.labels("duplicate").inc()
             else:
                 self.bridged += 1
+                self._polls.labels("stored").inc()
         return ack
 
     async def _bucket(self) -> KeyValue:
@@ -195,6 +199,7 @@ class MqttBridge:
             if not self.holding:
                 log.warning("bridging MQTT readings into the fleet (%s)", self.owner)
                 self.holding = True
+                self.ingest.metrics.bridge_holding.set(1)
                 settled = await self._settle()
             if time.monotonic() < settled:
                 await asyncio.sleep(wait)
@@ -234,6 +239,7 @@ class MqttBridge:
         if self.holding:
             log.warning("another hub bridges MQTT readings now")
         self.holding = False
+        self.ingest.metrics.bridge_holding.set(0)
         self.windower.tracker.clear()
 
     async def handle(self, message: Msg) -> None:
@@ -243,6 +249,7 @@ class MqttBridge:
         poll = mqtt_poll(message.subject, message.data)
         if poll is None:
             self.rejected += 1
+            self._polls.labels("refused").inc()
             if message.subject not in self._refused_subjects and len(self._refused_subjects) < 1000:
                 self._refused_subjects.add(message.subject)
                 log.warning(

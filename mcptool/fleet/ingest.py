@@ -179,6 +179,7 @@ class FleetIngest:
             ),
             self.last_message,
             on_closed=self.count_window,
+            on_late=lambda: self.metrics.late.inc(),
         )
         self.publish_deadline_s = publish_deadline_s
         self.name = name
@@ -317,9 +318,11 @@ class FleetIngest:
             except Exception as exc:  # the stream is moving: the next tick tries again
                 log.warning("closing silent devices' windows: %r", exc)
 
-    def count_window(self, window: ClosedWindow) -> None:
+    def count_window(self, window: ClosedWindow, by_time: bool) -> None:
         self.windows_closed += 1
         self.metrics.windows.inc()
+        if by_time:
+            self.metrics.windows_by_time.inc()
 
     async def last_message(self, stream: str, subject: str) -> RawStreamMsg | None:
         """The last message of ``subject`` in ``stream`` (None: it has none)."""

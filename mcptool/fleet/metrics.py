@@ -52,6 +52,28 @@ class IngestMetrics(_Served):
         self.windows = Counter(
             "mcptool_fleet_windows_closed", "Windows handed to the work queue", registry=r
         )
+        self.windows_by_time = Counter(
+            "mcptool_fleet_windows_closed_by_time",
+            "Windows of silent devices closed at their deadline (also in windows_closed)",
+            registry=r,
+        )
+        self.late = Counter(
+            "mcptool_fleet_readings_late",
+            "Readings stored after their window had closed (kept, not analysed)",
+            registry=r,
+        )
+        self.mqtt_polls = Counter(
+            "mcptool_fleet_mqtt_polls",
+            "Messages the MQTT bridge took from FLEET_MQTT, by outcome (stored, duplicate: "
+            "already stored by its id, refused: no telemetry poll)",
+            ["outcome"],
+            registry=r,
+        )
+        self.bridge_holding = Gauge(
+            "mcptool_fleet_mqtt_bridge_holding",
+            "1 while this hub holds the MQTT bridge's lease (one hub of the fleet at a time)",
+            registry=r,
+        )
         self.latency = Histogram(
             "mcptool_fleet_store_seconds",
             "From a socket read's frames to JetStream's confirmation of all of them",

@@ -68,13 +68,15 @@ class Windower:
         last: Last,
         *,
         clock: Callable[[], float] = time.time,
-        on_closed: Callable[[ClosedWindow], None] | None = None,
+        on_closed: Callable[[ClosedWindow, bool], None] | None = None,
+        on_late: Callable[[], None] | None = None,
     ) -> None:
         self.tracker = tracker
         self._publish = publish
         self._last = last
         self._clock = clock
-        self._on_closed = on_closed
+        self._on_closed = on_closed  # (window, closed by time)
+        self._on_late = on_late
         self.closed = 0  # windows published
         self.closed_by_time = 0
         self.late = 0  # readings stored after their window closed
@@ -94,12 +96,14 @@ class Windower:
             await self.seed(node, device)
         placement = self.tracker.place(node, device, ts)
         if placement.closes is not None:
-            await self._queue(placement.closes, context or {})
+            await self._queue(placement.closes, context or {}, by_time=False)
         ack = await self._publish(
             data_subject(node, device), body, {**headers, **placement.headers}, True
         )
         if placement.late:
             self.late += 1
+            if self._on_late is not None:
+                self._on_late()
         # a duplicate's seq is the first copy's: ours after a retry, or one the tracker
         # already holds (it says so by the seq)
         self.tracker.stored(node, device, placement, ack.seq, at=self._clock())
@@ -146,7 +150,7 @@ class Windower:
             try:
                 if not await self._still_due(window):
                     continue
-                await self._queue(window, {})
+                await self._queue(window, {}, by_time=True)
             except Exception:
                 for left in due[at:]:
                     self.tracker.reopen(left)  # the next tick tries again
@@ -172,10 +176,12 @@ class Windower:
         closed = await self.closed_through(node, device)
         return closed is None or closed < window.index
 
-    async def _queue(self, window: ClosedWindow, context: Mapping[str, str]) -> None:
+    async def _queue(
+        self, window: ClosedWindow, context: Mapping[str, str], *, by_time: bool
+    ) -> None:
         headers = {**context, MSG_ID: window_id(window.node, window.device, window.index)}
         subject = window_subject(window.node, window.device)
         await self._publish(subject, json.dumps(window.to_json()).encode(), headers, False)
         self.closed += 1
         if self._on_closed is not None:
-            self._on_closed(window)
+            self._on_closed(window, by_time)

@@ -142,4 +142,7 @@ async def test_what_is_no_poll_leaves_the_queue_and_is_not_stored(
 
         await until(drained, 30, "the messages taken")
         assert bridge.rejected == 3 and bridge.bridged == 0
+        sample = bridge.ingest.metrics.registry.get_sample_value
+        assert sample("mcptool_fleet_mqtt_polls_total", {"outcome": "refused"}) == 3
+        assert sample("mcptool_fleet_mqtt_bridge_holding") == 1
         assert (await js.stream_info(DATA_STREAM)).state.messages == 0

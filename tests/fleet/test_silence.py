@@ -58,6 +58,10 @@ async def test_a_silent_devices_last_window_closes_by_time_once_across_hubs(
         assert first.windower.closed_by_time == 1
         assert second.windower.closed == 1  # it never published the first window again
         assert second.windower.late == 1
+        # and /metrics says so
+        sample = first.metrics.registry.get_sample_value
+        assert sample("mcptool_fleet_windows_closed_by_time_total") == 1
+        assert second.metrics.registry.get_sample_value("mcptool_fleet_readings_late_total") == 1
         stored = await stored_readings(js)
         assert sorted(stored) == [("node-1", seq) for seq in range(1, 6)]
         assert set(stored.values()) == {1}
