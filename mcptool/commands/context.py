@@ -154,6 +154,8 @@ SIMULATED_NOTE = (
     " quotes their results; no model wrote it"
 )
 
+NO_CALLS_NOTE = "the model called no tool: nothing in this answer was read from the plant"
+
 
 @click.command()
 @click.argument("question", type=Question())
@@ -257,4 +259,6 @@ def show_answer(answer: Answer, *, as_json: bool, simulated: bool) -> None:
         click.echo(f"tool {call.name}({args}) {mark}: {shown}", err=True)
     if simulated:
         click.echo(SIMULATED_NOTE, err=True)
+    elif answer.text and not answer.calls:  # what small models do (docs/CONTEXT.md)
+        click.echo(NO_CALLS_NOTE, err=True)
     click.echo(answer.text or answer.stopped)

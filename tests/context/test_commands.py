@@ -122,3 +122,16 @@ def test_ask_with_the_embedded_model_runs_its_calls_through_the_servers_checks(
             assert call["error"]
     assert (result.returncode == 0) == bool(answer["answer"])
     assert answer["answer"] or answer["stopped"]
+
+
+def test_an_answer_without_calls_is_said_to_hold_nothing_from_the_plant(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from mcptool.commands.context import show_answer
+    from mcptool.context.agent import Answer
+
+    show_answer(Answer("The boiler's internal heat generation.", steps=1), as_json=False,
+                simulated=False)  # fmt: skip
+    out, err = capsys.readouterr()
+    assert out == "The boiler's internal heat generation.\n"
+    assert err == "the model called no tool: nothing in this answer was read from the plant\n"
