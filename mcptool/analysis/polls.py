@@ -57,14 +57,20 @@ def analyse_poll(pipeline: AnalysisPipeline, message: Mapping[str, Any]) -> bool
 
 
 def points_of(message: Mapping[str, Any]) -> list[PointInfo]:
-    """The points a poll message reads, with the units its readings give."""
+    """The points a poll message reads, with the units its readings give; a point whose
+    value is a JSON boolean is discrete (a coil or a bool point: its changes are events,
+    not a series for the z-score, stuck and flat-line rules)."""
     readings = message.get("readings")
     if not isinstance(readings, list):
         return []
-    units = {
-        r["point"]: r.get("unit", "") for r in readings if isinstance(r, dict) and "point" in r
+    points = {
+        r["point"]: PointInfo(
+            r["point"], r.get("unit", ""), discrete=isinstance(r.get("value"), bool)
+        )
+        for r in readings
+        if isinstance(r, dict) and "point" in r
     }
-    return [PointInfo(name, unit) for name, unit in units.items()]
+    return list(points.values())
 
 
 def fan_out(*sinks: Sink) -> Sink:
