@@ -59,13 +59,21 @@ def server_tls(cert: str | None, key: str | None) -> ssl.SSLContext | None:
     return context
 
 
-def hub_analysis(ollama_url: str | None, mqtt_url: str | None, model: str) -> HubAnalysis | None:
-    """The analysis of relayed polls that --ollama / --mqtt ask for (None: neither)."""
-    if not (ollama_url or mqtt_url):
+def hub_analysis(
+    ollama_url: str | None,
+    mqtt_url: str | None,
+    model: str | None,
+    analysis_config: str | None = None,
+) -> HubAnalysis | None:
+    """The analysis of relayed polls (and of analyze requests) that --ollama, --mqtt or
+    --analysis-config ask for (None: none of them)."""
+    if not (ollama_url or mqtt_url or analysis_config):
         return None
     from mcptool.edge import hub_analysis as wired
+    from mcptool.edge.hub import load_analysis
 
-    return wired(ollama_url, mqtt_url, model=model)
+    config = load_analysis(analysis_config) if analysis_config else None
+    return wired(ollama_url, mqtt_url, model=model, config=config)
 
 
 def resumed(last_seq: dict[str, int]) -> str:
@@ -218,10 +226,21 @@ def stamp() -> str:
 )
 @click.option(
     "--model",
-    default="llama3.2",
-    show_default=True,
     type=ModelName(),
-    help="Ollama model of the analysis.",
+    help="Ollama model of the analysis (default: llama3.2, or --analysis-config's).",
+)
+@click.option(
+    "--analysis-config",
+    type=click.Path(dir_okay=False),
+    help="TOML file whose [analysis] table sets the analysis: several models in "
+    "[[analysis.routes]], thresholds, model options (docs/ANALYSIS.md).",
+)
+@click.option(
+    "--analyze-timeout",
+    default=60.0,
+    show_default=True,
+    type=Float(1, 3600),
+    help="Seconds an analyze request may wait for the model's finding.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Log one JSON object a line.")
 @click.option("--quiet", is_flag=True, help="Do not log each data frame.")
@@ -249,18 +268,23 @@ def hub(
     metrics_listen: str | None,
     ollama_url: str | None,
     mqtt_url: str | None,
-    model: str,
+    model: str | None,
+    analysis_config: str | None,
+    analyze_timeout: float,
     as_json: bool,
     quiet: bool,
     duration: float | None,
 ) -> int:
     """Run an MCP hub: authenticate edge nodes, acknowledge their data, answer requests.
 
-    Requests it answers: echo (returns its data), time (hub clock), status (nodes up).
-    With --ollama and/or --mqtt it also analyses the polls gateways relay (see
-    docs/ANALYSIS.md): findings go to MQTT on mcptool/<node>/<device>/analysis.
+    Requests it answers: echo (returns its data), time (hub clock), status (nodes up,
+    and the analysis routes' health), analyze (a window of readings in, the model's
+    finding out: docs/LINK.md). With --ollama and/or --mqtt it also analyses the polls
+    gateways relay (see docs/ANALYSIS.md): findings go to MQTT on
+    mcptool/<node>/<device>/analysis.
     """
-    from mcptool.link import JournalLedger, LinkServer, MemoryLedger, load_keys
+    from mcptool.edge import analyze_handler
+    from mcptool.link import JournalLedger, LinkServer, MemoryLedger, Router, load_keys
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     host, port = parse_listen(listen)
@@ -283,7 +307,7 @@ def hub(
         ingest = FleetIngest(nats_urls, window_s=window_s, name=f"mcptool-hub {listen}")
     keys = load_keys(keys_file)
     context = server_tls(tls_cert, tls_key)
-    analysis = hub_analysis(ollama_url, mqtt_url, model)
+    analysis = hub_analysis(ollama_url, mqtt_url, model, analysis_config)
     try:
         ledger = JournalLedger(journal) if journal else MemoryLedger()
     except OSError as exc:
@@ -293,6 +317,8 @@ def hub(
         journaled = f", storing in NATS {','.join(nats_urls)}"
     elif metrics_listen:
         raise UsageError("--metrics: the hub's metrics are the fleet's; give --nats too")
+
+    server: Any = None
 
     def log(kind: str, node: str, **fields: Any) -> None:
         if as_json:
@@ -326,7 +352,15 @@ def hub(
             ingest.event(node, body)
         log("event", node, body=body if as_json else json.dumps(body))
 
+    def status() -> dict[str, Any]:
+        answer: dict[str, Any] = {"nodes": sorted(server.sessions)}
+        routes = getattr(analysis.pipeline.model, "status", None) if analysis else None
+        if routes is not None:
+            answer["routes"] = routes()  # each model's health, breaker, answers
+        return answer
+
     async def run() -> None:
+        nonlocal server
         stop = stop_event()
         server = LinkServer(
             host,
@@ -338,11 +372,15 @@ def hub(
             before_ack=ledger.flush if isinstance(ledger, JournalLedger) else None,
             commit=ingest.commit if ingest is not None else None,
             resume_point=ingest.resume_point if ingest is not None else None,
-            handlers={
-                "echo": lambda data, request: data,
-                "time": lambda data, request: {"unix_ms": time.time_ns() // 1_000_000},
-                "status": lambda data, request: {"nodes": sorted(server.sessions)},
-            },
+            handlers=Router(
+                {
+                    "echo": lambda data, request: data,
+                    "time": lambda data, request: {"unix_ms": time.time_ns() // 1_000_000},
+                    "status": lambda data, request: status(),
+                    "analyze": analyze_handler(analysis, timeout_s=analyze_timeout),
+                },
+                timeout=analyze_timeout + 5,  # the analyze handler answers by its own deadline
+            ),
             ledger=ledger,
             ssl=context,
             heartbeat_interval=heartbeat,
