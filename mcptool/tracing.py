@@ -13,8 +13,10 @@ the form of the MCP envelope's ``traceId``. The W3C propagator is used by name, 
 process's global one: the field is called ``traceparent`` whatever else a process
 propagates.
 
-Logs carry the trace too: ``TraceIds`` stamps every record with the current span's
-trace id (``trace_id``, and ``trace`` for the end of a format line).
+Logs and metrics carry the trace too: ``TraceIds`` stamps every record with the current
+span's trace id (``trace_id``, and ``trace`` for the end of a format line), and
+``exemplar()`` gives it as the labels of a Prometheus exemplar (OpenMetrics shows it
+beside the sample). Both name recorded (sampled) traces only: another id leads nowhere.
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ __all__ = [
     "TraceIds",
     "configure",
     "context_of",
+    "exemplar",
     "inject",
     "link_of",
     "log_trace_ids",
     "provider",
+    "recorded_trace_id",
     "trace_id",
     "traceparent",
     "traceparent_in",
@@ -100,6 +104,19 @@ def trace_id(span_context: SpanContext | None = None) -> str | None:
     return format(context.trace_id, "032x") if context.is_valid else None
 
 
+def recorded_trace_id(span_context: SpanContext | None = None) -> str | None:
+    """``trace_id``, but None for a trace the sampler left out (recorded nowhere)."""
+    context = span_context or trace.get_current_span().get_span_context()
+    return trace_id(context) if context.trace_flags.sampled else None
+
+
+def exemplar(span_context: SpanContext | None = None) -> dict[str, str] | None:
+    """The current (or given) span's recorded trace as a Prometheus exemplar (``inc`` and
+    ``observe`` take None: no exemplar)."""
+    current = recorded_trace_id(span_context)
+    return {"trace_id": current} if current else None
+
+
 def provider(
     endpoint: str | None,
     service: str,
@@ -142,16 +159,37 @@ class TraceIds(logging.Filter):
     Never filters a record out."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        context = trace.get_current_span().get_span_context()
-        current = trace_id(context) if context.trace_flags.sampled else None
+        current = recorded_trace_id()
         record.trace_id = current or ""
         record.trace = f" trace_id={current}" if current else ""
         return True
 
 
-def log_trace_ids() -> None:
+class _TraceEnding(logging.Formatter):
+    """A formatter's line with ``%(trace)s`` after it, as if its format ended with it (a
+    traceback stays below the line). Wraps the formatter a command already set up: its
+    format string is not public."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = self.inner.format(record)
+        ending = getattr(record, "trace", "")
+        if not ending:
+            return text
+        line, newline, rest = text.partition("\n")
+        return line + ending + newline + rest
+
+
+def log_trace_ids(*, end_lines: bool = False) -> None:
     """Every handler of the root logger stamps its records (``TraceIds``): a format may
-    then end with ``%(trace)s``. A handler's filter sees the records of every logger."""
+    then end with ``%(trace)s``. A handler's filter sees the records of every logger.
+    ``end_lines``: the handlers' lines end with it whatever their format (the hub's and
+    the worker's ``--otlp``, set up after their logging)."""
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, TraceIds) for f in handler.filters):
             handler.addFilter(TraceIds())
+        if end_lines and not isinstance(handler.formatter, _TraceEnding):
+            handler.setFormatter(_TraceEnding(handler.formatter or logging.Formatter()))

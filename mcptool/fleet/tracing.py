@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from opentelemetry.trace import Tracer
 
-from mcptool.tracing import configure, context_of, inject, link_of, trace_id
+from mcptool.tracing import configure, context_of, exemplar, inject, link_of, trace_id
 from mcptool.tracing import tracer as named_tracer
 
-__all__ = ["configure", "context_of", "inject", "link_of", "trace_id", "tracer"]
+__all__ = ["configure", "context_of", "exemplar", "inject", "link_of", "trace_id", "tracer"]
 
 _NAME = "mcptool.fleet"
 

@@ -101,8 +101,7 @@ class GatewayTracing:
             # recorded nowhere, but the decision travels on: the hub records none of it
             return TracedPoll(spool, traceparent, None)
         self._spooling[(stream(result.device), seq_first)] = spool
-        trace_id = format(spool.get_span_context().trace_id, "032x")
-        return TracedPoll(spool, traceparent, {"trace_id": trace_id})
+        return TracedPoll(spool, traceparent, tracing.exemplar(spool.get_span_context()))
 
     @staticmethod
     @contextlib.contextmanager
