@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import socket
 import ssl
 import sys
 import time
@@ -29,6 +31,7 @@ from mcptool.errors import UsageError
 
 if TYPE_CHECKING:
     from mcptool.analysis import HubAnalysis
+    from mcptool.fleet import FleetIngest
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -74,6 +77,20 @@ def hub_analysis(
 
     config = load_analysis(analysis_config) if analysis_config else None
     return wired(ollama_url, mqtt_url, model=model, config=config)
+
+
+def bridge(ingest: FleetIngest) -> asyncio.Task[None]:
+    """The hub's MQTT bridge, running until cancelled (a failure to start is logged)."""
+    from mcptool.fleet.bridge import MqttBridge
+
+    def ended(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logging.getLogger(__name__).error("the MQTT bridge stopped: %r", task.exception())
+
+    owner = f"{socket.gethostname()} pid {os.getpid()}"
+    task = asyncio.ensure_future(MqttBridge(ingest, owner).run())
+    task.add_done_callback(ended)
+    return task
 
 
 def resumed(last_seq: dict[str, int]) -> str:
@@ -208,6 +225,22 @@ def stamp() -> str:
     type=Float(0.001, 86_400),
     help="With --nats: window length of the readings handed to analysis workers.",
 )
+@click.option(
+    "--window-grace-s",
+    default=30.0,
+    show_default=True,
+    type=Float(0, 86_400),
+    help="With --nats: a device silent this long after its window's end (or its last "
+    "reading's arrival, if later) has that window closed and analysed without waiting "
+    "for a later reading.",
+)
+@click.option(
+    "--mqtt-bridge/--no-mqtt-bridge",
+    default=True,
+    show_default=True,
+    help="With --nats: move what gateways publish to NATS's MQTT listener (fleet/mqtt/...) "
+    "into the fleet's stream, one hub at a time (docs/FLEET.md, two paths).",
+)
 @otlp_option
 @metrics_option
 @click.option(
@@ -264,6 +297,8 @@ def hub(
     journal: str | None,
     nats_urls: list[str] | None,
     window_s: float,
+    window_grace_s: float,
+    mqtt_bridge: bool,
     otlp_url: str | None,
     metrics_listen: str | None,
     ollama_url: str | None,
@@ -304,7 +339,9 @@ def hub(
         start_tracing(otlp_url, "mcptool-hub")
         from mcptool.fleet import FleetIngest
 
-        ingest = FleetIngest(nats_urls, window_s=window_s, name=f"mcptool-hub {listen}")
+        ingest = FleetIngest(
+            nats_urls, window_s=window_s, grace_s=window_grace_s, name=f"mcptool-hub {listen}"
+        )
     keys = load_keys(keys_file)
     context = server_tls(tls_cert, tls_key)
     analysis = hub_analysis(ollama_url, mqtt_url, model, analysis_config)
@@ -420,10 +457,14 @@ def hub(
                     f"--nats {','.join(nats_urls or [])}: cannot use JetStream there"
                     f" ({str(exc) or type(exc).__name__}): is the cluster up, with JetStream on?"
                 ) from None
+        bridging = bridge(ingest) if ingest is not None and mqtt_bridge else None
         try:
             async with analysis or contextlib.nullcontext():
                 await run()
         finally:
+            if bridging is not None:
+                bridging.cancel()
+                await asyncio.gather(bridging, return_exceptions=True)
             if ingest is not None:
                 await ingest.close()
                 ingest.metrics.close()

@@ -76,3 +76,22 @@ def test_metrics_need_an_address_and_at_the_hub_nats(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.startswith("error: --metrics 'nowhere': use HOST:PORT")
+
+
+def test_a_negative_window_grace_is_one_line_naming_it(tmp_path: Path) -> None:
+    result = mcptool(
+        "hub", "--keys", str(write_keys(tmp_path / "keys")), "--nats", "nats://127.0.0.1:4222",
+        "--window-grace-s", "-1",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--window-grace-s" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_hubs_default_grace_is_the_trackers() -> None:
+    from mcptool.fleet.windows import DEFAULT_GRACE_S
+
+    text = " ".join(mcptool("hub", "--help").stdout.split())
+    start = text.index("--window-grace-s")
+    option = text[start : text.index("]", start)]  # its help, up to its [default: ...]
+    assert f"[default: {DEFAULT_GRACE_S};" in option
