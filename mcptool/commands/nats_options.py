@@ -57,7 +57,9 @@ def otlp_option(function: Any) -> Any:
 
 
 def start_tracing(otlp_url: str | None, service: str) -> None:
-    """Install the OTLP exporter that ``--otlp`` asks for (one line if it is missing)."""
+    """Install the OTLP exporter that ``--otlp`` asks for (one line if it is missing), and
+    end the log lines written inside a recorded span with its ` trace_id=` as the
+    gateway's do (call it after logging is set up: it stamps the handlers there are)."""
     if otlp_url is None:
         return
     try:
@@ -69,9 +71,10 @@ def start_tracing(otlp_url: str | None, service: str) -> None:
         raise UsageError(
             "--otlp needs the OpenTelemetry SDK: pip install 'mcptool[tracing]'"
         ) from None
-    from mcptool.fleet.tracing import configure
+    from mcptool.tracing import configure, log_trace_ids
 
     configure(otlp_url, service)
+    log_trace_ids(end_lines=True)
 
 
 def metrics_option(function: Any) -> Any:

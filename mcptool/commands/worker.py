@@ -59,6 +59,7 @@ from mcptool.errors import UsageError
 @otlp_option
 @metrics_option
 @click.option("--duration", type=Float(0, 31_536_000, min_open=True), help="Stop after N seconds.")
+@click.option("-v", "--verbose", is_flag=True, help="Log each window's record as it is published.")
 def worker(
     nats_urls: list[str],
     ollama_url: str,
@@ -68,15 +69,18 @@ def worker(
     otlp_url: str | None,
     metrics_listen: str | None,
     duration: float | None,
+    verbose: bool,
 ) -> int:
     """Take closed windows from the fleet's work queue, analyse each with the model, and
     publish one finding per window (docs/FLEET.md). Start more workers to go faster."""
     require_fleet("--nats")
     address = metrics_address(metrics_listen)
-    start_tracing(otlp_url, "mcptool-worker")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if verbose:  # mcptool's own lines, not every HTTP request of the model's client
+        logging.getLogger("mcptool").setLevel(logging.INFO)
+    start_tracing(otlp_url, "mcptool-worker")  # after the logging: its lines name traces
     from mcptool.fleet import FleetWorker, StreamSettings
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     fleet_worker = FleetWorker(
         nats_urls,
         ollama_url,

@@ -240,15 +240,18 @@ class FleetIngest:
 
     async def commit(self, node: str, frames: Sequence[tuple[int, bytes]]) -> None:
         """Store each frame (in order); returns once JetStream confirmed them all."""
+        started = time.perf_counter()
+        exemplar = None  # the first traced frame's trace names the batch's time
         try:
-            with self.metrics.latency.time():
-                for seq, body in frames:
-                    await self._store(node, seq, body)
+            for seq, body in frames:
+                exemplar = await self._store(node, seq, body) or exemplar
         except BaseException:
             # What was published of a window may be ahead of this memory: re-read it.
             self.windows.forget(node)
             self.metrics.failures.inc()
             raise
+        finally:
+            self.metrics.latency.observe(time.perf_counter() - started, exemplar)
 
     def event(self, node: str, body: dict[str, Any]) -> None:
         """Store an EVENT, best effort: the link does not acknowledge events either."""
@@ -286,7 +289,9 @@ class FleetIngest:
             raise RuntimeError("start() the ingest first")
         return self.js
 
-    async def _store(self, node: str, seq: int, body: bytes) -> None:
+    async def _store(self, node: str, seq: int, body: bytes) -> dict[str, str] | None:
+        """Store one frame under its ``fleet.store`` span; the span's recorded trace as an
+        exemplar (None: not traced). Inside the span, log lines and metrics name it."""
         headers = {MSG_ID: reading_id(node, seq), HEADER_NODE: node, HEADER_SEQ: str(seq)}
         poll = poll_of(body)
         parent = tracing.context_of({"traceparent": poll.traceparent}) if poll else None
@@ -296,7 +301,7 @@ class FleetIngest:
         ) as span:
             if poll is None:
                 await self._publish(data_subject(node, None), body, tracing.inject(headers))
-                return
+                return tracing.exemplar()
             span.set_attribute("mcp.device", poll.device)
             context = tracing.inject({})  # this span's traceparent, when tracing
             headers.update(context)
@@ -305,6 +310,7 @@ class FleetIngest:
             )
             if placement.closes is not None:
                 span.set_attribute("fleet.window_closed", placement.closes.index)
+            return tracing.exemplar()
 
     # -- closing windows by time -------------------------------------------------------
     async def _tick_forever(self) -> None:
@@ -320,7 +326,8 @@ class FleetIngest:
 
     def count_window(self, window: ClosedWindow, by_time: bool) -> None:
         self.windows_closed += 1
-        self.metrics.windows.inc()
+        exemplar = tracing.exemplar()  # a reading's store span closed it (none: by time)
+        self.metrics.windows.inc(exemplar=exemplar)
         if by_time:
             self.metrics.windows_by_time.inc()
 
@@ -337,12 +344,15 @@ class FleetIngest:
         ack: PubAck = await self._retry(lambda: self._js.publish(subject, body, headers=headers))
         if not frame:
             return ack
+        # called inside the frame's store span: its trace is the exemplar and ends the line
+        exemplar = tracing.exemplar()
         if ack.duplicate:
             self.duplicates += 1
-            self.metrics.duplicates.inc()
+            self.metrics.duplicates.inc(exemplar=exemplar)
+            log.info("%s already stored (a resend): not stored again", headers.get(MSG_ID))
         else:
             self.stored += 1
-            self.metrics.stored.inc()
+            self.metrics.stored.inc(exemplar=exemplar)
         return ack
 
     async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:

@@ -97,15 +97,17 @@ class _Asked:
     async def ask(
         self, messages: Sequence[Mapping[str, str]], schema: Mapping[str, Any]
     ) -> ModelAnswer:
-        with (
-            tracing.tracer().start_as_current_span(
-                "analysis.model_call",
-                kind=SpanKind.CLIENT,
-                attributes={"gen_ai.request.model": self.name},
-            ),
-            self.metrics.model_latency.time(),
+        with tracing.tracer().start_as_current_span(
+            "analysis.model_call",
+            kind=SpanKind.CLIENT,
+            attributes={"gen_ai.request.model": self.name},
         ):
-            return await self.model.ask(messages, schema)
+            started = time.perf_counter()
+            try:
+                return await self.model.ask(messages, schema)
+            finally:  # timed as .time() would, and naming the call's trace (an exemplar)
+                elapsed = time.perf_counter() - started
+                self.metrics.model_latency.observe(elapsed, tracing.exemplar())
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,16 @@ class Analysed:
 
     record: dict[str, Any]
     advance: Callable[[], Awaitable[str]] | None = None
+
+
+def _published(record: Mapping[str, Any], duplicate: bool) -> str:
+    """What the log says of a window's record once JetStream holds it."""
+    if duplicate:
+        return "already published (a redelivered window)"
+    kind = record.get("type")
+    if kind == "finding":
+        return f"finding published (severity {record.get('severity')})"
+    return f"{kind} published ({record.get('reason', '')})"
 
 
 async def _discard(record: dict[str, Any]) -> None:
@@ -266,18 +278,21 @@ class FleetWorker:
             # cost a redelivery after ack_wait (the finding is idempotent by id, so is
             # the ack).
             ack = await retry(lambda: js.publish(subject, body, headers=headers), self.deadline_s)
+            # in the span: the line and the metrics name the window's trace
+            exemplar = tracing.exemplar()
+            log.info("%s: %s", record.get("id"), _published(record, ack.duplicate))
         if ack.duplicate:
             self.duplicates += 1
-            self.metrics.duplicates.inc()
+            self.metrics.duplicates.inc(exemplar=exemplar)
         elif record.get("type") == "finding":
-            self.metrics.findings.labels(str(record.get("severity"))).inc()
+            self.metrics.findings.labels(str(record.get("severity"))).inc(exemplar=exemplar)
         if analysed.advance is not None:
             # Fails (the window is not acked, so redelivered) rather than lose the window
             # from the baseline: the finding is stored, so a second one is dropped.
             outcome = await analysed.advance()
             self.baseline_outcomes[outcome] += 1
             self.metrics.baselines.labels(outcome).inc()
-        self.metrics.windows.labels(str(record.get("type"))).inc()
+        self.metrics.windows.labels(str(record.get("type"))).inc(exemplar=exemplar)
         self.analysed += 1
         await retry(message.ack_sync, self.deadline_s)
 
