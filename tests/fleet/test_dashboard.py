@@ -1,7 +1,8 @@
 """The fleet's Grafana dashboard against a real Prometheus (Debian ``prometheus``) that
 scrapes a running ``mcptool gateway run`` (polling a simulated device, with an uplink to
-the hub), ``mcptool hub --nats`` and ``mcptool worker``: every PromQL expression of every
-panel must return data."""
+the hub and its own analysis over two model routes), ``mcptool hub --nats`` (bridging
+polls sent to NATS's MQTT listener) and ``mcptool worker``: every PromQL expression of
+every panel must return data."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+import aiomqtt
 import httpx
 import pytest
 
@@ -45,9 +47,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _gateway_config(path: Path, hub_url: str, boiler: tuple[str, int]) -> Path:
+def _gateway_config(path: Path, hub_url: str, boiler: tuple[str, int], ollama: str) -> Path:
     """A gateway polling a boiler whose label is over the uplink's 512-byte frame (an
-    uplink drop every poll) and a meter nobody answers for (poll errors), every 200 ms."""
+    uplink drop every poll) and a meter nobody answers for (poll errors), every 200 ms;
+    its analysis has a route to the Ollama simulator and one to a box that is down."""
     host, port = boiler
     label = '{name = "label", address = 100, type = "string", length = 100}'
     spool, key = path.parent / "spool.db", KEYS["node-2"].decode()
@@ -75,6 +78,17 @@ interval = 0.2
 backoff_initial = 0.2
 backoff_max = 1.0
 points = [{{name = "power", address = 0, type = "float32"}}]
+[analysis]
+window_s = 2
+route_check_s = 1
+[[analysis.routes]]
+model = "llama3.2"
+ollama = "{ollama}"
+[[analysis.routes]]
+model = "qwen2.5:14b"
+ollama = "http://127.0.0.1:{_free_port()}"
+fallback = true
+first_for = "critical"
 """
     )
     return path
@@ -99,8 +113,9 @@ def _metrics_target(banner: str) -> str:
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 async def test_every_dashboard_expression_has_data_in_a_real_prometheus(
-    nats_cluster: NatsCluster, tmp_path: Path
+    mqtt_cluster: NatsCluster, tmp_path: Path
 ) -> None:
+    nats_cluster = mqtt_cluster
     prometheus = require_program("prometheus")
     keys = write_keys(tmp_path / "keys")
     processes: list[Process] = []
@@ -116,7 +131,9 @@ async def test_every_dashboard_expression_has_data_in_a_real_prometheus(
                 "--metrics", "127.0.0.1:0",
             )  # fmt: skip
             processes.append(worker)
-            config = _gateway_config(tmp_path / "gateway.toml", hub_url, devices.addresses[0])
+            config = _gateway_config(
+                tmp_path / "gateway.toml", hub_url, devices.addresses[0], ollama.url
+            )
             gateway = await asyncio.to_thread(start_gateway, config, tmp_path / "gateway.log")
             processes.append(gateway)
             port = _free_port()
@@ -137,7 +154,8 @@ async def test_every_dashboard_expression_has_data_in_a_real_prometheus(
                 stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("w"),
             )  # fmt: skip
             try:
-                missing = await _until_every_expression_has_data(port, hub_url)
+                mqtt_port = nats_cluster.nodes[0].mqtt_port or 0
+                missing = await _until_every_expression_has_data(port, hub_url, mqtt_port)
             finally:
                 server.terminate()
                 server.wait(timeout=30)
@@ -147,17 +165,25 @@ async def test_every_dashboard_expression_has_data_in_a_real_prometheus(
     assert missing == [], f"no data for: {missing}"
 
 
-async def _until_every_expression_has_data(port: int, hub_url: str) -> list[str]:
+async def _until_every_expression_has_data(port: int, hub_url: str, mqtt_port: int) -> list[str]:
     link = LinkClient(hub_url, "node-1", KEYS["node-1"])
     await link.start(10)
     sent = 0
 
     async def traffic() -> None:
         nonlocal sent
-        while True:  # a poll every 50 ms, a simulated second apart: a window per 250 ms
-            await link.send(poll("boiler", BASE_MS + sent * 200, 20 + sent % 3))
-            sent += 1
-            await asyncio.sleep(0.05)
+        # node-3 publishes to NATS's MQTT listener, as a gateway on the MQTT path does
+        async with aiomqtt.Client(
+            "127.0.0.1", mqtt_port, identifier="node-3", protocol=aiomqtt.ProtocolVersion.V311
+        ) as mqtt:
+            while True:  # a poll every 50 ms, a simulated second apart: a window per 250 ms
+                message = poll("boiler", BASE_MS + sent * 200, 20 + sent % 3)
+                await link.send(message)
+                # the bridge takes node, device and seq from the poll itself
+                poll_3 = {**json.loads(message), "node": "node-3", "seq": sent + 1}
+                await mqtt.publish("fleet/mqtt/node-3/boiler", json.dumps(poll_3), qos=1)
+                sent += 1
+                await asyncio.sleep(0.05)
 
     feeding = asyncio.ensure_future(traffic())
     pending = set(expressions())
