@@ -105,10 +105,13 @@ class HealthBook:
         *,
         models: Collection[str] = (),
         error: str | None = None,
+        serves: Collection[str] | None = None,
     ) -> list[HealthChange]:
         """The outcome of a check of ``endpoint``: ``error`` (one line naming the endpoint
         and the fix) when it did not answer as an Ollama does, else ``models``, the names
-        of the routes' models it has. Returns the routes whose verdict changed."""
+        of the routes' models it has. ``serves``: every model of an endpoint that cannot
+        pull one (mcptool's own servers), None for an Ollama. Returns the routes whose
+        verdict changed."""
         self._checking.discard(endpoint)
         self._due[endpoint] = now + self.interval_s
         changes = []
@@ -117,6 +120,13 @@ class HealthBook:
                 continue
             if error is not None:
                 reason = error  # the client's own line: it names the endpoint and the fix
+            elif health.model not in models and serves is not None:
+                reason = (
+                    f"model {health.model} is not served at {endpoint}, which serves only"
+                    f" {', '.join(serves) or 'nothing'}: name one of those in the route, or"
+                    f" serve {health.model} there (`mcptool model serve --model FILE.gguf"
+                    f" --name {health.model}`)"
+                )
             elif health.model not in models:
                 reason = (
                     f"model {health.model} is not pulled at {endpoint}:"

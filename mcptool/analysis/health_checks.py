@@ -26,7 +26,14 @@ import time
 from collections.abc import Callable, Iterable
 
 from mcptool.analysis.health import HealthBook, HealthChange
-from mcptool.ollama import CircuitBreaker, OllamaClient, OllamaError, RetryPolicy, Timeouts
+from mcptool.ollama import (
+    CircuitBreaker,
+    OllamaClient,
+    OllamaError,
+    RetryPolicy,
+    Timeouts,
+    can_pull,
+)
 from mcptool.serving.ollama_api import same_model
 
 __all__ = ["HealthChecker"]
@@ -101,7 +108,13 @@ class HealthChecker:
             changes = self.book.observe(endpoint, self._clock(), error=str(exc))
         else:
             present = {h.model for h in routes if any(same_model(h.model, n) for n in names)}
-            changes = self.book.observe(endpoint, self._clock(), models=present)
+            changes = self.book.observe(
+                endpoint,
+                self._clock(),
+                models=present,
+                # model serve and the simulator cannot pull: say what they serve instead
+                serves=None if can_pull(self._clients[endpoint].server) else names,
+            )
         self._woken.set()
         report(changes)
         return changes

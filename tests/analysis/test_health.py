@@ -94,3 +94,18 @@ def test_an_unhealthy_route_rejoins_after_rise_good_checks() -> None:
 def test_settings_that_cannot_work_are_refused(interval: float, fall: int, rise: int) -> None:
     with pytest.raises(ValueError):
         HealthBook(interval, fall=fall, rise=rise)
+
+
+def test_a_missing_model_is_pulled_on_an_ollama_and_named_on_a_server_that_cannot_pull() -> None:
+    health = book()
+    health.due(0.0)
+    [*_, ollama] = health.observe(SMALL, 0.1, models={"qwen2.5-coder:0.5b"})
+    assert (
+        ollama.reason
+        == f"model llama3.2:3b is not pulled at {SMALL}: run `ollama pull llama3.2:3b` there"
+    )
+    [served] = health.observe(BIG, 0.2, serves=["qwen2.5-coder:0.5b"])
+    assert served.reason.startswith(
+        f"model qwen2.5:14b is not served at {BIG}, which serves only qwen2.5-coder:0.5b:"
+    )
+    assert "ollama pull" not in served.reason

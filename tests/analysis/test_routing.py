@@ -189,14 +189,18 @@ async def test_routes_down_or_without_their_model_are_skipped_before_a_window_wa
     assert health[f"gone:1b@{down_url}"][0] == "unhealthy"
     assert health[f"huge:14b@{other.url}"] == (
         "unhealthy",
-        f"model huge:14b is not pulled at {other.url}: run `ollama pull huge:14b` there",
+        f"model huge:14b is not served at {other.url}, which serves only other:1b: name one"
+        " of those in the route, or serve huge:14b there (`mcptool model serve --model"
+        " FILE.gguf --name huge:14b`)",
     )
     assert health[f"big:7b@{big.url}"] == ("healthy", "")  # busy is per call: the breaker's
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 2  # one line per route unhealthy at start: endpoint, model, fix
     assert warnings[0].startswith(f"analysis route gone:1b at {down_url} is not healthy at start")
     assert "is `ollama serve` running?" in warnings[0]
-    assert "ollama pull huge:14b" in warnings[1] and other.url in warnings[1]
+    # the simulator (like model serve) cannot pull: no `ollama pull` advice for it
+    assert "--name huge:14b" in warnings[1] and other.url in warnings[1]
+    assert "ollama pull" not in warnings[1]
     for _ in range(10):
         answer = await router.ask(MESSAGES, SCHEMA)
         assert answer.model == "small:0.5b"
@@ -222,7 +226,7 @@ async def test_when_every_route_is_unhealthy_the_window_waits_with_the_reasons(
     small, _, _ = sims
     router = RoutedModel([checked(small.url, "missing:1b")], check_s=60.0)
     await router.preload()
-    with pytest.raises(ModelUnavailable, match=r"unhealthy \(model missing:1b is not pulled"):
+    with pytest.raises(ModelUnavailable, match=r"unhealthy \(model missing:1b is not served"):
         await router.ask(MESSAGES, SCHEMA)
     await router.aclose()
     assert small.counters.by_path["/api/chat"] == 0

@@ -59,7 +59,7 @@ async def test_link_request_analyze_prints_the_finding_and_the_model_that_answer
         "bad analyze request: data.readings: missing (required)"
     )
     warning = f"analysis route big:7b at {big.url} is not healthy at start"
-    assert warning in err and "run `ollama pull big:7b` there" in err, out + err
+    assert warning in err and "serves only other:1b" in err, out + err
 
 
 def test_a_bad_analysis_config_is_a_one_line_error(tmp_path: Path) -> None:
