@@ -277,6 +277,9 @@ def stamp() -> str:
 )
 @click.option("--json", "as_json", is_flag=True, help="Log one JSON object a line.")
 @click.option("--quiet", is_flag=True, help="Do not log each data frame.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Log mcptool's own INFO lines too (a resent frame already stored, "
+                   "JetStream not answering, each with its trace id under --otlp).")  # fmt: skip
 @click.option("--duration", type=Float(0, 31_536_000, min_open=True), help="Stop after N seconds.")
 def hub(
     listen: str,
@@ -308,6 +311,7 @@ def hub(
     analyze_timeout: float,
     as_json: bool,
     quiet: bool,
+    verbose: bool,
     duration: float | None,
 ) -> int:
     """Run an MCP hub: authenticate edge nodes, acknowledge their data, answer requests.
@@ -322,6 +326,8 @@ def hub(
     from mcptool.link import JournalLedger, LinkServer, MemoryLedger, Router, load_keys
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if verbose:  # mcptool's own lines, not every request of the clients it uses
+        logging.getLogger("mcptool").setLevel(logging.INFO)
     host, port = parse_listen(listen)
     if reserved_handshakes >= max_handshakes:
         raise UsageError(

@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.fleet.conftest import write_keys
+from mcptool.link import LinkClient
+from simulators.nats import NatsCluster
+from tests.fleet.conftest import KEYS, write_keys
+from tests.fleet.processes import start_hub
+from tests.fleet.stream_reader import poll
 
 
 def mcptool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -95,3 +99,21 @@ def test_the_hubs_default_grace_is_the_trackers() -> None:
     start = text.index("--window-grace-s")
     option = text[start : text.index("]", start)]  # its help, up to its [default: ...]
     assert f"[default: {DEFAULT_GRACE_S};" in option
+
+
+@pytest.mark.parametrize("verbose", [True, False])
+async def test_hub_verbose_logs_mcptools_own_info_lines(
+    nats_cluster: NatsCluster, tmp_path: Path, verbose: bool
+) -> None:
+    keys = write_keys(tmp_path / "keys")
+    log = tmp_path / "hub.log"
+    hub, url = start_hub(keys, nats_cluster.url, 1.0, log, *(["-v"] if verbose else []))
+    try:
+        link = LinkClient(url, "node-1", KEYS["node-1"])
+        await link.start(10)
+        await link.send(poll("boiler", 1_700_000_000_000, 20.0))
+        await link.close()
+    finally:
+        hub.stop()  # the log is complete once the process has ended
+    up = [line for line in log.read_text().splitlines() if "node node-1 up (session" in line]
+    assert len(up) == (1 if verbose else 0), log.read_text()
