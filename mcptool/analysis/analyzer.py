@@ -7,7 +7,6 @@ noticed. The async pipeline (``pipeline.py``) and the benchmark drive the same o
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -213,10 +212,11 @@ class Analyzer:
     def flush(self) -> list[WindowReport]:
         """Close every open window now, short as it is: the analysis is stopping, and the
         readings in it were already taken from the spool, so a breach in them would
-        otherwise never be judged. No offline check: stopping is not silence."""
+        otherwise never be judged. No offline check: stopping is not silence. Such a
+        window is ``partial``: judged by the thresholds only, and not learnt from."""
         reports = []
         for window in self._windows.values():
-            closed = window.close_if_due(math.inf, 0.0)
+            closed = window.close_now(partial=True)
             if closed is not None:
                 reports.append(self._judge(closed))
         return reports

@@ -86,6 +86,10 @@ class WindowStats:
     readings: int = 0
     failed_polls: int = 0
     last_seen: float | None = None
+    # closed before its end (the analysis stopping): its readings are judged against the
+    # thresholds, but a part of a window is no sample of the point's usual behaviour (a
+    # few readings at a sine's crest have neither its mean nor its noise)
+    partial: bool = False
 
     @property
     def seconds(self) -> float:
@@ -325,16 +329,29 @@ class DeviceWindow:
     def close_if_due(self, now: float, grace_s: float) -> WindowStats | None:
         """Close the open window when ``now`` is past its end by ``grace_s`` (late readings)."""
         if self.end != -_INF and now >= self.end + grace_s:
-            closed = self.close()
-            self.start = self.end = -_INF
-            return closed
+            return self.close_now(partial=False)
         return None
 
-    def close(self) -> WindowStats:
+    def close_now(self, *, partial: bool = True) -> WindowStats | None:
+        """Close the open window whatever the time (the analysis is stopping)."""
+        if self.end == -_INF:
+            return None
+        closed = self.close(partial=partial)
+        self.start = self.end = -_INF
+        return closed
+
+    def close(self, *, partial: bool = False) -> WindowStats:
         units = self.units
         stats = {name: p.snapshot(units.get(name, "")) for name, p in self.points.items()}
         window = WindowStats(
-            self.device, self.start, self.end, stats, self.readings, self.failed, self.last_seen
+            self.device,
+            self.start,
+            self.end,
+            stats,
+            self.readings,
+            self.failed,
+            self.last_seen,
+            partial,
         )
         for p in self.points.values():
             p.reset()

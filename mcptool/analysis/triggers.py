@@ -191,7 +191,8 @@ class TriggerEngine:
                 )
             )
         usual = self.usual(window) if events else {}
-        self.baseline.add(window)
+        if not window.partial:  # a part of a window would skew the usual level and noise
+            self.baseline.add(window)
         return _merge(events), usual
 
     def usual(self, window: WindowStats) -> dict[str, Usual]:
@@ -232,8 +233,10 @@ class TriggerEngine:
                     rule.severity,
                     {s.name: s.min},
                 )
-        if s.discrete:
-            return  # on/off states: a change is an event, not a statistical anomaly
+        if s.discrete or window.partial:
+            # on/off states: a change is an event, not a statistical anomaly; a part of a
+            # window (a stop) has too few readings to be set against whole ones
+            return
         history = self.baseline.get(window.device, s.name)
         if history is None or len(history.means) < config.min_baseline_windows:
             return

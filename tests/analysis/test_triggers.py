@@ -145,3 +145,26 @@ def test_every_window_fires_for_each_window_with_data(config: AnalysisConfig) ->
         (1, "every_window"),
         (2, "every_window"),
     ]
+
+
+def test_a_window_cut_short_by_a_stop_is_judged_by_thresholds_only_and_not_learnt() -> None:
+    """At a stop the open window is judged as it is: three readings at a smooth sine's
+    crest have almost no noise about their line and a mean off the usual level, so the
+    statistical rules would fire on nothing but the stop; a breach still counts."""
+    config = AnalysisConfig(thresholds=(ThresholdRule("p", above=69.9),), zscore=None)
+    analyzer = Analyzer(config)
+
+    def sine(w: int, i: int) -> float:
+        t = w * 10 + i
+        return 60.0 + 10 * math.sin(2 * math.pi * t / 120) + 0.05 * math.sin(i * 2.3 + w)
+
+    whole = feed(analyzer, "tank", 12, sine)  # crests at t = 30 and 150: thresholds only
+    assert {rule for _, rule in rules(whole)} == {"threshold"}
+    for i in range(3):  # three readings near the crest at t = 150, then the stop
+        analyzer.observe("tank", T0 + 145 + i * 0.5, {"p": 70.0 - 0.001 * i})
+    learnt = len(analyzer.triggers.baseline.get("tank", "p").means)
+    (report,) = analyzer.flush()
+    assert report.window.start == T0 + 140
+    assert report.window.partial
+    assert [e.rule for e in report.events] == ["threshold"]
+    assert len(analyzer.triggers.baseline.get("tank", "p").means) == learnt
