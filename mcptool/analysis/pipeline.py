@@ -51,6 +51,7 @@ from mcptool.analysis.model import (
 )
 from mcptool.analysis.prompting import Prompts
 from mcptool.analysis.triggers import signature
+from mcptool.backoff import Backoff
 
 __all__ = ["AnalysisPipeline", "Sink"]
 
@@ -100,7 +101,13 @@ class AnalysisPipeline:
         self._last_call = -float("inf")
         self._call_lock = asyncio.Lock()
         self._resume_at = 0.0
-        self._backoff = config.retry_after_s
+        # The project's one backoff, doubling from retry_after_s: many gateways that lost
+        # one shared Ollama must not all come back in the same second (the jitter).
+        self._retry = Backoff(
+            initial=config.retry_after_s or 1.0,
+            multiplier=2.0,
+            maximum=max(_MAX_BACKOFF_S, config.retry_after_s),
+        )
         self._down_reason: str | None = None
         self._recent: dict[str, tuple[frozenset[tuple[str, str]], float]] = {}
         self._data_now = 0.0
@@ -557,11 +564,12 @@ class AnalysisPipeline:
         for job in self.backlog.pending():
             if not job.statistics_sent:
                 self._statistics_for(job, self._queued_reason())
-        self._pause(self._backoff)
-        self._backoff = min(_MAX_BACKOFF_S, self._backoff * 2 or 1.0)
+        first = self._retry.attempts == 0
+        delay = self._retry.next_delay()
+        self._pause(0.0 if first and not self.config.retry_after_s else delay)
 
     def _available(self) -> None:
         if self._down_reason is not None:
             log.info("model answers again; working through %d queued windows", len(self.backlog))
         self._down_reason = None
-        self._backoff = self.config.retry_after_s
+        self._retry.reset()

@@ -385,3 +385,25 @@ async def test_a_critical_rating_with_no_rule_fired_is_kept_a_warning(
         await pipeline.wait_idle()
     await model.aclose()
     assert finding["severity"] == "warning" and finding["model_severity"] == "critical"
+
+
+async def test_pauses_after_failed_calls_double_with_jitter_and_reset_on_an_answer() -> None:
+    config = AnalysisConfig(retry_after_s=2.0)
+    pipeline = AnalysisPipeline(config, sink=Collector(), model=None)
+    loop = asyncio.get_running_loop()
+    pauses = []
+    for _ in range(8):
+        pipeline._resume_at = 0.0
+        before = loop.time()
+        pipeline._unavailable("down")
+        pauses.append(pipeline._resume_at - before)
+    for n, pause in enumerate(pauses):  # 2, 4, 8, ... 60 at most, each +/-20 %
+        expected = min(2.0 * 2**n, 60.0)
+        assert 0.8 * expected - 0.01 <= pause <= min(1.2 * expected, 60.0) + 0.01, (n, pauses)
+    # jittered: gateways that lost one shared Ollama do not come back in lockstep
+    assert any(abs(p - min(2.0 * 2**n, 60.0)) > 1e-3 for n, p in enumerate(pauses[:5]))
+    pipeline._available()
+    pipeline._resume_at = 0.0
+    before = loop.time()
+    pipeline._unavailable("down again")
+    assert pipeline._resume_at - before <= 2.4 + 0.01  # back to the first pause
