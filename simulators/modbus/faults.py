@@ -3,8 +3,10 @@
 A :class:`Fault` says *what* goes wrong (``kind`` and its parameters), *where* (optional
 ``device``, ``unit``, ``function`` and ``address`` range) and *when* (always, ``every``
 Nth matching request, or with ``probability`` from a seeded RNG; at most ``times``
-times). The server applies every matching fault to a request, in the order they were
-added, so ``latency`` + ``fragment`` is a slow reply in pieces.
+times; only from ``from`` and until ``until`` seconds since the simulator started). The
+matcher never reads a clock: the server passes the time in. The server applies every
+matching fault to a request, in the order they were added, so ``latency`` + ``fragment``
+is a slow reply in pieces.
 
 Spec syntax (``--fault``)::
 
@@ -16,6 +18,7 @@ Spec syntax (``--fault``)::
     garbage / garbage:deadbeef      fragment:3,pause=0.05
     wrong_tid                       corrupt:protocol_id (length, unit, function, byte_count)
     refuse:2,mode=close             address=100-199, device=boiler, times=1
+    silence,from=14,until=40        (seconds since start: from inclusive, until exclusive)
 """
 
 from __future__ import annotations
@@ -77,6 +80,10 @@ class Fault:
     probability: float | None = None
     seed: int = 0
     times: int | None = None  # fire at most this many times
+    # window, in seconds since the simulator started: [since, until). The spec key of
+    # ``since`` is "from", a Python keyword.
+    since: float | None = None
+    until: float | None = None
     # parameters
     seconds: float = 0.0  # latency (or the low end with max_seconds)
     max_seconds: float | None = None  # latency: uniform in [seconds, max_seconds]
@@ -112,6 +119,16 @@ class Fault:
             "must be between 0 and 1",
         )
         _check(self.times is None or self.times >= 1, "times", "must be >= 1")
+        _check(
+            self.since is None or (math.isfinite(self.since) and self.since >= 0),
+            "from",
+            "must be >= 0 (seconds since the simulator started)",
+        )
+        _check(
+            self.until is None or (math.isfinite(self.until) and self.until > (self.since or 0)),
+            "until",
+            "must be after from" if self.since is not None else "must be > 0",
+        )
         _check(self.seconds >= 0, "seconds", "must be >= 0")
         _check(
             self.max_seconds is None or self.max_seconds >= self.seconds,
@@ -145,8 +162,22 @@ class Fault:
 
     # -- scope and trigger ---------------------------------------------------------------
 
-    def covers(self, unit: int, function: int, first: int, last: int) -> bool:
-        """Whether a request is in this fault's scope (first/last: -1 when no address)."""
+    def active(self, t: float) -> bool:
+        """Whether the fault holds at ``t`` (seconds since the simulator started): from
+        ``since`` inclusive to ``until`` exclusive, so ``from=14,until=40`` then
+        ``from=40`` hand over without a gap or an overlap."""
+        return (self.since is None or t >= self.since) and (self.until is None or t < self.until)
+
+    def next_edge(self, t: float) -> float | None:
+        """Seconds from ``t`` until :meth:`active` next changes; None when it never will."""
+        ahead = [edge - t for edge in (self.since, self.until) if edge is not None and edge > t]
+        return min(ahead, default=None)
+
+    def covers(self, unit: int, function: int, first: int, last: int, t: float) -> bool:
+        """Whether a request at ``t`` (seconds since the simulator started) is in this
+        fault's scope and window (first/last: -1 when no address)."""
+        if not self.active(t):
+            return False
         if self.unit is not None and unit != self.unit:
             return False
         if self.function is not None and function != self.function:
@@ -193,7 +224,11 @@ _INT_KEYS = {"unit", "function", "every", "seed", "times", "code", "after", "pie
 _INT_KEYS |= {"limit", "size"}
 _FLOAT_KEYS = {"seconds", "max_seconds", "probability", "pause"}
 _STR_KEYS = {"field", "mode"}
-_SPEC_KEYS = sorted(_INT_KEYS | _FLOAT_KEYS | _STR_KEYS | {"device", "address", "data"})
+# Spec key -> field, where they differ.
+_WINDOW_KEYS = {"from": "since", "until": "until"}
+_SPEC_KEYS = sorted(
+    _INT_KEYS | _FLOAT_KEYS | _STR_KEYS | set(_WINDOW_KEYS) | {"device", "address", "data"}
+)
 
 
 def parse_fault(spec: str) -> Fault:
@@ -246,6 +281,8 @@ def _convert(kind: str, key: str, val: str) -> dict[str, Any]:
             return {key: int(val, 0)}
         if key in _FLOAT_KEYS:
             return {key: _finite(val)}
+        if key in _WINDOW_KEYS:
+            return {_WINDOW_KEYS[key]: _finite(val)}
         if key in _STR_KEYS:
             return {key: val}
     except ValueError:

@@ -196,6 +196,7 @@ class _Connection(asyncio.Protocol):
     def _faulty_request(self, tid: int, unit: int, pdu: bytes, faults: list[Fault]) -> None:
         fc = pdu[0]
         first, last = _span(fc, pdu)
+        now = self.device.now()
         delay = 0.0
         code: int | None = None
         silent = False
@@ -206,7 +207,7 @@ class _Connection(asyncio.Protocol):
         corrupt: list[Fault] = []
         fired = self.counters.faults
         for f in faults:
-            if not f.covers(unit, fc, first, last):
+            if not f.covers(unit, fc, first, last, now):
                 continue
             if f.kind == "close_after":
                 n = self.after_counts.get(id(f), 0) + 1
@@ -385,10 +386,18 @@ class _Listener:
         self.task = asyncio.get_running_loop().create_task(self._accept_loop())
 
     def _over_limit(self) -> Fault | None:
+        now = self.device.now()
         for f in self.connection_faults:
-            if len(self.connections) >= f.limit:
+            if f.active(now) and len(self.connections) >= f.limit:
                 return f
         return None
+
+    def _next_edge(self) -> float | None:
+        """Seconds until a connection fault's window opens or closes (the accept loop
+        must look again then: a backlog may have to start or end with nobody connecting)."""
+        now = self.device.now()
+        edges = [e for f in self.connection_faults if (e := f.next_edge(now)) is not None]
+        return min(edges, default=None)
 
     async def _accept_loop(self) -> None:
         try:
@@ -418,7 +427,8 @@ class _Listener:
                     self.counters.faults["refuse"] += 1
                 self.sock.listen(0)
                 self.wake.clear()
-                await self.wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), self._next_edge())
                 self.sock.listen(BACKLOG)
                 continue
             try:
@@ -432,13 +442,15 @@ class _Listener:
             await self._admit(sock, check=True)
 
     async def _readable_or_woken(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Wait for a connection, or for a connection closing or faults changing
-        (either may lift or impose a connection limit)."""
+        """Wait for a connection, or for a connection closing, faults changing or a fault's
+        window opening or closing (each may lift or impose a connection limit)."""
         readable = loop.create_future()
         loop.add_reader(self._fd, _set_done, readable)
         waking = asyncio.ensure_future(self.wake.wait())
         try:
-            await asyncio.wait({readable, waking}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {readable, waking}, timeout=self._next_edge(), return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             waking.cancel()
             self._drop_reader()

@@ -1,4 +1,4 @@
-"""Fault specs (the CLI syntax) and triggers: every, probability, times, scope."""
+"""Fault specs (the CLI syntax) and triggers: every, probability, times, scope, window."""
 
 from __future__ import annotations
 
@@ -25,6 +25,12 @@ from simulators.modbus import Fault, FaultError, parse_fault
         ("exception:2,address=100-199,device=boiler", {"address": (100, 199), "device": "boiler"}),
         ("latency:1,address=7,device=2", {"address": (7, 7), "device": 2}),
         (" Close-After:2 ", {"kind": "close_after", "after": 2}),
+        ("silence,from=14", {"kind": "silence", "since": 14.0, "until": None}),
+        ("refuse,until=5", {"kind": "refuse", "since": None, "until": 5.0}),
+        (
+            "exception:4,device=boiler,from=10,until=20.5",
+            {"code": 4, "device": "boiler", "since": 10.0, "until": 20.5},
+        ),
     ],
 )
 def test_spec_syntax(spec: str, expected: dict[str, object]) -> None:
@@ -52,6 +58,12 @@ def test_spec_syntax(spec: str, expected: dict[str, object]) -> None:
         ("garbage:xyz", 'data: expected hex bytes, got "xyz"'),
         ("exception:2,address=9-3", "address: must be 0..65535"),
         ("latency:1,every=0", "every: must be >= 1"),
+        ("silence,from=x", 'from: expected a finite number, got "x"'),
+        ("silence,until=inf", 'until: expected a finite number, got "inf"'),
+        ("silence,from=-1", "from: must be >= 0 (seconds since the simulator started)"),
+        ("silence,from=20,until=10", "until: must be after from"),
+        ("silence,from=10,until=10", "until: must be after from"),
+        ("silence,until=0", "until: must be > 0"),
     ],
 )
 def test_bad_specs_name_the_field(spec: str, message: str) -> None:
@@ -86,9 +98,37 @@ def test_probability_draws_from_a_seeded_rng() -> None:
 
 def test_scope_matches_unit_function_and_overlapping_addresses() -> None:
     fault = Fault(kind="silence", unit=1, function=3, address=(10, 19))
-    assert fault.covers(1, 3, 5, 10)
-    assert fault.covers(1, 3, 19, 30)
-    assert not fault.covers(1, 3, 20, 30)
-    assert not fault.covers(2, 3, 10, 10)
-    assert not fault.covers(1, 4, 10, 10)
-    assert not fault.covers(1, 3, -1, -1)  # a request without an address
+    assert fault.covers(1, 3, 5, 10, 0.0)
+    assert fault.covers(1, 3, 19, 30, 0.0)
+    assert not fault.covers(1, 3, 20, 30, 0.0)
+    assert not fault.covers(2, 3, 10, 10, 0.0)
+    assert not fault.covers(1, 4, 10, 10, 0.0)
+    assert not fault.covers(1, 3, -1, -1, 0.0)  # a request without an address
+
+
+def test_a_window_holds_from_its_start_inclusive_to_its_end_exclusive() -> None:
+    fault = Fault(kind="silence", since=14, until=40)
+    assert [fault.active(t) for t in (0, 13.999, 14, 39.999, 40, 100)] == [
+        False, False, True, True, False, False,
+    ]  # fmt: skip
+    assert fault.covers(1, 3, 0, 0, 14) and not fault.covers(1, 3, 0, 0, 40)
+
+
+def test_a_window_open_at_one_end_holds_from_the_start_or_forever() -> None:
+    assert [Fault(kind="silence", until=5).active(t) for t in (0, 4.9, 5)] == [True, True, False]
+    assert [Fault(kind="silence", since=5).active(t) for t in (4.9, 5, 1e9)] == [False, True, True]
+    assert Fault(kind="silence").active(1e9)
+
+
+def test_next_edge_is_the_time_to_the_next_opening_or_closing() -> None:
+    fault = Fault(kind="refuse", since=14, until=40)
+    assert fault.next_edge(0) == 14
+    assert fault.next_edge(14) == 26  # at the opening, the next edge is the closing
+    assert fault.next_edge(40) is None
+    assert Fault(kind="refuse").next_edge(0) is None
+
+
+def test_requests_outside_the_window_do_not_count_towards_every_or_times() -> None:
+    fault = Fault(kind="silence", every=2, times=1, since=10)
+    fired = [fault.covers(1, 3, 0, 0, t) and fault.trigger() for t in (1, 2, 3, 10, 11, 12, 13)]
+    assert fired == [False, False, False, False, True, False, False]

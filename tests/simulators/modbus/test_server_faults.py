@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import struct
 from collections.abc import AsyncIterator
 
 import pytest
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusIOException
 
-from simulators.modbus import DeviceProfile, Fault, FaultError, ModbusSimulator, Point
+from simulators.modbus import (
+    DeviceProfile,
+    Fault,
+    FaultError,
+    ModbusSimulator,
+    Point,
+    parse_fault,
+)
 from simulators.modbus.faults import DEFAULT_GARBAGE
-from tests.simulators.modbus.conftest import RawClient, read_holding
+from tests.simulators.modbus.conftest import FakeClock, RawClient, read_holding
 
 # Replies from this profile: address i holds 100 + i.
 OK = {i: bytes([3, 2, 0, 100 + i]) for i in range(10)}
@@ -313,3 +323,70 @@ async def test_random_pipelines_with_random_delays_keep_order_and_tids(
     replies = [await client.frame(timeout=5) for _ in expected]
     await client.close()
     assert replies == expected
+
+
+async def test_a_windowed_silence_takes_a_device_offline_and_back_for_a_pymodbus_master() -> None:
+
+    clock = FakeClock()
+    offline = parse_fault("silence,device=plain,from=14,until=40")
+    async with ModbusSimulator([_profile()], clock=clock, faults=[offline]) as sim:
+        host, port = sim.address
+        client = AsyncModbusTcpClient(host, port=port, timeout=0.5, retries=0)
+        await client.connect()
+        try:
+            clock.advance(13.9)
+            before = await client.read_holding_registers(0, count=1, device_id=1)
+            clock.advance(0.1)  # t = 14: the window opens (inclusive)
+            with pytest.raises(ModbusIOException):
+                await client.read_holding_registers(0, count=1, device_id=1)
+            clock.advance(26)  # t = 40: the window closes (exclusive)
+            if not client.connected:  # pymodbus may drop a connection that timed out
+                await client.connect()
+            after = await client.read_holding_registers(0, count=1, device_id=1)
+        finally:
+            client.close()
+    assert before.registers == [100]
+    assert after.registers == [100]
+    assert offline.fired == 1
+
+
+@pytest.mark.parametrize("mode", ["close", "reset"])
+async def test_a_windowed_refuse_turns_connections_away_only_inside_its_window(mode: str) -> None:
+
+    clock = FakeClock()
+    async with ModbusSimulator([_profile()], clock=clock) as sim:
+        sim.add_fault(parse_fault(f"refuse:0,mode={mode},from=5,until=9"))
+        early = await RawClient.connect(sim.address)
+        assert await early.request(1, read_holding(0, 1)) == OK[0]
+        clock.advance(5)
+        refused = await RawClient.connect(sim.address)
+        refused.send(1, 1, read_holding(0, 1))
+        with contextlib.suppress(ConnectionResetError):
+            assert await asyncio.wait_for(refused.reader.read(10), 2) == b""
+        await refused.close()
+        # A connection made before the window opened is not cut by it.
+        assert await early.request(1, read_holding(1, 1), tid=2) == OK[1]
+        await early.close()
+        clock.advance(4)
+        late = await RawClient.connect(sim.address)
+        assert await late.request(1, read_holding(2, 1)) == OK[2]
+        await late.close()
+        assert sim.counters.refused == 1
+
+
+async def test_windowed_exception_and_close_after_hold_only_inside_the_window() -> None:
+
+    clock = FakeClock()
+    async with ModbusSimulator([_profile()], clock=clock) as windowed:
+        windowed.add_fault(parse_fault("exception:4,device=plain,from=10,until=20"))
+        windowed.add_fault(parse_fault("close_after:2,from=30"))
+        client = await RawClient.connect(windowed.address)
+        answers = []
+        for t in (9.9, 10, 19.9, 20, 29.9, 30):
+            clock.now = 1000.0 + t
+            answers.append(await client.request(1, read_holding(0, 1), tid=int(t * 10)))
+        assert answers == [OK[0], bytes([0x83, 4]), bytes([0x83, 4]), OK[0], OK[0], OK[0]]
+        client.send(1, 1, read_holding(0, 1))  # the 2nd request since t = 30
+        assert await client.frame() == (1, 1, OK[0])
+        assert await asyncio.wait_for(client.reader.read(10), 2) == b""
+        await client.close()
