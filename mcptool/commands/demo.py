@@ -885,34 +885,6 @@ def _fmt(value: Any) -> str:
 
 # -- the simulator's answers for the demo --------------------------------------------------
 
-_CAUSES = [
-    (
-        "temperature",
-        [
-            "circulation pump stopped or running slow",
-            "mixing valve stuck open",
-            "burner not modulating down",
-        ],
-        [
-            "check the circulation pump runs and the flow is normal",
-            "check the mixing valve position against the controller's demand",
-            "reduce the burner load or switch to manual until the cause is found",
-        ],
-    ),
-    (
-        "pressure",
-        ["leak in the heating circuit", "expansion vessel lost its pre-charge"],
-        ["look for leaks and refill to the nominal pressure", "check the expansion vessel"],
-    ),
-    (
-        "voltage",
-        ["supply voltage disturbance", "loose neutral connection"],
-        ["compare with the other phases and the utility's notices", "check the terminals"],
-    ),
-    ("power", ["load change in the plant"], ["compare with the production schedule"]),
-]
-
-
 def _demo_answer(kind: str, body: Mapping[str, Any]) -> str | None:
     """A plausible finding from the prompt's triggers, in the schema's shape.
 
@@ -921,33 +893,10 @@ def _demo_answer(kind: str, body: Mapping[str, Any]) -> str | None:
     Every summary starts "Simulated:" and the model is named ``ollama-simulator``, so no
     published copy can pass for a model's explanation.
     """
+    from simulators.ollama import trigger_finding
+
     fmt = body.get("format")
     if not isinstance(fmt, dict) or kind != "chat":
         return None
-    prompt = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
-    device = (re.search(r"Device: (\S+)", prompt) or [None, "the device"])[1]
-    triggers = re.findall(r"- (?:\w+ )?\[(\w+)\] (.+)", prompt)
-    allowed = fmt.get("properties", {}).get("points", {}).get("items", {}).get("enum") or []
-    points = [p for p in allowed if any(p in detail for _, detail in triggers)] or allowed[:1]
-    critical = any(rule in ("threshold", "offline") for rule, _ in triggers)
-    causes: list[str] = []
-    actions: list[str] = []
-    for word, c, a in _CAUSES:
-        if any(word in p for p in points):
-            causes += c
-            actions += a
-    if any(rule == "offline" for rule, _ in triggers):
-        causes, actions = ["device lost power or network"], ["check the device's supply and link"]
-    # the triggers' words as they are: str.capitalize() made "93.22 °C" read "93.22 °c"
-    said = "; ".join(detail for _, detail in triggers[:2])
-    advice = f". {device} needs a look before it trips on its safety limits." if critical else "."
-    summary = f"Simulated: {said}{advice}"
-    return json.dumps(
-        {
-            "severity": "critical" if critical else "warning",
-            "summary": summary[:300],
-            "suspected_causes": (causes or ["sensor fault or a change in the process"])[:3],
-            "recommended_actions": (actions or ["compare with a local gauge"])[:3],
-            "points": points,
-        }
-    )
+    messages = body.get("messages") or ()
+    return trigger_finding("\n".join(str(m.get("content", "")) for m in messages), fmt)

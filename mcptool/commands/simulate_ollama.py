@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+from pathlib import Path
 
 import click
 
@@ -72,6 +73,13 @@ from mcptool.errors import UsageError
     default=None,
     help="Stop after this many seconds (default: run until Ctrl-C).",
 )
+@click.option(
+    "--script",
+    "script_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Rules giving known answers (TOML, or JSON for *.json): see docs/SIMULATORS.md.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the address as one JSON object.")
 def ollama(
     host: str,
@@ -83,12 +91,14 @@ def ollama(
     queue: int,
     seed: int,
     duration: float | None,
+    script_path: Path | None,
     as_json: bool,
 ) -> int:
     """Run a simulated Ollama server (deterministic answers, real wire format)."""
     # Imported here so `mcptool --help` stays fast.
-    from simulators.ollama import OllamaSimulator
+    from simulators.ollama import OllamaSimulator, load_script
 
+    script = load_script(script_path) if script_path is not None else None
     names = list(models) or ["llama3.2", "nomic-embed-text"]
 
     async def run() -> None:
@@ -101,6 +111,7 @@ def ollama(
             token_delay=token_delay,
             parallel=parallel,
             queue=queue,
+            script=script,
         )
         stop = stop_event()
         try:

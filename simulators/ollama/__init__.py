@@ -6,7 +6,9 @@
 
 from simulators.ollama.catalog import SimModel, canonical
 from simulators.ollama.faults import Fault, FaultKind, FaultPlan
+from simulators.ollama.findings import trigger_finding
 from simulators.ollama.schema_values import value_for
+from simulators.ollama.script import Script, load_script
 from simulators.ollama.server import BUSY_MESSAGE, Counters, OllamaSimulator, rfc3339
 
 __all__ = [
@@ -16,8 +18,11 @@ __all__ = [
     "FaultKind",
     "FaultPlan",
     "OllamaSimulator",
+    "Script",
     "SimModel",
     "canonical",
+    "load_script",
     "rfc3339",
+    "trigger_finding",
     "value_for",
 ]

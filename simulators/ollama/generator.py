@@ -2,9 +2,9 @@
 
 It plugs into ``mcptool.serving`` as the llama.cpp generator does, so the simulator
 shares the Ollama API (routes, checks, wire format, scheduling) with
-``mcptool model serve`` and differs only here: answers seeded by the request (or scripted,
-or a JSON value for ``format``, or tool calls), ``token_delay`` between pieces, and the
-faults that strike in the middle of a stream.
+``mcptool model serve`` and differs only here: answers seeded by the request (or scripted
+by a hook or a ``--script`` rule, or a JSON value for ``format``, or tool calls),
+``token_delay`` between pieces, and the faults that strike in the middle of a stream.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from mcptool.serving.wire import StreamError
 from simulators.ollama.catalog import SimModel
 from simulators.ollama.faults import Fault
 from simulators.ollama.schema_values import value_for
+from simulators.ollama.script import Scripted
 from simulators.ollama.text import seeded, sentence, token_ids, tokenize
 from simulators.ollama.tools import tool_answer, tool_calls
 
@@ -81,7 +82,9 @@ class SimGenerator:
     def answer(self, prompt: Prompt, text: str) -> list[str]:
         """The answer's pieces: scripted, a JSON value for ``format``, or seeded words."""
         fault, body, kind = prompt.tag, prompt.body, prompt.kind
-        if fault is not None and fault.kind == "invalid_output":
+        if isinstance(fault, Scripted):
+            return tokenize(fault.text)
+        if isinstance(fault, Fault) and fault.kind == "invalid_output":
             return tokenize(fault.output)
         if self.knobs.answer is not None:
             scripted = self.knobs.answer(kind, body)
@@ -106,12 +109,13 @@ class SimGenerator:
 
     async def generate(self, prompt: Prompt) -> AsyncIterator[str | ToolCalls | Done]:
         fault = prompt.tag
-        mid = fault if fault is not None and fault.kind in MID_STREAM else None
+        mid = fault if isinstance(fault, Fault) and fault.kind in MID_STREAM else None
         if mid is not None and mid.after_chunks == 0:
             mid = None  # struck before the load (the simulator's _before_load)
         started = time.perf_counter_ns()
         text = prompt_text(prompt.kind, prompt.body)
-        calls = tool_calls(prompt.body) if prompt.kind == "chat" else None
+        scripted = isinstance(fault, Scripted)
+        calls = tool_calls(prompt.body) if prompt.kind == "chat" and not scripted else None
         tokens = [] if calls else self.answer(prompt, text)
         if calls:
             yield ToolCalls(calls)

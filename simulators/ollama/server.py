@@ -12,6 +12,7 @@ or an error before the headers, a stream broken after some chunks, blank lines.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from mcptool.serving.wire import BUSY_MESSAGE, ApiError, keep_alive_seconds, rfc
 from simulators.ollama.catalog import SimModel
 from simulators.ollama.faults import Fault, FaultKind, FaultPlan
 from simulators.ollama.generator import MID_STREAM, AnswerHook, SimGenerator, strike
+from simulators.ollama.script import Script, Scripted
 
 __all__ = ["BUSY_MESSAGE", "Counters", "OllamaSimulator", "keep_alive_seconds", "rfc3339"]
 
@@ -38,6 +40,7 @@ class Counters(ServerCounters):
     """What the simulator saw: tests assert on these instead of on timing."""
 
     faults_fired: int = 0
+    scripted: int = 0
 
 
 class OllamaSimulator(OllamaAPI):
@@ -64,6 +67,7 @@ class OllamaSimulator(OllamaAPI):
         version: str = "0.12.6",
         answer: AnswerHook | None = None,
         tokens: tuple[int, int] = (12, 32),
+        script: Script | None = None,
     ) -> None:
         super().__init__(
             Counters(),
@@ -79,6 +83,7 @@ class OllamaSimulator(OllamaAPI):
         self.token_delay = token_delay
         self.answer = answer
         self.tokens = tokens
+        self.script = script
         self.faults = FaultPlan()
         self._modified = time.time_ns()
         for model in models:
@@ -126,13 +131,35 @@ class OllamaSimulator(OllamaAPI):
     async def _screen(self, path: str, model: ServedModel, body: Mapping[str, Any]) -> Any:
         fault = self.faults.take(path, model.name)
         if fault is None:
-            return None
+            return await self._scripted(path.rsplit("/", 1)[-1], body)
         self.counters.faults_fired += 1
         if fault.kind == "status":
             raise ApiError(fault.status, fault.message)
         if fault.kind == "disconnect":
             raise DropConnection
         return fault
+
+    async def _scripted(self, kind: str, body: Mapping[str, Any]) -> Scripted | None:
+        """The script's answer, when one of its rules matches the request."""
+        script = self.script
+        rule = script.match(kind, body) if script is not None else None
+        if script is None or rule is None:
+            return None
+        self.counters.scripted += 1
+        if rule.delay_s:
+            await asyncio.sleep(rule.delay_s)
+        if rule.status is not None:
+            raise ApiError(rule.status, rule.message)
+        try:
+            return Scripted(rule.text(kind, body))
+        except ValueError as exc:
+            # Ollama's grammar never lets a model break the schema: a script that does is
+            # the server's fault, not the caller's, hence 500 and not 400
+            raise ApiError(
+                500,
+                f"script {script.path}, rule {rule.index}: its "
+                f"answer does not match the request's format ({exc}); fix the rule's answer",
+            ) from None
 
     async def _before_load(self, prompt: Prompt) -> None:
         fault = prompt.tag
