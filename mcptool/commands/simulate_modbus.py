@@ -49,8 +49,9 @@ from mcptool.modbus.targets import label
     "faults",
     multiple=True,
     metavar="SPEC",
-    help="Inject a fault, e.g. latency:0.2,unit=1,every=3 or exception:6,probability=0.1 "
-    "(see docs/SIMULATORS.md). Repeatable.",
+    help="Inject a fault, e.g. latency:0.2,unit=1,every=3 or exception:6,probability=0.1; "
+    "from=S,until=S hold it only in that window, in seconds since start (from inclusive, "
+    "until exclusive), e.g. silence,from=14,until=40 (see docs/SIMULATORS.md). Repeatable.",
 )
 @click.option(
     "--duration",
@@ -92,10 +93,12 @@ def modbus(
       mcptool simulate modbus --serial /tmp/ttyS1 --profile boiler --profile power_meter
       mcptool simulate modbus --profile gateway --fault latency:0.2,unit=2,every=3
       mcptool simulate modbus --profile power_meter --devices 10 --fault reset,probability=0.01
+      mcptool simulate modbus --fault silence,device=boiler,from=14,until=40   # offline 14-40 s
 
     Fault kinds: latency, exception, silence, reset, close_after, garbage, fragment,
     wrong_tid, corrupt, refuse; scope with unit=, function=, address=, device=; trigger
-    with every=, probability= (and seed=), times=.
+    with every=, probability= (and seed=), times=; schedule with from= and until= (seconds
+    since start).
     """
     # Imported here so `mcptool --help` stays fast.
     from simulators.modbus import FaultError, ModbusSimulator, load_profile, parse_fault

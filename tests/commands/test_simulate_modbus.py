@@ -66,6 +66,10 @@ async def test_serves_each_device_and_applies_faults_until_stopped(
         (["--fault", "latency:0.1,every=0"], 'error: fault "latency:0.1,every=0": every: must be'),
         (["--profile", "no-such-device"], "error: no-such-device: cannot read profile"),
         (["--fault", "silence,device=boilr"], 'error: fault "silence,device=boilr": device: no'),
+        (
+            ["--fault", "silence,from=20,until=10"],
+            'error: fault "silence,from=20,until=10": until: must be after from',
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -104,3 +108,41 @@ def test_the_profile_help_names_every_bundled_profile(capsys: pytest.CaptureFixt
     assert code == 0
     help_text = " ".join(out.split())
     assert [name for name in bundled_profiles() if name not in help_text] == []
+
+
+async def test_a_scheduled_silence_takes_the_device_offline_and_back() -> None:
+    # from=4: the first poll, right after the device prints where it listens, comes well
+    # before; the polls then see the silence begin and end on the simulator's own clock.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mcptool", "simulate", "modbus", "--port", "0", "--json",
+        "--fault", "silence,from=4,until=7",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    seen: list[str] = []
+    try:
+        device = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while seen[-1:] != ["answers"] or "silent" not in seen:
+            assert loop.time() < deadline, seen
+            client = await RawClient.connect((device["host"], device["port"]))
+            try:
+                client.send(1, 1, read_holding(8, 2))
+                await client.frame(timeout=0.5)
+                outcome = "answers"
+            except TimeoutError:
+                outcome = "silent"
+            finally:
+                await client.close()
+            if seen[-1:] != [outcome]:
+                seen.append(outcome)
+            if outcome == "answers":
+                await asyncio.sleep(0.2)  # the poll interval (a silent poll took 0.5 s)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert seen == ["answers", "silent", "answers"]
+    assert proc.returncode == 0, err.decode()
+    assert "fault: silence,from=4,until=7" in err.decode()
