@@ -390,3 +390,17 @@ async def test_windowed_exception_and_close_after_hold_only_inside_the_window() 
         assert await client.frame() == (1, 1, OK[0])
         assert await asyncio.wait_for(client.reader.read(10), 2) == b""
         await client.close()
+
+
+async def test_a_backlog_window_ends_on_its_own_with_nobody_connecting_or_leaving() -> None:
+    # The accept loop waits for the window's edge, not only for connections and faults
+    # changing: nothing else would wake it here.
+    clock = FakeClock()
+    async with ModbusSimulator([_profile()], clock=clock) as sim:
+        sim.add_fault(parse_fault("refuse:0,mode=backlog,until=0.2"))
+        waiting = await RawClient.connect(sim.address)  # the kernel completes the handshake
+        waiting.send(1, 1, read_holding(0, 1))
+        assert await _no_reply_yet(waiting)
+        clock.advance(0.2)
+        assert await waiting.frame(timeout=5) == (1, 1, OK[0])
+        await waiting.close()
