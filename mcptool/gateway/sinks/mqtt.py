@@ -30,6 +30,11 @@ up everything behind it) nor vanish. So (docs/GATEWAY.md, "Drops: never silent")
   too big (kind ``disconnects``). Mosquitto 2.0.11 does that with ``message_size_limit``
   over MQTT 5 (a "protocol error"), and resets MQTT 3.1.1 clients over
   ``max_packet_size``.
+- Unless the size cannot explain it: the broker hung up ``STRIKES`` times in a row right
+  after a message on the same topic (telemetry or a retained status) no bigger than one
+  it acknowledged, with no message on that topic acknowledged in between. Then the topic
+  is what it will not take (NATS closes the connection on a topic holding '.' or ' '):
+  nothing is sent on it any more and its records are drops of kind ``topic_hangups``.
 
 Every drop is handed, as a ``Dropped`` with ``where="mqtt"``, to ``on_drop`` (the spool's
 ``report_drop`` in the gateway), the path every drop takes to the logs, ``/metrics`` and
@@ -46,7 +51,7 @@ import logging
 import ssl
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +64,14 @@ from mcptool.gateway.sinks.settings import MqttConfig
 from mcptool.gateway.sinks.split import Piece, Unsplittable, split
 from mcptool.gateway.spool import Dropped, Kind, Record
 
-__all__ = ["DISCONNECTS", "OVER_MAX_PACKET", "REFUSED", "STRIKES", "MqttTransport"]
+__all__ = [
+    "DISCONNECTS",
+    "OVER_MAX_PACKET",
+    "REFUSED",
+    "STRIKES",
+    "TOPIC_HANGUPS",
+    "MqttTransport",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +79,7 @@ log = logging.getLogger(__name__)
 OVER_MAX_PACKET = "over_max_packet"
 REFUSED = "refused"
 DISCONNECTS = "disconnects"
+TOPIC_HANGUPS = "topic_hangups"
 
 # lost connections in a row right after the same message before its size counts as too
 # big: one could be chance (a broker restart), three with it alone in flight are not
@@ -102,9 +115,10 @@ class _ClosingSSLSocket(ssl.SSLSocket):
 class _InFlight:
     """A message published on this connection and not acknowledged yet, in send order."""
 
-    record_id: int
+    record_id: int  # -1: not a spool record (a retained status, a hub's finding)
     order: int
     size: int
+    topic: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +129,18 @@ class _Limit:
     payload: int
     kind: str
     what: str
+
+
+@dataclass(slots=True)
+class _Ahead:
+    """The records delivered before the suspect on a connection, while they are sent."""
+
+    sending: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def done(self) -> None:
+        if self.sending:
+            await self.idle.wait()
 
 
 class MqttTransport:
@@ -158,9 +184,20 @@ class MqttTransport:
         # the record sent when the connection was lost, alone on the next connections
         # until it is through; the others wait for ``_released``
         self._suspect: int | None = None
+        self._suspect_topic = ""
         self._strikes = 0
         self._released: asyncio.Event | None = None
+        self._ahead: _Ahead | None = None  # while the suspect lets its batch go first
         self._learned: _Limit | None = None  # from refusals and lost connections
+        self._learned_on = ""  # the topic of the message that taught it
+        # the biggest message acknowledged so far: a hangup after a smaller one is not
+        # about size
+        self._acked_max = 0
+        # hangups in a row right after a message on one topic, and the topics given up
+        self._hangup_topic = ""
+        self._hangups = 0
+        self._dead_topics: dict[str, str] = {}  # topic -> why, for the drops
+        self._gone = asyncio.Event()  # this connection ended (retained publishes stop)
         # messages refused (and reported) already, by (record id, first seq): Mosquitto
         # 2.0.11 with max_queued_messages 0 closes the connection right after a refusing
         # PUBACK, before the forwarder takes note, so the record comes again
@@ -231,6 +268,7 @@ class MqttTransport:
         self.broker_max_packet = None
         self._lost = self._refusal = False
         self._released = None
+        self._ahead = None
         self._room = asyncio.Semaphore(config.window)
         try:
             await client.__aenter__()
@@ -248,6 +286,8 @@ class MqttTransport:
         hence the reason code, of each message is known."""
         inner = client._client
         aiomqtt_connect, aiomqtt_publish = inner.on_connect, inner.on_publish
+        aiomqtt_disconnect = inner.on_disconnect
+        gone = self._gone = asyncio.Event()
 
         def on_connect(*args: Any) -> None:
             properties = args[4] if len(args) > 4 else None
@@ -260,15 +300,24 @@ class MqttTransport:
         def on_publish(
             paho_client: paho.Client, userdata: Any, mid: int, code: ReasonCode, props: Any
         ) -> None:
-            self._in_flight.pop(mid, None)
+            sent = self._in_flight.pop(mid, None)
+            if sent is not None and not code.is_failure:
+                self._acked_max = max(self._acked_max, sent.size)
+                if sent.topic == self._hangup_topic:
+                    self._hangup_topic, self._hangups = "", 0
             self._refusal = self._refusal or code.is_failure
             ack = self._acks.pop(mid, None)
             if ack is not None and not ack.done():
                 ack.set_result(code)
             aiomqtt_publish(paho_client, userdata, mid, code, props)
 
+        def on_disconnect(*args: Any) -> None:
+            gone.set()
+            aiomqtt_disconnect(*args)
+
         inner.on_connect = on_connect
         inner.on_publish = on_publish
+        inner.on_disconnect = on_disconnect
 
     async def send(self, record: Record) -> None:
         if self._client is None:
@@ -277,21 +326,52 @@ class MqttTransport:
         if suspect is not None and record.id >= suspect:
             # sends start in record order: the suspect's comes first on a connection
             if record.id == suspect:
-                released = self._released = asyncio.Event()
-                await self._deliver(record, alone=True)
-                self._suspect, self._strikes = None, 0
-                released.set()
+                await self._send_suspect(record)
                 return
             if self._released is None:  # the suspect went before (acknowledged, dropped)
                 self._suspect, self._strikes = None, 0
+            elif self._ahead is not None and self.topic(record.device, record.kind) != (
+                self._suspect_topic
+            ):
+                await self._deliver_ahead(record, self._ahead)
+                return
             else:
                 await self._released.wait()
         await self._deliver(record)
+
+    async def _send_suspect(self, record: Record) -> None:
+        """The suspect goes alone, after the records on other topics sent with it: they are
+        delivered first, so that the messages the broker took say whether the suspect's
+        size can be the cause (``_hung_up_on``) and a topic it hangs up on holds up only
+        itself."""
+        released = self._released = asyncio.Event()
+        ahead = self._ahead = _Ahead()
+        # the records fetched with it start their sends now (the forwarder creates their
+        # tasks with this one's); any later ones wait for ``released``
+        await asyncio.sleep(0)
+        self._ahead = None
+        await ahead.done()
+        await self._deliver(record, alone=True)
+        self._suspect, self._strikes = None, 0
+        released.set()
+
+    async def _deliver_ahead(self, record: Record, ahead: _Ahead) -> None:
+        ahead.sending += 1
+        try:
+            await self._deliver(record)
+        finally:
+            ahead.sending -= 1
+            if not ahead.sending:
+                ahead.idle.set()
 
     async def _deliver(self, record: Record, *, alone: bool = False) -> None:
         """Publish ``record`` as messages that fit; return once each is acknowledged or
         reported as a drop."""
         topic = self.topic(record.device, record.kind)
+        dead = self._dead_topics.get(topic)
+        if dead is not None:
+            self._drop(record.stream, record.seq_first, record.seq_last, dead, TOPIC_HANGUPS)
+            return
         while True:
             limit = self._limit(topic)
             try:
@@ -308,7 +388,7 @@ class MqttTransport:
                 # cut again under the smallest refused size; the parts acknowledged go
                 # again too (resends, which the sequence numbers identify)
                 size = min(len(p.body) for p in too_large)
-                self._learn(size - 1, REFUSED, f"it refused a message of {size} bytes")
+                self._learn(size - 1, REFUSED, f"it refused a message of {size} bytes", topic)
                 continue
             for _, code in refused:
                 if code.value in _RETRY:
@@ -346,11 +426,15 @@ class MqttTransport:
         async with self._room:
             return await self._publish_acked(topic, body, record_id)
 
-    def _publish_now(self, topic: str, body: bytes) -> paho.MQTTMessageInfo:
+    def _publish_now(
+        self, topic: str, body: bytes, qos: int | None = None, retain: bool = False
+    ) -> paho.MQTTMessageInfo:
         client = self._client
         if client is None:
             raise SinkError("mqtt: not connected")
-        info = client._client.publish(topic, body, self.config.qos)
+        info = client._client.publish(
+            topic, body, self.config.qos if qos is None else qos, retain=retain
+        )
         if info.rc != paho.MQTT_ERR_SUCCESS:
             self._lost = True
             raise SinkError(f"mqtt publish: {paho.error_string(info.rc)}")
@@ -360,7 +444,7 @@ class MqttTransport:
         info = self._publish_now(topic, body)
         ack: asyncio.Future[ReasonCode] = asyncio.get_running_loop().create_future()
         self._acks[info.mid] = ack
-        self._in_flight[info.mid] = _InFlight(record_id, self._order, len(body))
+        self._in_flight[info.mid] = _InFlight(record_id, self._order, len(body), topic)
         self._order += 1
         try:
             async with asyncio.timeout(self.config.publish_timeout):
@@ -389,10 +473,10 @@ class MqttTransport:
             limits.append(self._learned)
         return min(limits, key=lambda limit: limit.payload)
 
-    def _learn(self, payload: int, kind: str, evidence: str) -> None:
+    def _learn(self, payload: int, kind: str, evidence: str, topic: str) -> None:
         if self._learned is None or payload < self._learned.payload:
             what = f"what the broker takes ({evidence})"
-            self._learned = _Limit(payload, kind, what)
+            self._learned, self._learned_on = _Limit(payload, kind, what), topic
             log.warning("mqtt: %s: messages are now cut to at most %d bytes", evidence, payload)
 
     def _strike(self) -> None:
@@ -400,17 +484,59 @@ class MqttTransport:
         unless the broker refused one just before (it said why)."""
         if not self._in_flight or self._refusal:
             return
+        if self._hung_up_on(min(self._in_flight.values(), key=lambda sent: sent.order)):
+            return
         culprit = min(self._in_flight.values())
+        if culprit.record_id < 0:
+            return  # not a record: nothing to cut
         if culprit.record_id != self._suspect:
             self._suspect, self._strikes = culprit.record_id, 0
+            self._suspect_topic = culprit.topic
         self._strikes += 1
         if self._strikes >= STRIKES:
             evidence = (
                 f"it closed the connection {STRIKES} times in a row"
                 f" right after a message of {culprit.size} bytes"
             )
-            self._learn(culprit.size - 1, DISCONNECTS, evidence)
+            self._learn(culprit.size - 1, DISCONNECTS, evidence, culprit.topic)
             self._strikes = 0  # its record is cut smaller now: new messages, new evidence
+
+    def _hung_up_on(self, culprit: _InFlight) -> bool:
+        """Count a hangup against ``culprit``'s topic; True once the topic is given up: the
+        broker hung up right after a message on it ``STRIKES`` times in a row, each no
+        bigger than a message it acknowledged (so not the size rule's case)."""
+        if culprit.size > self._acked_max or culprit.topic != self._hangup_topic:
+            self._hangup_topic, self._hangups = culprit.topic, 0
+        if culprit.size > self._acked_max:
+            return False  # too big, perhaps: the size rule's evidence
+        self._hangups += 1
+        if self._hangups < STRIKES:
+            return False
+        topic = culprit.topic
+        self._hangup_topic, self._hangups = "", 0
+        self._dead_topics[topic] = (
+            f"the broker closes the connection on topic {topic!r} ({STRIKES} times in a row"
+            f" right after a message of {culprit.size} bytes on it, a size it takes; NATS"
+            " does so on '.' or ' ' in a topic)"
+        )
+        # a limit learned from the same hangups was a misreading of them
+        forgotten = self._learned_on == topic
+        if forgotten:
+            self._learned, self._learned_on = None, ""
+        log.warning(
+            "mqtt: the broker closed the connection %d times in a row right after a message"
+            " on topic %r of %d bytes, a size it takes: nothing more is sent on that topic"
+            " and its readings are reported as dropped%s; NATS's MQTT listener does so on a"
+            " topic with '.' or ' ' (from a device or node name): rename the device or node,"
+            " or send over the link ([uplink] to mcptool hub --nats)",
+            STRIKES,
+            topic,
+            culprit.size,
+            " (the size limit learned from it is forgotten)" if forgotten else "",
+        )
+        if culprit.record_id == self._suspect:
+            self._suspect, self._strikes = None, 0
+        return True
 
     def _drop(self, device: str, first: int, last: int, why: str, kind: str) -> None:
         dropped = Dropped(device, first, last, f"mqtt: {why}", "mqtt", kind)
@@ -459,12 +585,31 @@ class MqttTransport:
     async def publish_retained(self, topic: str, payload: bytes) -> None:
         """Publish a retained message (QoS 1) if connected; a failure is not raised: their
         owner publishes statuses again after each reconnect."""
-        client = self._client
-        if client is None:
+        if self._client is None or topic in self._dead_topics:
             return
-        with contextlib.suppress(aiomqtt.MqttError):
-            async with self._room:
-                await client.publish(topic, payload, qos=1, retain=True)
+        gone = self._gone
+        async with self._room:
+            try:
+                info = self._publish_now(topic, payload, qos=1, retain=True)
+            except SinkError:
+                return
+            # tracked like telemetry, so that a broker hanging up on it is noticed
+            ack: asyncio.Future[ReasonCode] = asyncio.get_running_loop().create_future()
+            self._acks[info.mid] = ack
+            self._in_flight[info.mid] = _InFlight(-1, self._order, len(payload), topic)
+            self._order += 1
+            ended = asyncio.ensure_future(gone.wait())
+            try:
+                await asyncio.wait(
+                    {ack, ended},
+                    timeout=self.config.publish_timeout,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                ended.cancel()
+                self._acks.pop(info.mid, None)
+            if not ack.done() and gone.is_set():
+                self._lost = True  # the broker hung up: ``close`` counts it
 
 
 def _name(code: ReasonCode) -> str:

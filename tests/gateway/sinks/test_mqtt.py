@@ -1,28 +1,44 @@
-"""The MQTT destination against a real Mosquitto: its security settings (credentials, TLS),
-and messages the broker will not take, which are reported as drops and never resent
-forever or lost without a word."""
+"""The MQTT destination against a real Mosquitto (and NATS's MQTT listener): its security
+settings (credentials, TLS), and messages the broker will not take, which are reported as
+drops and never resent forever or lost without a word."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 import httpx
+import nats
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mcptool.gateway import Dropped, Gateway, parse_config
 from mcptool.gateway.config import MqttConfig
 from mcptool.gateway.sinks.forwarder import SinkError, SinkState
-from mcptool.gateway.sinks.mqtt import DISCONNECTS, OVER_MAX_PACKET, REFUSED, MqttTransport
+from mcptool.gateway.sinks.mqtt import (
+    DISCONNECTS,
+    OVER_MAX_PACKET,
+    REFUSED,
+    TOPIC_HANGUPS,
+    MqttTransport,
+)
 from mcptool.gateway.spool import Kind, Record
 from simulators.modbus import DeviceProfile, ModbusSimulator
 from simulators.modbus import Point as SimPoint
+from simulators.nats import NatsCluster
 from tests.conftest import require_program
-from tests.gateway.conftest import Broker, Subscriber, float_profile, gateway_config, until
+from tests.gateway.conftest import (
+    Broker,
+    ReadingLog,
+    Subscriber,
+    float_profile,
+    gateway_config,
+    until,
+)
 
 
 async def test_credentials_are_required_and_used(devices: ModbusSimulator, tmp_path: Path) -> None:
@@ -314,3 +330,68 @@ async def test_a_refused_message_is_not_sent_again_when_the_broker_then_hangs_up
     assert [(d.device, d.seq_first, d.seq_last, d.kind) for d in reported] == [
         ("d0", 1, 3, REFUSED)
     ]
+
+
+@pytest.mark.timeout(120)
+async def test_a_topic_nats_hangs_up_on_is_reported_and_the_other_devices_delivered(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NATS's MQTT listener (2.9, MQTT 3.1.1) closes the connection on a topic holding '.':
+    device d.1's readings, and its status, hang it up each time, at sizes it takes from
+    device ok. They are reported as drops naming the topic, with one warning saying what
+    to do, and ok's readings all arrive in NATS on one connection from then on."""
+    require_program("nats-server")
+    cluster = NatsCluster(tmp_path / "nats", 3, mqtt=True).start()
+    arrived = ReadingLog()
+    client = None
+    try:
+        await cluster.ready()
+        client = await nats.connect(cluster.nodes[0].url)
+
+        async def take(msg: nats.aio.msg.Msg) -> None:
+            arrived.take(json.loads(msg.data))
+
+        await client.subscribe("fleet.mqtt.>", cb=take)
+        await client.flush()
+        async with ModbusSimulator([float_profile("d.1", 2), float_profile("ok", 2)]) as sim:
+            raw = gateway_config(sim, tmp_path, mqtt_port=cluster.nodes[0].mqtt_port)
+            raw["devices"][0]["name"], raw["devices"][1]["name"] = "d.1", "ok"
+            raw["mqtt"].update({"protocol": "3.1.1", "topic": "fleet/mqtt/{node}/{device}"})
+            reported: list[Dropped] = []
+            async with Gateway(parse_config(raw)) as gw:
+                publish = gw.spool.on_drop
+                assert publish is not None
+                gw.spool.on_drop = lambda d: (reported.append(d), publish(d))  # type: ignore[func-returns-value]
+                sink = gw.forwarders[0]
+                dropped = lambda: gw.spool.sink_dropped("mqtt").get("d.1", 0)  # noqa: E731
+                await until(lambda: dropped() >= 20, timeout=60, what="d.1 dropped")
+                connects, seen = sink.connects, dropped()
+                await until(lambda: dropped() >= seen + 100, what="more drops")
+                # given up on that topic: no more hangups, the sink delivers
+                assert sink.connects == connects
+                assert sink.state is SinkState.CONNECTED
+                await gw.wait_delivered()
+                final = {d.name: gw.spool.last_seq(d.name) for d in gw.config.devices}
+                await until(lambda: arrived.missing({"ok": final["ok"]}) == {}, what="ok")
+    finally:
+        if client is not None:
+            await client.close()
+        cluster.stop()
+    assert arrived.count("d.1") == 0 and arrived.conflicting == []
+    drops = {(d.device, s) for d in reported for s in range(d.seq_first, d.seq_last + 1)}
+    # reported from the first reading on (those before the wrapper was set were counted)
+    assert {s for _, s in drops} >= set(range(seen + 1, final["d.1"] + 1))
+    assert {d.device for d in reported} == {"d.1"}
+    assert {(d.where, d.kind) for d in reported} == {("mqtt", TOPIC_HANGUPS)}
+    assert "'fleet/mqtt/test/d.1'" in reported[0].reason
+    counted = gw.spool.sink_dropped("mqtt")
+    assert counted.keys() == {"d.1"} and counted["d.1"] >= final["d.1"]  # every one of d.1's
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "mcptool.gateway.sinks.mqtt" and r.levelname == "WARNING"
+    ]
+    given_up = [w for w in warnings if "nothing more is sent on that topic" in w]
+    assert len(given_up) == 2  # the telemetry topic and the status topic, once each
+    assert any("'fleet/mqtt/test/d.1'" in w and "rename" in w for w in given_up)
+    assert any("'mcptool/test/d.1/status'" in w for w in given_up)
