@@ -90,6 +90,10 @@ def check(config_path: str, live: bool) -> int:
         f"{plural(config.points, 'point')} in {plural(reads, 'read')} a cycle, "
         f"to {', '.join(sinks)}"
     )
+    mqtt = config.mqtt
+    warning = mqtt and mqtt.nats_warning(config.node, [d.name for d in config.devices])
+    if warning:
+        click.echo(f"{config_path}: warning: {warning}", err=True)
     return 0
 
 

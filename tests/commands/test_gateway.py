@@ -240,3 +240,39 @@ def test_check_reads_the_whole_file_and_names_every_problem_of_the_analysis_too(
     result = mcptool("gateway", "check", "--config", str(path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.endswith(", to jsonl, analysis by qwen2.5\n")
+
+
+@pytest.mark.parametrize(("protocol", "warned"), [("3.1.1", True), ("5", False)])
+def test_check_warns_of_device_names_natss_mqtt_listener_hangs_up_on(
+    tmp_path: Path, protocol: str, warned: bool
+) -> None:
+    """NATS speaks MQTT 3.1.1 only and closes the connection on '.' or ' ' in a topic: a
+    warning, not a problem (Mosquitto takes them); MQTT 5 cannot be NATS."""
+    path = tmp_path / "nats.toml"
+    path.write_text(
+        f"""
+node = "edge"
+[mqtt]
+protocol = "{protocol}"
+topic = "fleet/mqtt/{{node}}/{{device}}"
+[[devices]]
+name = "d.1"
+host = "127.0.0.1"
+points = [{{name = "p", address = 0}}]
+[[devices]]
+name = "ok"
+host = "127.0.0.1"
+points = [{{name = "p", address = 0}}]
+"""
+    )
+    result = mcptool("gateway", "check", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{path}: ok: node edge, 2 devices")
+    if warned:
+        assert result.stderr == (
+            f"{path}: warning: mqtt: \"d.1\" in MQTT topics: with '.' or ' ' NATS's MQTT"
+            " listener closes the connection and the gateway drops those readings; if [mqtt]"
+            " points at NATS, rename them or use [uplink] to mcptool hub --nats\n"
+        )
+    else:
+        assert result.stderr == ""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field
@@ -44,6 +45,28 @@ class MqttConfig(SettingsModel):
     # readings. For brokers that do not announce their limit (MQTT 3.1.1, or Mosquitto's
     # message_size_limit, which it does not announce)
     max_packet_size: int | None = Field(default=None, ge=256, le=268_435_455)
+
+    def nats_warning(self, node: str, devices: Sequence[str]) -> str | None:
+        """One line if a topic of ``node``'s ``devices`` holds '.' or ' ', which NATS's MQTT
+        listener (it speaks 3.1.1 only) closes the connection on: the sink would then give
+        that topic up (docs/GATEWAY.md). Not an error: other brokers take them."""
+        if self.protocol != "3.1.1":
+            return None
+        templates = (self.topic, self.analysis_topic, self.status_topic)
+        names = [
+            name
+            for name in ([node] if "{node}" in "".join(templates) else [])
+            + (list(devices) if "{device}" in "".join(templates) else [])
+            if "." in name or " " in name
+        ]
+        if not names:
+            return None
+        shown = ", ".join(f'"{name}"' for name in dict.fromkeys(names))
+        return (
+            f"mqtt: {shown} in MQTT topics: with '.' or ' ' NATS's MQTT listener closes the"
+            " connection and the gateway drops those readings; if [mqtt] points at NATS,"
+            " rename them or use [uplink] to mcptool hub --nats"
+        )
 
 
 def _hub_urls(value: object) -> object:
