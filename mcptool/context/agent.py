@@ -70,12 +70,12 @@ async def run_tool(server: MCPServer, name: str, arguments: dict[str, Any]) -> t
     try:
         result = await server.call_tool(name, arguments)
     except ToolError as exc:  # an unknown tool, arguments that do not validate, a refusal
-        return f"error: {exc}", True
+        return _error(name, str(exc)), True
     if not isinstance(result, CallToolResult):  # the SDK asks for input: nobody to ask here
         return "error: the tool asked for input, which this loop cannot give", True
     if result.is_error or result.structured_content is None:
         text = " ".join(getattr(block, "text", "") for block in result.content)
-        return (f"error: {text}", True) if result.is_error else (text, False)
+        return (_error(name, text), True) if result.is_error else (text, False)
     return json.dumps(result.structured_content, ensure_ascii=False, separators=(",", ":")), False
 
 
@@ -128,3 +128,8 @@ async def ask(
             messages.append({"role": "tool", "tool_name": name, "content": text})
     answer.stopped = f"no answer after {max_steps} steps of tool calls (--max-steps)"
     return answer
+
+
+def _error(name: str, text: str) -> str:
+    # the SDK words a tool's own error "Error executing tool NAME: ...": one prefix is enough
+    return f"error: {text.removeprefix(f'Error executing tool {name}: ')}"

@@ -61,6 +61,7 @@ async def test_a_question_in_plain_words_gets_the_calls_a_model_would_make(
     ]
     assert [c.error for c in answer.calls] == [False, False, True]
     assert "start the gateway" in answer.calls[2].result  # no spool here: a tool error
+    assert answer.calls[2].result.startswith("error: no spool at ")  # one prefix, not two
     read = answer.calls[1].result
     assert json.loads(read)["values"]["setpoint"] == boiler.value("setpoint")
     assert f"read_values returned: {read}" in answer.text
