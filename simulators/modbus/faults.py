@@ -162,6 +162,11 @@ class Fault:
 
     # -- scope and trigger ---------------------------------------------------------------
 
+    @property
+    def timed(self) -> bool:
+        """Whether the fault holds only during a window of the run (``from``/``until``)."""
+        return self.since is not None or self.until is not None
+
     def active(self, t: float) -> bool:
         """Whether the fault holds at ``t`` (seconds since the simulator started): from
         ``since`` inclusive to ``until`` exclusive, so ``from=14,until=40`` then
