@@ -43,7 +43,7 @@ from pydantic_core import PydanticCustomError
 from mcptool.analysis.analyzer import PointInfo, WindowReport
 from mcptool.analysis.backlog import Backlog
 from mcptool.analysis.config import AnalysisConfig, ThresholdRule
-from mcptool.analysis.model import AnalysisModel, ModelAnswer
+from mcptool.analysis.model import AnalysisModel
 from mcptool.analysis.pipeline import AnalysisPipeline
 from mcptool.analysis.prompting import Prompts
 from mcptool.analysis.stats import DeviceWindow
@@ -213,20 +213,6 @@ class Outcome:
     data: dict[str, Any]
 
 
-class _Asked:
-    """The shared model seen by a one-window pipeline: asked, never preloaded (the hub
-    loaded it at start, and a router's preload would load every route per request)."""
-
-    def __init__(self, model: AnalysisModel) -> None:
-        self.model = model
-        self.name = model.name
-
-    async def ask(
-        self, messages: Sequence[Mapping[str, str]], schema: Mapping[str, Any]
-    ) -> ModelAnswer:
-        return await self.model.ask(messages, schema)
-
-
 async def analyze(
     window: WindowRequest,
     *,
@@ -271,7 +257,12 @@ async def analyze(
             decided.set_result(Outcome(502, str(record.get("reason")), {"error": record}))
 
     pipeline = AnalysisPipeline(
-        settings, sink=sink, model=_Asked(model), prompts=prompts, backlog=Backlog(None, 1)
+        settings,
+        sink=sink,
+        model=model,
+        prompts=prompts,
+        backlog=Backlog(None, 1),
+        preload=False,  # the hub loaded it at start
     )
     infos = window.infos()
     pipeline.add_device(window.device, infos, window.description)

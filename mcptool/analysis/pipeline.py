@@ -74,8 +74,12 @@ class AnalysisPipeline:
         prompts: Prompts | None = None,
         backlog: Backlog | None = None,
         clock: Callable[[], float] = time.time,
+        preload: bool = True,
     ) -> None:
         self.config = config
+        # False for a pipeline per window (the hub's analyze, a fleet worker): the model
+        # was loaded once by its owner, and a router's preload would load every route
+        self._preload_model = preload
         self.sink = sink
         self.model = model
         self.prompts = prompts if prompts is not None else Prompts.load(config.prompts_dir)
@@ -126,7 +130,8 @@ class AnalysisPipeline:
         self._tasks.append(asyncio.create_task(self._publisher(), name="analysis-publisher"))
         self._tasks.append(asyncio.create_task(self._ticker(), name="analysis-ticker"))
         if self.model is not None:
-            self._tasks.append(asyncio.create_task(self._preload(), name="analysis-preload"))
+            if self._preload_model:
+                self._tasks.append(asyncio.create_task(self._preload(), name="analysis-preload"))
             for i in range(self.config.max_in_flight):
                 self._tasks.append(asyncio.create_task(self._worker(), name=f"analysis-{i}"))
         if len(self.backlog):

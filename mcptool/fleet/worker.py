@@ -86,8 +86,7 @@ def analysis_config(
 
 
 class _Asked:
-    """The worker's model seen by a one-window pipeline: no preload per window (the
-    worker loaded the model once at start), and a span per call."""
+    """The worker's model seen by a one-window pipeline: a span and a timing per call."""
 
     def __init__(self, model: AnalysisModel, name: str, metrics: WorkerMetrics) -> None:
         self.model = model
@@ -412,7 +411,11 @@ class FleetWorker:
         cannot be restored) with the window's polls, the window closed."""
         assert self.baselines is not None
         pipeline = AnalysisPipeline(
-            self._config(window.window_s), sink=sink, model=model, prompts=self.prompts
+            self._config(window.window_s),
+            sink=sink,
+            model=model,
+            prompts=self.prompts,
+            preload=False,  # loaded once at the worker's start
         )
         device = f"{window.node}/{window.device}"
         points: dict[str, PointInfo] = {}
